@@ -1,0 +1,72 @@
+"""Time for jobs (D7): real time, or a manual clock moved only through the control API.
+
+The manual clock's reading lives in the store, so that every worker sharing the store sees the
+same time.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Protocol
+
+from mock.store.base import Store
+
+
+class Clock(Protocol):
+    def now(self) -> float: ...
+    def advance(self, seconds: float) -> float: ...
+    def reset(self) -> None: ...
+
+
+class RealClock:
+    """Wall-clock time; `advance` is refused because real time cannot be moved."""
+
+    kind = "real"
+
+    def now(self) -> float:
+        return time.time()
+
+    def advance(self, seconds: float) -> float:
+        raise ValueError("the clock is real; start the mock with --clock manual to move it")
+
+    def reset(self) -> None:
+        pass
+
+
+class ManualClock:
+    """Starts at the real time of the last reset and moves only when told to."""
+
+    kind = "manual"
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def now(self) -> float:
+        doc = self._store.atomic(lambda tx: tx.get("clock", "now"))
+        if doc is None:
+            self.reset()
+            return self.now()
+        return float(doc["t"])
+
+    def advance(self, seconds: float) -> float:
+        def move(tx) -> float:
+            doc = tx.get("clock", "now") or {"t": time.time()}
+            doc["t"] = float(doc["t"]) + seconds
+            tx.put("clock", "now", doc)
+            return doc["t"]
+
+        return self._store.atomic(move)
+
+    def reset(self) -> None:
+        start = time.time()
+        self._store.atomic(lambda tx: tx.put("clock", "now", {"t": start}))
+
+
+def iso(t: float) -> str:
+    """ISO-8601 in UTC with milliseconds and Z, as the platform writes timestamps."""
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(t * 1000) % 1000:03d}Z"
+
+
+def parse_iso(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()

@@ -1,0 +1,40 @@
+"""Where the contract lives at run time, and a parsed copy of it.
+
+The root `openapi.yaml` is the source; an installed package carries a copy made at build time.
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+_PACKAGED = Path(__file__).parent / "openapi.yaml"
+_SOURCE = Path(__file__).parent.parent / "openapi.yaml"
+
+
+def spec_path() -> Path:
+    """The contract file: the source tree's root file when present, else the packaged copy."""
+    for candidate in (_SOURCE, _PACKAGED):
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError("openapi.yaml is neither in the source tree nor in the package")
+
+
+@functools.cache
+def load_spec() -> dict[str, Any]:
+    """The parsed contract (cached: it is read once per process)."""
+    with spec_path().open(encoding="utf-8") as fh:
+        return yaml.safe_load(fh)
+
+
+def operations() -> dict[str, dict[str, Any]]:
+    """operationId -> {method, path, operation}, in document order."""
+    out: dict[str, dict[str, Any]] = {}
+    for path, item in load_spec()["paths"].items():
+        for method, op in item.items():
+            if method in {"get", "post", "put", "patch", "delete"}:
+                out[op["operationId"]] = {"method": method.upper(), "path": path, "operation": op}
+    return out

@@ -1,0 +1,58 @@
+"""The store protocol every backend implements.
+
+All state is JSON documents addressed by (kind, key). Every read-modify-write runs inside
+`Store.atomic(fn)`: `fn` gets a transaction, reads and writes through it, and its writes land
+all together or not at all. A backend may run `fn` more than once when a concurrent writer got
+in first (Redis's optimistic transactions), so `fn` must do nothing but read and write the
+transaction. No caller ever shares a Python object with the store: documents are copied in and
+out, so the memory store behaves like the others.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol, TypeVar
+
+T = TypeVar("T")
+Doc = dict[str, Any]
+
+JOURNAL_SIZE = 1000  # D9 journal: a ring of this many entries at most
+
+
+class Tx(Protocol):
+    def get(self, kind: str, key: str) -> Doc | None: ...
+    def put(self, kind: str, key: str, doc: Doc, ttl: float | None = None) -> None:
+        """Write a document; with `ttl` (seconds) it expires and is gone after that."""
+    def delete(self, kind: str, key: str) -> None: ...
+
+
+class Store(Protocol):
+    url: str
+    shared: bool  # True when several processes may use it at once
+
+    def atomic(self, fn: Callable[[Tx], T]) -> T: ...
+    def journal_append(self, entry: Doc) -> None: ...
+    def journal(self, limit: int = 100) -> list[Doc]:
+        """The newest `limit` entries, newest first."""
+    def clear(self) -> None:
+        """Remove every document and journal entry (used by reset before seeding again)."""
+    def close(self) -> None: ...
+
+
+def open_store(url: str, *, journal_size: int = JOURNAL_SIZE) -> Store:
+    """A store from its URL: `memory`, `sqlite:///path.db` or `redis://host:port/db`."""
+    if url in ("memory", "memory://"):
+        from mock.store.memory import MemoryStore
+
+        return MemoryStore(journal_size=journal_size)
+    if url.startswith("sqlite:///"):
+        from mock.store.sqlite import SqliteStore
+
+        return SqliteStore(url, journal_size=journal_size)
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        from mock.store.redis import RedisStore
+
+        return RedisStore(url, journal_size=journal_size)
+    raise ValueError(
+        f"unknown store {url!r}: use memory, sqlite:///path/to/file.db or redis://host:port/db"
+    )

@@ -1,0 +1,86 @@
+"""The default store: one process, documents kept as JSON text so nothing is shared."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import TypeVar
+
+from mock.store.base import Doc
+
+T = TypeVar("T")
+_SWEEP_EVERY = 1000  # writes between sweeps of expired documents
+
+
+class _MemoryTx:
+    def __init__(self, data: dict[tuple[str, str], tuple[str, float | None]]) -> None:
+        self._data = data
+        self.writes: dict[tuple[str, str], tuple[str, float | None] | None] = {}
+
+    def get(self, kind: str, key: str) -> Doc | None:
+        k = (kind, key)
+        entry = self.writes[k] if k in self.writes else self._data.get(k)
+        if entry is None:
+            return None
+        text, expires = entry
+        if expires is not None and expires <= time.time():
+            return None
+        return json.loads(text)
+
+    def put(self, kind: str, key: str, doc: Doc, ttl: float | None = None) -> None:
+        expires = time.time() + ttl if ttl is not None else None
+        self.writes[(kind, key)] = (json.dumps(doc, separators=(",", ":")), expires)
+
+    def delete(self, kind: str, key: str) -> None:
+        self.writes[(kind, key)] = None
+
+
+class MemoryStore:
+    shared = False
+
+    def __init__(self, *, journal_size: int) -> None:
+        self.url = "memory"
+        self._data: dict[tuple[str, str], tuple[str, float | None]] = {}
+        self._lock = threading.Lock()
+        self._journal: deque[Doc] = deque(maxlen=journal_size)
+        self._writes_since_sweep = 0
+
+    def atomic(self, fn: Callable[[_MemoryTx], T]) -> T:
+        with self._lock:
+            tx = _MemoryTx(self._data)
+            result = fn(tx)
+            for k, entry in tx.writes.items():
+                if entry is None:
+                    self._data.pop(k, None)
+                else:
+                    self._data[k] = entry
+            self._writes_since_sweep += len(tx.writes)
+            if self._writes_since_sweep >= _SWEEP_EVERY:
+                self._sweep()
+            return result
+
+    def _sweep(self) -> None:
+        now = time.time()
+        for k in [k for k, (_, exp) in self._data.items() if exp is not None and exp <= now]:
+            del self._data[k]
+        self._writes_since_sweep = 0
+
+    def journal_append(self, entry: Doc) -> None:
+        self._journal.append(dict(entry))
+
+    def journal(self, limit: int = 100) -> list[Doc]:
+        return [dict(e) for e in list(self._journal)[::-1][:limit]]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+            self._journal.clear()
+
+    def close(self) -> None:
+        pass
+
+    def __len__(self) -> int:
+        return len(self._data)

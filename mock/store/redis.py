@@ -1,0 +1,99 @@
+"""Redis store: shared by processes on many hosts.
+
+`atomic` is an optimistic transaction: every key read is WATCHed, the writes go in one
+MULTI/EXEC, and when another client changed a watched key first the whole function runs again.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from typing import TypeVar
+
+import redis
+
+from mock.store.base import Doc
+
+T = TypeVar("T")
+_PREFIX = "layers-mock:"
+_MAX_RETRIES = 200
+
+
+def _key(kind: str, key: str) -> str:
+    return f"{_PREFIX}doc:{kind}:{key}"
+
+
+class _RedisTx:
+    def __init__(self, pipe: redis.client.Pipeline) -> None:
+        self._pipe = pipe
+        self.writes: dict[str, tuple[str, float | None] | None] = {}
+
+    def get(self, kind: str, key: str) -> Doc | None:
+        k = _key(kind, key)
+        if k in self.writes:
+            entry = self.writes[k]
+            return None if entry is None else json.loads(entry[0])
+        self._pipe.watch(k)
+        raw = self._pipe.get(k)
+        return None if raw is None else json.loads(raw)
+
+    def put(self, kind: str, key: str, doc: Doc, ttl: float | None = None) -> None:
+        self.writes[_key(kind, key)] = (json.dumps(doc, separators=(",", ":")), ttl)
+
+    def delete(self, kind: str, key: str) -> None:
+        self.writes[_key(kind, key)] = None
+
+
+class RedisStore:
+    shared = True
+
+    def __init__(self, url: str, *, journal_size: int) -> None:
+        self.url = url
+        self._client = redis.Redis.from_url(url)
+        self._client.ping()
+        self._journal_size = journal_size
+
+    def atomic(self, fn: Callable[[_RedisTx], T]) -> T:
+        for _ in range(_MAX_RETRIES):
+            with self._client.pipeline(transaction=True) as pipe:
+                tx = _RedisTx(pipe)
+                try:
+                    result = fn(tx)
+                    pipe.multi()
+                    for k, entry in tx.writes.items():
+                        if entry is None:
+                            pipe.delete(k)
+                        elif entry[1] is None:
+                            pipe.set(k, entry[0])
+                        else:
+                            pipe.set(k, entry[0], px=max(1, math.ceil(entry[1] * 1000)))
+                    pipe.execute()
+                    return result
+                except redis.WatchError:
+                    continue
+        raise RuntimeError("redis transaction kept conflicting; giving up")
+
+    def journal_append(self, entry: Doc) -> None:
+        k = f"{_PREFIX}journal"
+        pipe = self._client.pipeline(transaction=True)
+        pipe.lpush(k, json.dumps(entry))
+        pipe.ltrim(k, 0, self._journal_size - 1)
+        pipe.execute()
+
+    def journal(self, limit: int = 100) -> list[Doc]:
+        limit = min(limit, self._journal_size)
+        return [json.loads(x) for x in self._client.lrange(f"{_PREFIX}journal", 0, limit - 1)]
+
+    def clear(self) -> None:
+        batch = []
+        for k in self._client.scan_iter(match=f"{_PREFIX}*", count=1000):
+            batch.append(k)
+            if len(batch) >= 500:
+                self._client.delete(*batch)
+                batch = []
+        if batch:
+            self._client.delete(*batch)
+
+    def close(self) -> None:
+        self._client.close()

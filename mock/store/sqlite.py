@@ -1,0 +1,133 @@
+"""SQLite store: survives restarts and is shared by worker processes on one host (WAL mode).
+
+`atomic` runs inside `BEGIN IMMEDIATE`, which takes the database's write lock up front, so
+transactions of all processes are serialized and no read-modify-write is lost.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
+
+from mock.store.base import Doc
+
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS docs (
+    kind TEXT NOT NULL, key TEXT NOT NULL, doc TEXT NOT NULL, expires REAL,
+    PRIMARY KEY (kind, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS docs_expires ON docs(expires) WHERE expires IS NOT NULL;
+CREATE TABLE IF NOT EXISTS journal (id INTEGER PRIMARY KEY AUTOINCREMENT, entry TEXT NOT NULL);
+"""
+
+
+class _SqliteTx:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self.writes: dict[tuple[str, str], tuple[str, float | None] | None] = {}
+
+    def get(self, kind: str, key: str) -> Doc | None:
+        k = (kind, key)
+        if k in self.writes:
+            entry = self.writes[k]
+            return None if entry is None else json.loads(entry[0])
+        row = self._conn.execute(
+            "SELECT doc FROM docs WHERE kind=? AND key=? AND (expires IS NULL OR expires>?)",
+            (kind, key, time.time()),
+        ).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def put(self, kind: str, key: str, doc: Doc, ttl: float | None = None) -> None:
+        expires = time.time() + ttl if ttl is not None else None
+        self.writes[(kind, key)] = (json.dumps(doc, separators=(",", ":")), expires)
+
+    def delete(self, kind: str, key: str) -> None:
+        self.writes[(kind, key)] = None
+
+
+class SqliteStore:
+    shared = True
+
+    def __init__(self, url: str, *, journal_size: int) -> None:
+        self.url = url
+        self.path = Path(url.removeprefix("sqlite:///"))
+        if str(self.path) != ":memory:":
+            self.path = self.path if self.path.is_absolute() else Path.cwd() / self.path
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._journal_size = journal_size
+        self._local = threading.local()
+        self._ops = 0
+        conn = self._conn()
+        conn.executescript(_SCHEMA)
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(str(self.path), timeout=30, isolation_level=None,
+                                   check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across crashes of the process
+            conn.execute("PRAGMA busy_timeout=30000")
+            self._local.conn = conn
+        return conn
+
+    def atomic(self, fn: Callable[[_SqliteTx], T]) -> T:
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            tx = _SqliteTx(conn)
+            result = fn(tx)
+            for (kind, key), entry in tx.writes.items():
+                if entry is None:
+                    conn.execute("DELETE FROM docs WHERE kind=? AND key=?", (kind, key))
+                else:
+                    conn.execute(
+                        "INSERT INTO docs(kind,key,doc,expires) VALUES(?,?,?,?) "
+                        "ON CONFLICT(kind,key) DO UPDATE SET doc=excluded.doc, "
+                        "expires=excluded.expires",
+                        (kind, key, entry[0], entry[1]),
+                    )
+            self._ops += 1
+            if self._ops % 1000 == 0:
+                conn.execute("DELETE FROM docs WHERE expires IS NOT NULL AND expires<=?",
+                             (time.time(),))
+            conn.execute("COMMIT")
+            return result
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+    def journal_append(self, entry: Doc) -> None:
+        conn = self._conn()
+        with conn:
+            cur = conn.execute("INSERT INTO journal(entry) VALUES(?)", (json.dumps(entry),))
+            if cur.lastrowid and cur.lastrowid % 100 == 0:
+                conn.execute("DELETE FROM journal WHERE id <= ?",
+                             (cur.lastrowid - self._journal_size,))
+
+    def journal(self, limit: int = 100) -> list[Doc]:
+        limit = min(limit, self._journal_size)
+        rows = self._conn().execute(
+            "SELECT entry FROM journal ORDER BY id DESC LIMIT ?", (limit,)
+        ).fetchall()
+        return [json.loads(r[0]) for r in rows]
+
+    def clear(self) -> None:
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        conn.execute("DELETE FROM docs")
+        conn.execute("DELETE FROM journal")
+        conn.execute("COMMIT")
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
