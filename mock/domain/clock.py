@@ -65,7 +65,8 @@ class ManualClock:
 
 def iso(t: float) -> str:
     """ISO-8601 in UTC with milliseconds and Z, as the platform writes timestamps."""
-    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{int(t * 1000) % 1000:03d}Z"
+    stamp = datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.")
+    return stamp + f"{int(t * 1000) % 1000:03d}Z"
 
 
 def parse_iso(text: str) -> float:

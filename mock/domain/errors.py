@@ -51,9 +51,11 @@ class ApiError(Exception):
     code = "INTERNAL"
 
     def __init__(self, message: str | None = None, details: dict[str, Any] | None = None,
-                 *, code: str | None = None, headers: dict[str, str] | None = None) -> None:
+                 *, code: str | None = None, headers: dict[str, str] | None = None,
+                 status: int | None = None) -> None:
         if code is not None:
             self.code = code
+        self._status = status
         self.message = message or DEFAULT_MESSAGES[self.code]
         self.details = details
         self.headers = headers or {}
@@ -61,7 +63,7 @@ class ApiError(Exception):
 
     @property
     def status(self) -> int:
-        return STATUS_BY_CODE[self.code]
+        return self._status or STATUS_BY_CODE[self.code]
 
 
 class ValidationFailed(ApiError):

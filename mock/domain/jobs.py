@@ -18,7 +18,8 @@ from mock.store.base import Tx
 
 STAGES = ("queued", "planning", "generating_visuals", "assembling", "finalizing")
 TERMINAL = frozenset({"completed", "failed", "canceled"})
-FAIL_AT_STAGE = STAGES.index("generating_visuals")  # where a job asked to fail (Prefer: job=fail) fails
+# Where a job asked to fail (Prefer: job=fail) fails.
+FAIL_AT_STAGE = STAGES.index("generating_visuals")
 UNCANCELABLE_STAGE = STAGES.index("finalizing")
 
 

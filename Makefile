@@ -1,0 +1,41 @@
+# Two commands on a fresh machine:  `make mock` (serve the mock)  and  `make test` (every test).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: mock test lint system-deps fuzz bench conformance clean
+
+$(STAMP): pyproject.toml setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[test]"
+	touch $(STAMP)
+
+# redis-server for the store tests (Debian package; needs root, as CI and the dev boxes are).
+system-deps:
+	@command -v redis-server >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; \
+	  else echo "redis-server is missing: sudo apt-get install redis-server" >&2; exit 1; fi; }
+
+mock: $(STAMP)
+	$(BIN)/layers-mock $(ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+
+test: $(STAMP) system-deps lint
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Long property-based run against a fresh mock; bounded by FUZZ_EXAMPLES and FUZZ_SECONDS.
+fuzz: $(STAMP)
+	$(BIN)/python -m tests.support.fuzz --examples $${FUZZ_EXAMPLES:-500} --seconds $${FUZZ_SECONDS:-900}
+
+conformance: $(STAMP)
+	$(BIN)/layers-conformance run --mock $(ARGS)
+
+bench: $(STAMP) system-deps
+	$(BIN)/python bench/run.py $(ARGS)
+
+clean:
+	rm -rf $(VENV) build *.egg-info reports

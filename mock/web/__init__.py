@@ -1,0 +1,1 @@
+"""The HTTP side of the mock: Connexion app, middleware, handlers, control API."""

@@ -1,0 +1,114 @@
+"""The app factory: the contract, the domain and the middleware put together.
+
+Layers, outermost first:
+    OuterMiddleware      request id, X-Request-Id, last-resort 500, journal
+    ControlMiddleware    /__mock/* and /openapi.yaml
+    Connexion:           ServerError, Exception (D5 handlers), Swagger UI (/docs, /openapi.json),
+                         Routing, FaultMiddleware, AuthMiddleware, BodyGuardMiddleware,
+                         request validation, response validation (optional), handlers
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+
+from connexion import AsyncApp
+from connexion.datastructures import MediaTypeDict
+from connexion.middleware.context import ContextMiddleware
+from connexion.middleware.exceptions import ExceptionMiddleware
+from connexion.middleware.lifespan import LifespanMiddleware
+from connexion.middleware.request_validation import RequestValidationMiddleware
+from connexion.middleware.response_validation import ResponseValidationMiddleware
+from connexion.middleware.routing import RoutingMiddleware
+from connexion.middleware.server_error import ServerErrorMiddleware
+from connexion.middleware.swagger_ui import SwaggerUIMiddleware
+from connexion.options import SwaggerUIOptions
+from connexion.resolver import RelativeResolver
+from connexion.validators import VALIDATOR_MAP
+from starlette.types import ASGIApp
+
+from mock import spec
+from mock.domain import fixtures
+from mock.domain.clock import ManualClock, RealClock
+from mock.domain.service import MockService
+from mock.store.base import Store, open_store
+from mock.web.auth import AuthMiddleware
+from mock.web.body import BodyGuardMiddleware
+from mock.web.control import ControlMiddleware
+from mock.web.errors import HANDLERS
+from mock.web.faults import FaultMiddleware
+from mock.web.outer import OuterMiddleware
+from mock.web.validation import BodyValidator, ParamsValidator
+
+
+@dataclass(frozen=True)
+class Config:
+    host: str = "127.0.0.1"
+    store: str = "memory"
+    fixtures: Path | None = None
+    stage_seconds: float = 2.0
+    clock: str = "real"
+    admin_token: str | None = None
+    validate_responses: bool = False
+    idempotency_ttl: float = 24 * 3600.0
+    journal_size: int = 1000
+    reset_on_start: bool = False
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def build_service(config: Config, store: Store | None = None) -> MockService:
+    """The domain side alone: store, clock, fixtures (seeded when the store is empty)."""
+    fx = fixtures.load(config.fixtures)
+    store = store or open_store(config.store, journal_size=config.journal_size)
+    if config.clock not in ("real", "manual"):
+        raise ValueError("--clock takes real or manual")
+    clock = ManualClock(store) if config.clock == "manual" else RealClock()
+    service = MockService(store, clock, fx, stage_seconds=config.stage_seconds,
+                          idempotency_ttl=config.idempotency_ttl)
+    if config.reset_on_start:
+        service.reset()
+    else:
+        service.ensure_seeded()
+    return service
+
+
+def create_app(config: Config | None = None, service: MockService | None = None) -> ASGIApp:
+    """An ASGI app serving the contract with the mock's behaviour; fails fast on a bad spec."""
+    config = config or Config()
+    service = service or build_service(config)
+    connexion_app = AsyncApp(
+        __name__,
+        middlewares=[
+            ServerErrorMiddleware, ExceptionMiddleware, SwaggerUIMiddleware, RoutingMiddleware,
+            FaultMiddleware, AuthMiddleware, BodyGuardMiddleware, RequestValidationMiddleware,
+            ResponseValidationMiddleware, LifespanMiddleware, ContextMiddleware,
+        ],
+    )
+    validators = {**VALIDATOR_MAP, "parameter": ParamsValidator,
+                  "body": MediaTypeDict({"*/*json": BodyValidator})}
+    connexion_app.add_api(
+        spec.spec_path(),
+        resolver=RelativeResolver("mock.web.handlers"),
+        strict_validation=True,
+        validate_responses=config.validate_responses,
+        validator_map=validators,
+        swagger_ui_options=SwaggerUIOptions(swagger_ui_path="/docs", spec_path="/openapi.json"),
+    )
+    for exc_class, handler in HANDLERS:
+        connexion_app.add_error_handler(exc_class, handler)
+    control = ControlMiddleware(connexion_app, service,
+                                enabled=is_loopback(config.host) or config.admin_token is not None,
+                                admin_token=config.admin_token)
+    app = OuterMiddleware(control, service)
+    app.service = service  # type: ignore[attr-defined]  # for tests and the CLI
+    return app

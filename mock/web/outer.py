@@ -1,0 +1,79 @@
+"""The outermost layer: request id, last-resort 500, common headers, the request journal.
+
+Whatever escapes every other layer becomes the D5 INTERNAL envelope here, never a stack trace.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mock.domain.clock import iso
+from mock.domain.errors import ApiError
+from mock.domain.service import MockService, error_response
+from mock.web import state
+from mock.web.responses import from_stored
+
+log = logging.getLogger("layers.mock")
+
+
+class DropConnection(Exception):
+    """Raised after the response has started, so the server cuts the connection."""
+
+
+class OuterMiddleware:
+    def __init__(self, app: ASGIApp, service: MockService) -> None:
+        self.app = app
+        self.service = service
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        st = state.begin(self.service)
+        status: list[int] = []
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status.append(message["status"])
+                headers = list(message.get("headers", []))
+                names = {k.lower() for k, _ in headers}
+                if b"x-request-id" not in names:
+                    headers.append((b"x-request-id", st.request_id.encode()))
+                if st.rate_class and b"x-ratelimit-endpoint-class" not in names:
+                    headers.append((b"x-ratelimit-endpoint-class", st.rate_class.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_headers)
+        except DropConnection:
+            raise
+        except Exception:
+            if status:
+                raise
+            log.exception("unhandled error in request %s", st.request_id)
+            err = ApiError(code="INTERNAL")
+            await from_stored(error_response(err, st.request_id))(scope, receive,
+                                                                   send_with_headers)
+        finally:
+            self._journal(scope, st, status[0] if status else 0)
+
+    def _journal(self, scope: Scope, st: state.RequestState, status: int) -> None:
+        path = scope.get("path", "")
+        if path.startswith("/__mock/"):
+            return
+        try:
+            self.service.store.journal_append({
+                "requestId": st.request_id, "at": iso(time.time()),
+                "method": scope.get("method"), "path": path,
+                "query": scope.get("query_string", b"").decode("latin-1"),
+                "operationId": st.operation_id, "status": status,
+                "key": st.principal.masked if st.principal else None,
+                "replayed": st.replayed,
+                "durationMs": round((time.perf_counter() - st.started) * 1000, 2),
+            })
+        except Exception:  # the journal must never break a response
+            log.exception("journal write failed")
