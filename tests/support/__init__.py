@@ -1,0 +1,1 @@
+"""Helpers shared by the tests: the real mock process, a Redis server, ids of the fixtures."""

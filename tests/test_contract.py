@@ -1,0 +1,235 @@
+"""The contract's own tests: openapi.yaml is valid, complete and self-consistent (issue #2)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from openapi_schema_validator import OAS30Validator
+from openapi_spec_validator import validate
+
+from mock import spec
+
+DOC = spec.load_spec()
+OPS = spec.operations()
+
+# DESIGN D2: the operations and nothing else.
+D2_OPERATIONS = {
+    "regenerateContent": ("POST", "/v1/content/{containerId}/regenerate", "content:write"),
+    "getContent": ("GET", "/v1/content/{containerId}", "content:read"),
+    "getContentAsset": ("GET", "/v1/content/{containerId}/assets/{assetId}", "content:read"),
+    "generateContent": ("POST", "/v1/projects/{projectId}/content", "content:write"),
+    "approveContent": ("POST", "/v1/content/{containerId}/approve", "content:approve"),
+    "scheduleContent": ("POST", "/v1/content/{containerId}/schedule", "publish:write"),
+    "getScheduledPost": ("GET", "/v1/scheduled-posts/{scheduledPostId}", "publish:read"),
+    "getJob": ("GET", "/v1/jobs/{jobId}", "jobs:read"),
+    "cancelJob": ("POST", "/v1/jobs/{jobId}/cancel", "jobs:cancel"),
+    "getReviewPolicy": ("GET", "/v1/projects/{projectId}/content-review-policy", "content:read"),
+    "updateReviewPolicy": ("PATCH", "/v1/projects/{projectId}/content-review-policy",
+                           "content:approve"),
+}
+
+
+def resolve(node: Any) -> Any:
+    while isinstance(node, dict) and "$ref" in node:
+        target: Any = DOC
+        for part in node["$ref"].removeprefix("#/").split("/"):
+            target = target[part]
+        node = target
+    return node
+
+
+def all_refs(node: Any, path: str = "#"):
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k == "$ref":
+                yield path, v
+            else:
+                yield from all_refs(v, f"{path}/{k}")
+    elif isinstance(node, list):
+        for i, v in enumerate(node):
+            yield from all_refs(v, f"{path}/{i}")
+
+
+def examples():
+    """(where, schema, example) for every example in the document."""
+    for op_id, o in OPS.items():
+        op = o["operation"]
+        body = resolve(op.get("requestBody", {}))
+        media_sets = [(f"{op_id} request", body.get("content", {}))]
+        for status, resp in op["responses"].items():
+            media_sets.append((f"{op_id} {status}", resolve(resp).get("content", {})))
+        for where, content in media_sets:
+            for media in content.values():
+                schema = media["schema"]
+                if "example" in media:
+                    yield where, schema, media["example"]
+                for name, ex in (media.get("examples") or {}).items():
+                    yield f"{where} {name}", schema, resolve(ex)["value"]
+    for name, param in DOC["components"]["parameters"].items():
+        if "example" in param:
+            yield f"parameter {name}", param["schema"], param["example"]
+
+
+def test_document_is_valid_openapi_303():
+    assert DOC["openapi"] == "3.0.3"
+    validate(DOC)
+
+
+def test_operation_ids_are_exactly_those_of_d2():
+    assert set(OPS) == set(D2_OPERATIONS)
+    for op_id, (method, path, scope) in D2_OPERATIONS.items():
+        assert (OPS[op_id]["method"], OPS[op_id]["path"]) == (method, path), op_id
+        assert OPS[op_id]["operation"]["x-required-scopes"] == [scope], op_id
+
+
+@pytest.mark.parametrize("op_id", sorted(D2_OPERATIONS))
+def test_operation_is_documented_for_publication(op_id):
+    op = OPS[op_id]["operation"]
+    assert op.get("summary") and op.get("description") and op.get("tags"), op_id
+    security = op.get("security", DOC["security"])
+    assert {"apiKey": []} in security and {"bearer": []} in security
+    assert op["x-rate-limit-class"] in {"read", "light_write", "job_start"}
+
+
+@pytest.mark.parametrize("op_id", sorted(D2_OPERATIONS))
+def test_operation_lists_the_d5_errors_it_can_return(op_id):
+    o = OPS[op_id]
+    statuses = set(o["operation"]["responses"])
+    assert {"401", "403", "404", "422", "429", "500"} <= statuses, op_id
+    if "requestBody" in o["operation"]:
+        assert {"413", "415"} <= statuses, op_id
+    if o["method"] in ("POST", "PATCH"):
+        assert "409" in statuses, f"{op_id}: idempotency conflicts are 409"
+        names = [resolve(p)["name"] for p in o["operation"]["parameters"]]
+        assert "Idempotency-Key" in names, op_id
+
+
+@pytest.mark.parametrize("op_id", sorted(D2_OPERATIONS))
+def test_every_response_has_a_schema_an_example_and_x_request_id(op_id):
+    for status, resp in OPS[op_id]["operation"]["responses"].items():
+        resp = resolve(resp)
+        assert "X-Request-Id" in resp.get("headers", {}), f"{op_id} {status}"
+        if status == "304":
+            continue
+        media = resp["content"]["application/json"]
+        assert "schema" in media, f"{op_id} {status}"
+        assert "example" in media or media.get("examples"), f"{op_id} {status} has no example"
+
+
+@pytest.mark.parametrize("where,schema,example", list(examples()),
+                         ids=[w for w, _, _ in examples()])
+def test_every_example_validates_against_its_schema(where, schema, example):
+    validator = OAS30Validator({**resolve(schema), "components": DOC["components"]}
+                               if "$ref" not in schema else
+                               {"$ref": schema["$ref"], "components": DOC["components"]})
+    errors = [e.message for e in validator.iter_errors(example)]
+    assert not errors, f"{where}: {errors}"
+
+
+def test_every_ref_resolves():
+    refs = list(all_refs(DOC))
+    assert len(refs) > 50
+    for where, ref in refs:
+        assert ref.startswith("#/"), where
+        resolve({"$ref": ref})
+
+
+def test_links_name_real_operations_and_parameters():
+    seen = 0
+    for op_id, o in OPS.items():
+        for status, resp in o["operation"]["responses"].items():
+            for name, link in resolve(resp).get("links", {}).items():
+                seen += 1
+                target = OPS[link["operationId"]]["operation"]
+                params = {resolve(p)["name"] for p in target.get("parameters", [])}
+                assert set(link["parameters"]) <= params, f"{op_id} {status} {name}"
+    assert seen >= 10
+
+
+def test_202_responses_link_to_get_job_and_get_content():
+    for op_id in ("regenerateContent", "generateContent"):
+        links = resolve(OPS[op_id]["operation"]["responses"]["202"])["links"]
+        assert {link["operationId"] for link in links.values()} >= {"getJob", "getContent"}
+        headers = resolve(OPS[op_id]["operation"]["responses"]["202"])["headers"]
+        assert {"Location", "Idempotent-Replayed", "X-Request-Id"} <= set(headers)
+
+
+def test_declared_headers_of_d5_d6_d7():
+    job_200 = resolve(OPS["getJob"]["operation"]["responses"]["200"])
+    assert "ETag" in job_200["headers"]
+    for op_id, o in OPS.items():
+        if "429" in o["operation"]["responses"]:
+            assert "Retry-After" in resolve(o["operation"]["responses"]["429"])["headers"]
+    in_progress = resolve(OPS["regenerateContent"]["operation"]["responses"]["409"])
+    assert "Retry-After" in in_progress["headers"]
+
+
+def _leaves(node: Any, where: str, seen: frozenset = frozenset()):
+    """Every (where, schema) reachable from a request schema, refs followed."""
+    if isinstance(node, dict) and "$ref" in node:
+        if node["$ref"] in seen:
+            return
+        seen = seen | {node["$ref"]}
+        node = resolve(node)
+    if not isinstance(node, dict):
+        return
+    yield where, node
+    for key in ("allOf", "oneOf", "anyOf"):
+        for i, sub in enumerate(node.get(key, [])):
+            yield from _leaves(sub, f"{where}/{key}/{i}", seen)
+    for name, sub in node.get("properties", {}).items():
+        yield from _leaves(sub, f"{where}.{name}", seen)
+    if "items" in node:
+        yield from _leaves(node["items"], f"{where}[]", seen)
+
+
+def request_schemas():
+    for op_id, o in OPS.items():
+        body = resolve(o["operation"].get("requestBody", {}))
+        for media in body.get("content", {}).values():
+            yield op_id, media["schema"]
+        for param in o["operation"].get("parameters", []):
+            yield f"{op_id} {resolve(param)['name']}", resolve(param)["schema"]
+
+
+@pytest.mark.parametrize("where,schema", list(request_schemas()),
+                         ids=[w for w, _ in request_schemas()])
+def test_request_schemas_are_closed_and_bounded(where, schema):
+    """A fuzzer's invalid input must be invalid by the spec too: closed objects, bounded values."""
+    for path, node in _leaves(schema, where):
+        if "properties" in node:
+            assert node.get("additionalProperties") is False, f"{path} is not closed"
+        if node.get("type") == "string":
+            assert {"maxLength", "pattern", "enum", "format"} & set(node), f"{path} unbounded"
+        if node.get("type") == "array":
+            assert "maxItems" in node, f"{path} unbounded"
+        if node.get("type") == "integer":
+            assert "maximum" in node, f"{path} unbounded"
+
+
+def test_optional_bodies_are_really_optional():
+    """LIBRARY-NOTES: Connexion demands a body unless the schema has a default."""
+    for op_id in ("regenerateContent", "approveContent"):
+        body = OPS[op_id]["operation"]["requestBody"]
+        assert body["required"] is False
+        schema = resolve(body["content"]["application/json"]["schema"])
+        assert schema.get("default") == {}
+
+
+def test_error_codes_of_the_spec_are_those_of_d5():
+    from mock.domain.errors import STATUS_BY_CODE
+
+    assert set(DOC["components"]["schemas"]["ErrorCode"]["enum"]) == set(STATUS_BY_CODE)
+
+
+def test_ids_follow_d3_patterns():
+    import re
+
+    schemas = DOC["components"]["schemas"]
+    assert re.match(schemas["JobId"]["pattern"], "job_01HXZ9G7KMV2QX8Y1S5RJW3B7T")
+    assert not re.match(schemas["JobId"]["pattern"], "job_01HXZ9G7KMV2QX8Y1S5RJW3B7I")  # no I
+    cid = resolve(DOC["components"]["parameters"]["ContainerId"])["schema"]["pattern"]
+    assert re.match(cid, "cnt_6f1c2a54-8d3e-4b7a-9c21-0e5d4f3a2b1c")
+    assert re.match(cid, "6f1c2a54-8d3e-4b7a-9c21-0e5d4f3a2b1c")  # D3: the bare UUID too
+    assert not re.match(cid, "cnt_6f1c2a54-8d3e-3b7a-9c21-0e5d4f3a2b1c")  # not v4
