@@ -1,0 +1,159 @@
+"""The store contract, tested once and run against memory, SQLite and a real Redis (D9)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from mock.domain import idempotency
+from mock.domain.errors import IdempotencyConflict, IdempotencyInProgress
+from mock.store.base import open_store
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+def store(request, tmp_path):
+    if request.param == "memory":
+        s = open_store("memory", journal_size=5)
+    elif request.param == "sqlite":
+        s = open_store(f"sqlite:///{tmp_path}/state.db", journal_size=5)
+    else:
+        server = request.getfixturevalue("redis_server")
+        server.flush(3)
+        s = open_store(server.db_url(3), journal_size=5)
+    yield s
+    s.clear()
+    s.close()
+
+
+def test_put_get_delete_roundtrip(store):
+    store.atomic(lambda tx: tx.put("thing", "a", {"n": 1, "list": [1, 2], "none": None}))
+    assert store.atomic(lambda tx: tx.get("thing", "a")) == {"n": 1, "list": [1, 2],
+                                                            "none": None}
+    store.atomic(lambda tx: tx.delete("thing", "a"))
+    assert store.atomic(lambda tx: tx.get("thing", "a")) is None
+
+
+def test_documents_are_copies(store):
+    doc = {"n": 1}
+    store.atomic(lambda tx: tx.put("thing", "a", doc))
+    doc["n"] = 2
+    got = store.atomic(lambda tx: tx.get("thing", "a"))
+    got["n"] = 3
+    assert store.atomic(lambda tx: tx.get("thing", "a")) == {"n": 1}
+
+
+def test_reads_see_own_writes_and_failures_write_nothing(store):
+    def fn(tx):
+        tx.put("thing", "a", {"n": 1})
+        assert tx.get("thing", "a") == {"n": 1}
+        tx.put("thing", "b", {"n": 2})
+        raise RuntimeError("abort")
+
+    with pytest.raises(RuntimeError):
+        store.atomic(fn)
+    assert store.atomic(lambda tx: (tx.get("thing", "a"), tx.get("thing", "b"))) == (None, None)
+
+
+def test_ttl_expires_documents(store):
+    store.atomic(lambda tx: tx.put("thing", "short", {"n": 1}, ttl=0.2))
+    assert store.atomic(lambda tx: tx.get("thing", "short")) == {"n": 1}
+    time.sleep(0.35)
+    assert store.atomic(lambda tx: tx.get("thing", "short")) is None
+
+
+def test_concurrent_increments_lose_no_update(store):
+    """50 threads x 10 read-modify-writes: the count is exact (atomicity, D9)."""
+    store.atomic(lambda tx: tx.put("counter", "c", {"n": 0}))
+
+    def bump(tx):
+        doc = tx.get("counter", "c")
+        doc["n"] += 1
+        tx.put("counter", "c", doc)
+
+    def worker():
+        for _ in range(10):
+            store.atomic(bump)
+
+    threads = [threading.Thread(target=worker) for _ in range(50)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert store.atomic(lambda tx: tx.get("counter", "c")) == {"n": 500}
+
+
+def test_journal_is_a_bounded_ring_newest_first(store):
+    for i in range(250):
+        store.journal_append({"i": i})
+    entries = store.journal(1000)
+    assert [e["i"] for e in entries][:5] == [249, 248, 247, 246, 245]
+    assert len(store.journal(3)) == 3
+    assert len(entries) <= 5 + 100  # ring of 5 (sqlite trims in batches of 100)
+
+
+def test_clear_removes_everything(store):
+    store.atomic(lambda tx: tx.put("thing", "a", {"n": 1}))
+    store.journal_append({"i": 1})
+    store.clear()
+    assert store.atomic(lambda tx: tx.get("thing", "a")) is None
+    assert store.journal(10) == []
+
+
+def test_idempotency_claim_is_exclusive_under_concurrency(store):
+    """D6: of 30 concurrent claims of one key exactly one wins; the rest see it in progress."""
+    outcomes: list[str] = []
+    lock = threading.Lock()
+
+    def claim():
+        try:
+            result = idempotency.begin(store, "key_a", "k1", "fp")
+            outcome = "won" if result is None else "replay"
+        except IdempotencyInProgress:
+            outcome = "in_progress"
+        with lock:
+            outcomes.append(outcome)
+
+    threads = [threading.Thread(target=claim) for _ in range(30)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert outcomes.count("won") == 1
+    assert outcomes.count("in_progress") == 29
+
+
+def test_idempotency_record_replay_conflict_release(store):
+    assert idempotency.begin(store, "key_a", "k", "fp1") is None
+    stored = idempotency.Stored(202, {"Location": "/v1/jobs/x"}, '{"a":1}')
+    store.atomic(lambda tx: idempotency.record(tx, "key_a", "k", "fp1", stored))
+    assert idempotency.begin(store, "key_a", "k", "fp1") == stored
+    with pytest.raises(IdempotencyConflict):
+        idempotency.begin(store, "key_a", "k", "fp2")
+    assert idempotency.begin(store, "key_b", "k", "fp2") is None  # scoped to the API key
+    idempotency.release(store, "key_b", "k")
+    assert idempotency.begin(store, "key_b", "k", "fp3") is None  # released: free again
+
+
+def test_idempotency_records_expire(store):
+    assert idempotency.begin(store, "key_a", "k", "fp", ttl=0.2) is None
+    stored = idempotency.Stored(200, {}, "{}")
+    store.atomic(lambda tx: idempotency.record(tx, "key_a", "k", "fp", stored, ttl=0.2))
+    time.sleep(0.35)
+    assert idempotency.begin(store, "key_a", "k", "other") is None
+
+
+def test_sqlite_survives_reopening(tmp_path):
+    url = f"sqlite:///{tmp_path}/state.db"
+    s = open_store(url, journal_size=10)
+    s.atomic(lambda tx: tx.put("thing", "a", {"n": 1}))
+    s.close()
+    s2 = open_store(url, journal_size=10)
+    assert s2.atomic(lambda tx: tx.get("thing", "a")) == {"n": 1}
+    s2.close()
+
+
+def test_unknown_store_url_is_refused():
+    with pytest.raises(ValueError, match="unknown store"):
+        open_store("postgres://x")
