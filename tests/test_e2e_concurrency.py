@@ -1,0 +1,68 @@
+"""D6 under concurrency, against the real layers-mock process (memory store, one worker)."""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import threading
+import time
+import uuid
+
+import httpx
+
+from tests.support import ids
+
+REGEN = "/v1/content/{}/regenerate"
+
+
+def test_d6_in_flight_duplicate_is_in_progress(live):
+    key = {"X-Api-Key": ids.FULL, "Idempotency-Key": str(uuid.uuid4())}
+    results: dict[str, httpx.Response] = {}
+
+    def slow() -> None:
+        with httpx.Client(base_url=live.url, timeout=10) as c:
+            results["first"] = c.post(REGEN.format(ids.CNT_NOT_REQUIRED),
+                                      headers={**key, "Prefer": "latency=1500"})
+
+    t = threading.Thread(target=slow)
+    t.start()
+    time.sleep(0.4)
+    with httpx.Client(base_url=live.url, timeout=10) as c:
+        second = c.post(REGEN.format(ids.CNT_NOT_REQUIRED), headers=key)
+        t.join()
+        assert second.status_code == 409
+        assert second.json()["error"]["code"] == "IDEMPOTENCY_IN_PROGRESS"
+        assert second.headers["retry-after"] == "1"
+        assert results["first"].status_code == 202
+        third = c.post(REGEN.format(ids.CNT_NOT_REQUIRED), headers=key)
+        assert third.status_code == 202 and third.content == results["first"].content
+
+
+def test_d6_twenty_concurrent_duplicates_make_one_job(live):
+    key = {"X-Api-Key": ids.FULL, "Idempotency-Key": str(uuid.uuid4())}
+    body = {"brief": {"topic": "Twenty at once"}}
+
+    def send(_):
+        with httpx.Client(base_url=live.url, timeout=20) as c:
+            return c.post(REGEN.format(ids.CNT_NOT_REQUIRED), headers=key, json=body)
+
+    with cf.ThreadPoolExecutor(20) as pool:
+        responses = list(pool.map(send, range(20)))
+    ok = [r for r in responses if r.status_code == 202]
+    assert ok, [r.text for r in responses]
+    assert len({r.json()["jobId"] for r in ok}) == 1
+    for r in responses:
+        assert r.status_code == 202 or r.json()["error"]["code"] == "IDEMPOTENCY_IN_PROGRESS"
+    journal = httpx.get(live.url + "/__mock/requests?limit=50").json()["requests"]
+    fresh = [e for e in journal if e["operationId"] == "regenerateContent"
+             and e["status"] == 202 and not e["replayed"]]
+    assert len(fresh) == 1
+
+
+def test_r10_concurrent_regenerates_without_keys_one_wins(live):
+    def send(_):
+        with httpx.Client(base_url=live.url, timeout=20) as c:
+            return c.post(REGEN.format(ids.CNT_NOT_REQUIRED), headers={"X-Api-Key": ids.FULL})
+
+    with cf.ThreadPoolExecutor(20) as pool:
+        statuses = sorted(r.status_code for r in pool.map(send, range(20)))
+    assert statuses == [202] + [409] * 19
