@@ -6,6 +6,7 @@ The root `openapi.yaml` is the source; an installed package carries a copy made 
 from __future__ import annotations
 
 import functools
+import re
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,24 @@ def load_spec() -> dict[str, Any]:
     """The parsed contract (cached: it is read once per process)."""
     with spec_path().open(encoding="utf-8") as fh:
         return yaml.safe_load(fh)
+
+
+@functools.cache
+def _path_patterns() -> list[tuple[re.Pattern[str], list[str]]]:
+    out = []
+    for path, item in load_spec()["paths"].items():
+        regex = "^" + re.sub(r"\\{[^/]+\\}", "[^/]+", re.escape(path)) + "$"
+        methods = [m.upper() for m in item if m in {"get", "post", "put", "patch", "delete"}]
+        out.append((re.compile(regex), methods))
+    return out
+
+
+def allowed_methods(path: str) -> list[str]:
+    """The methods the contract defines for a concrete path (for 405's Allow header)."""
+    for pattern, methods in _path_patterns():
+        if pattern.match(path):
+            return methods
+    return []
 
 
 def operations() -> dict[str, dict[str, Any]]:

@@ -158,7 +158,7 @@ def test_202_responses_link_to_get_job_and_get_content():
 def test_declared_headers_of_d5_d6_d7():
     job_200 = resolve(OPS["getJob"]["operation"]["responses"]["200"])
     assert "ETag" in job_200["headers"]
-    for op_id, o in OPS.items():
+    for o in OPS.values():
         if "429" in o["operation"]["responses"]:
             assert "Retry-After" in resolve(o["operation"]["responses"]["429"])["headers"]
     in_progress = resolve(OPS["regenerateContent"]["operation"]["responses"]["409"])

@@ -12,6 +12,7 @@ from connexion.exceptions import ProblemException
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from starlette.exceptions import HTTPException
 
+from mock import spec
 from mock.domain.errors import ApiError
 from mock.domain.service import error_response
 from mock.web import state
@@ -53,9 +54,9 @@ async def on_http_error(request: ConnexionRequest, exc: Exception) -> ConnexionR
         detail = str(getattr(exc, "detail", "") or "")[:200]
         err.details = {"issues": [{"path": "request", "message": detail or message}]}
     if status == 405:
-        allow = (getattr(exc, "headers", None) or {}).get("Allow")
-        if allow:
-            err.headers = {"Allow": allow}
+        methods = spec.allowed_methods(request.url.path)
+        if methods:
+            err.headers = {"Allow": ", ".join(methods)}
     return _respond(err)
 
 
