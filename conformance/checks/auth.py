@@ -1,0 +1,82 @@
+"""D8: keys, scopes and tenancy."""
+
+from __future__ import annotations
+
+import uuid
+
+from conformance.context import Ctx
+from conformance.failures import expect
+from conformance.registry import check
+
+
+def _code(r) -> str | None:
+    try:
+        return r.json()["error"]["code"]
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+@check("D8", "No key, an unknown key or a malformed Authorization: 401 UNAUTHENTICATED")
+def d8_unauthenticated(ctx: Ctx) -> None:
+    path = f"/v1/content/cnt_{uuid.uuid4()}"
+    attempts = {
+        "no key": ctx.client(None).get(path),
+        "unknown key": ctx.client("lp_test_conformance_not_a_key").get(path),
+        "malformed Authorization": ctx.client(None).get(path,
+                                                        headers={"Authorization": "Basic x"}),
+    }
+    for what, r in attempts.items():
+        expect(r.status_code == 401 and _code(r) == "UNAUTHENTICATED",
+               f"{what} answers 401 UNAUTHENTICATED", expected="401 UNAUTHENTICATED",
+               received=f"{r.status_code} {r.text[:200]}")
+
+
+@check("D8", "The key works as Authorization: Bearer too")
+def d8_bearer(ctx: Ctx) -> None:
+    r = ctx.client(ctx.target.api_key, bearer=True).get(f"/v1/content/cnt_{uuid.uuid4()}")
+    expect(r.status_code == 404, "a bearer key is authenticated (404 for a missing container)",
+           expected=404, received=f"{r.status_code} {r.text[:200]}")
+
+
+@check("D8", "A key without the scope: 403 FORBIDDEN_SCOPE naming the scope",
+       needs=("readonly", "containers"))
+def d8_forbidden_scope(ctx: Ctx) -> None:
+    cid = ctx.container()
+    r = ctx.client(ctx.target.readonly_key).regenerate(cid, {})
+    expect(r.status_code == 403 and _code(r) == "FORBIDDEN_SCOPE",
+           "regenerate with a read-only key answers 403 FORBIDDEN_SCOPE",
+           expected="403 FORBIDDEN_SCOPE", received=f"{r.status_code} {r.text[:200]}")
+    scope = (r.json()["error"].get("details") or {}).get("requiredScope")
+    expect(scope == "content:write", "details.requiredScope names the missing scope",
+           expected="content:write", received=scope)
+    expect(ctx.api.content(cid)["currentJobId"] is None, "nothing was started",
+           received=ctx.api.content(cid)["currentJobId"])
+
+
+@check("D8", "Another org's resources are 404 with no existence leak",
+       needs=("other_org", "containers"))
+def d8_tenancy(ctx: Ctx) -> None:
+    cid = ctx.container()
+    other = ctx.client(ctx.target.other_org_key)
+    mine = ctx.api.regenerate(cid, {})
+    expect(mine.status_code == 202, "regenerate starts a job", received=mine.status_code)
+    job_id = mine.json()["jobId"]
+    probes = [
+        ("getContent", f"/v1/content/{cid}", f"/v1/content/cnt_{uuid.uuid4()}", "GET"),
+        ("getJob", f"/v1/jobs/{job_id}", "/v1/jobs/job_01HXZ9G7KMV2QX8Y1S5RJW3B7T", "GET"),
+        ("cancelJob", f"/v1/jobs/{job_id}/cancel", "/v1/jobs/job_01HXZ9G7KMV2QX8Y1S5RJW3B7T/cancel",
+         "POST"),
+    ]
+    for name, theirs, missing, method in probes:
+        a = other.request(method, theirs)
+        b = other.request(method, missing)
+        expect(a.status_code == 404 and _code(a) == "NOT_FOUND",
+               f"{name} on another org's resource answers 404 NOT_FOUND (never 403)",
+               expected="404 NOT_FOUND", received=f"{a.status_code} {a.text[:200]}")
+        strip = lambda r: {k: v for k, v in r.json()["error"].items()  # noqa: E731
+                           if k != "requestId"}
+        expect(strip(a) == strip(b), f"{name}: the 404 is identical to a missing resource's",
+               expected=strip(b), received=strip(a))
+    final = ctx.wait(mine.json()["locationUrl"])[-1]
+    expect(final["status"] == "completed", "the other org's cancel did not touch the job",
+           expected="completed", received=final["status"])

@@ -1,0 +1,319 @@
+"""D4: the rules of regenerate, R1-R12."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from conformance.client import new_key
+from conformance.context import Ctx
+from conformance.failures import NotRunnable, Violation, expect
+from conformance.registry import check
+
+STAGES = ("queued", "planning", "generating_visuals", "assembling", "finalizing")
+
+
+def _error_code(response) -> str | None:
+    try:
+        return response.json()["error"]["code"]
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+@check("R1", "Accepted: 202 with the job envelope and Location", needs=("containers",))
+def r1_accepted_envelope(ctx: Ctx) -> None:
+    cid = ctx.container()
+    r = ctx.api.regenerate(cid, {"brief": {"cta": "Start today - link in bio."}}, key=new_key())
+    expect(r.status_code == 202, "regenerate answers 202", expected=202,
+           received=f"{r.status_code} {r.text[:300]}")
+    body = r.json()
+    job_id = body.get("jobId", "")
+    expected = {"kind": "content_regenerate", "status": "running", "stage": "queued",
+                "progress": 0, "containerId": cid, "locationUrl": f"/v1/jobs/{job_id}"}
+    for field, value in expected.items():
+        expect(body.get(field) == value, f"the envelope's {field} is {value!r}",
+               expected=value, received=body.get(field))
+    expect(bool(re.match(r"^job_[0-9A-HJKMNP-TV-Z]{26}$", job_id)), "jobId is job_<ULID>",
+           received=job_id)
+    expect(bool(body.get("projectId")) and bool(body.get("startedAt")),
+           "the envelope has projectId and startedAt", received=body)
+    expect(r.headers.get("location") == body["locationUrl"],
+           "the Location header equals locationUrl", expected=body["locationUrl"],
+           received=r.headers.get("location"))
+    ctx.wait(body["locationUrl"])
+
+
+@check("R2", "The container id never changes; result.containerId is it", needs=("containers",))
+def r2_container_id_stable(ctx: Ctx) -> None:
+    cid = ctx.container()
+    job = ctx.finish(ctx.api.regenerate(cid, {}))
+    expect(job["status"] == "completed", "the job completes", received=job["status"])
+    expect(job["result"]["containerId"] == cid, "result.containerId is the container's id",
+           expected=cid, received=job["result"]["containerId"])
+    expect(ctx.api.content(cid)["id"] == cid, "getContent returns the same id", expected=cid)
+
+
+@check("R3", "After completion only the new assets are listed", needs=("containers",))
+def r3_only_new_assets(ctx: Ctx) -> None:
+    cid = ctx.container()
+    old = {a["assetId"] for a in ctx.api.content(cid)["assets"]}
+    job = ctx.finish(ctx.api.regenerate(cid, {"preserveAssets": False}))
+    expect(job["status"] == "completed", "the job completes", received=job["status"])
+    now = {a["assetId"] for a in ctx.api.content(cid)["assets"]}
+    expect(bool(now), "the container lists its new assets", received=now)
+    expect(not (now & old), "none of the old asset ids remain in assets",
+           expected=f"none of {sorted(old)}", received=sorted(now & old))
+    result_ids = {a["assetId"] for a in job["result"]["assets"]}
+    expect(result_ids == now, "the job's result.assets are the container's assets",
+           expected=sorted(now), received=sorted(result_ids))
+
+
+@check("R4", "Each generation writes a caption unlike every earlier one", needs=("containers",))
+def r4_caption_replaced(ctx: Ctx) -> None:
+    cid = ctx.container()
+    captions = [ctx.api.content(cid)["caption"]]
+    for body in ({}, {"preserveAssets": True}, {}):
+        job = ctx.finish(ctx.api.regenerate(cid, body))
+        expect(job["status"] == "completed", "the job completes", received=job["status"])
+        caption = ctx.api.content(cid)["caption"]
+        expect(caption not in captions, "the new caption differs from every earlier caption",
+               expected=f"not one of {captions}", received=caption)
+        captions.append(caption)
+
+
+@check("R5", "Brief merge: given fields replace, omitted keep, arrays replace; references",
+       needs=("containers",))
+def r5_brief_merge(ctx: Ctx) -> None:
+    cid = ctx.container()
+    before = ctx.api.content(cid)
+    topic = f"Merged topic {uuid.uuid4().hex[:8]}"
+    props = [f"Only benefit {uuid.uuid4().hex[:6]}"]
+    refs = {"sourcePostIds": ["conformance_post_1"], "assetIds": []}
+    job = ctx.finish(ctx.api.regenerate(cid, {"brief": {"topic": topic,
+                                                        "valuePropositions": props},
+                                              "references": refs}))
+    expect(job["status"] == "completed", "the job completes", received=job["status"])
+    after = ctx.api.content(cid)
+    want = {**before["brief"], "topic": topic, "valuePropositions": props}
+    expect(after["brief"] == want, "given brief fields replace, omitted ones keep their value, "
+           "valuePropositions is replaced as a whole", expected=want, received=after["brief"])
+    expect(after["references"]["sourcePostIds"] == refs["sourcePostIds"],
+           "references, when given, replace the stored ones", expected=refs,
+           received=after["references"])
+    job = ctx.finish(ctx.api.regenerate(cid, {"brief": {"cta": "Keep the rest."}}))
+    again = ctx.api.content(cid)
+    expect(again["references"] == after["references"], "omitted references are kept",
+           expected=after["references"], received=again["references"])
+    expect(again["brief"]["topic"] == topic, "an omitted topic keeps its value",
+           expected=topic, received=again["brief"]["topic"])
+
+
+@check("R6", "preserveAssets keeps the asset ids and regenerates only the caption",
+       needs=("containers",))
+def r6_preserve_assets(ctx: Ctx) -> None:
+    cid = ctx.container()
+    before = ctx.api.content(cid)
+    job = ctx.finish(ctx.api.regenerate(cid, {"preserveAssets": True}))
+    expect(job["status"] == "completed", "the job completes", received=job["status"])
+    after = ctx.api.content(cid)
+    ids_before = [a["assetId"] for a in before["assets"]]
+    ids_after = [a["assetId"] for a in after["assets"]]
+    expect(ids_after == ids_before, "the same asset ids remain", expected=ids_before,
+           received=ids_after)
+    expect(after["caption"] != before["caption"], "the caption is regenerated",
+           received=after["caption"])
+
+
+@check("R7", "Superseded assets stay readable with supersededAt set", needs=("containers",))
+def r7_superseded_readable(ctx: Ctx) -> None:
+    cid = ctx.container()
+    old = ctx.api.content(cid)["assets"]
+    expect(bool(old), "a completed container has assets", received=old)
+    job = ctx.finish(ctx.api.regenerate(cid, {}))
+    expect(job["status"] == "completed", "the job completes", received=job["status"])
+    for asset in old:
+        r = ctx.api.get(f"/v1/content/{cid}/assets/{asset['assetId']}")
+        expect(r.status_code == 200, "a superseded asset is still readable", expected=200,
+               received=f"{r.status_code} {r.text[:200]}")
+        expect(r.json().get("supersededAt") is not None, "a superseded asset has supersededAt",
+               received=r.json().get("supersededAt"))
+    for asset in ctx.api.content(cid)["assets"]:
+        expect(asset["supersededAt"] is None, "current assets have supersededAt null",
+               received=asset)
+
+
+def _set_policy(ctx: Ctx, project_id: str, policy: dict) -> None:
+    r = ctx.api.request("PATCH", f"/v1/projects/{project_id}/content-review-policy",
+                        json=policy)
+    if r.status_code == 403:
+        raise NotRunnable("the API key cannot change the review policy",
+                          "an --api-key with the content:approve scope")
+    expect(r.status_code == 200, "updateReviewPolicy answers 200", expected=200,
+           received=f"{r.status_code} {r.text[:200]}")
+
+
+@check("R8", "Approval resets to pending when the policy requires review", needs=("project",))
+def r8_approval_reset(ctx: Ctx) -> None:
+    project = ctx.target.project_id
+    r = ctx.api.get(f"/v1/projects/{project}/content-review-policy")
+    expect(r.status_code == 200, "getReviewPolicy answers 200", received=r.status_code)
+    original = {k: v for k, v in r.json().items() if k in ("policy", "firstN")}
+    try:
+        _set_policy(ctx, project, {"policy": "review_all"})
+        cid = ctx.generate()
+        expect(ctx.api.content(cid)["approvalStatus"] == "pending",
+               "under review_all a completed generation is pending approval",
+               expected="pending", received=ctx.api.content(cid)["approvalStatus"])
+        r = ctx.api.post(f"/v1/content/{cid}/approve", json={"note": "conformance"})
+        expect(r.status_code == 200, "approveContent approves a pending container",
+               expected=200, received=f"{r.status_code} {r.text[:200]}")
+        job = ctx.finish(ctx.api.regenerate(cid, {}))
+        expect(job["status"] == "completed", "the job completes", received=job["status"])
+        status = ctx.api.content(cid)["approvalStatus"]
+        expect(status == "pending", "an approved container goes back to pending",
+               expected="pending", received=status)
+        _set_policy(ctx, project, {"policy": "auto_approve"})
+        r = ctx.api.post(f"/v1/content/{cid}/approve", json={})
+        job = ctx.finish(ctx.api.regenerate(cid, {}))
+        status = ctx.api.content(cid)["approvalStatus"]
+        expect(status == "approved", "without review the approval is left unchanged",
+               expected="approved", received=status)
+    finally:
+        _set_policy(ctx, project, original)
+
+
+@check("R9", "Scheduled posts are untouched by a regeneration", needs=("containers",))
+def r9_scheduled_posts_untouched(ctx: Ctx) -> None:
+    cid = ctx.container()
+    current = ctx.api.content(cid)
+    if current["approvalStatus"] in ("pending", "rejected"):
+        ctx.api.post(f"/v1/content/{cid}/approve", json={})
+    r = ctx.api.post(f"/v1/content/{cid}/schedule",
+                     json={"scheduledFor": "2031-01-01T09:00:00.000Z"},
+                     headers={"Idempotency-Key": new_key()})
+    if r.status_code == 403:
+        raise NotRunnable("the API key cannot schedule posts",
+                          "an --api-key with the publish:write scope")
+    expect(r.status_code == 201, "scheduleContent answers 201", expected=201,
+           received=f"{r.status_code} {r.text[:200]}")
+    post = r.json()
+    before = ctx.api.content(cid)["scheduledPostIds"]
+    job = ctx.finish(ctx.api.regenerate(cid, {"brief": {"cta": "A new ending."}}))
+    expect(job["status"] == "completed", "the job completes", received=job["status"])
+    after = ctx.api.content(cid)
+    expect(after["scheduledPostIds"] == before, "the container keeps its scheduled post ids",
+           expected=before, received=after["scheduledPostIds"])
+    again = ctx.api.get(f"/v1/scheduled-posts/{post['id']}")
+    expect(again.status_code == 200, "the scheduled post is still there",
+           received=again.status_code)
+    expect(again.json() == post, "the post keeps its status, time and caption snapshot",
+           expected=post, received=again.json())
+
+
+@check("R10", "A second regenerate while a job runs is 409 CONFLICT with details.jobId",
+       needs=("containers",))
+def r10_busy_conflict(ctx: Ctx) -> None:
+    cid = ctx.container()
+    first = ctx.api.regenerate(cid, {})
+    expect(first.status_code == 202, "the first regenerate starts a job", expected=202,
+           received=first.status_code)
+    job_id = first.json()["jobId"]
+    second = ctx.api.regenerate(cid, {})
+    try:
+        if second.status_code == 202:
+            state = ctx.api.get(f"/v1/jobs/{job_id}").json()
+            if state["status"] != "running" and state.get("finishedAt", "") <= \
+                    second.json()["startedAt"]:
+                raise NotRunnable("the first job ended before the second request arrived")
+            raise Violation("two regenerations of one container run at once",
+                            expected="409 CONFLICT", received="202 with a second job")
+        expect(second.status_code == 409 and _error_code(second) == "CONFLICT",
+               "a regenerate of a busy container answers 409 CONFLICT",
+               expected="409 CONFLICT", received=f"{second.status_code} {second.text[:200]}")
+        details = second.json()["error"].get("details") or {}
+        expect(details.get("jobId") == job_id, "details.jobId names the running job",
+               expected=job_id, received=details.get("jobId"))
+    finally:
+        ctx.wait(first.json()["locationUrl"])
+
+
+@check("R11", "A canceled job leaves the container as it was", needs=("containers",))
+def r11_cancel_keeps_content(ctx: Ctx) -> None:
+    cid = ctx.container()
+    before = ctx.api.content(cid)
+    r = ctx.api.regenerate(cid, {"brief": {"topic": "This should never land"}})
+    expect(r.status_code == 202, "regenerate starts a job", received=r.status_code)
+    job_id = r.json()["jobId"]
+    cancel = ctx.api.post(f"/v1/jobs/{job_id}/cancel")
+    if cancel.status_code != 202:
+        ctx.wait(r.json()["locationUrl"])
+        raise NotRunnable(f"the job could not be canceled in time ({cancel.status_code})")
+    final = ctx.wait(r.json()["locationUrl"])[-1]
+    expect(final["status"] == "canceled", "an accepted cancel ends the job as canceled",
+           expected="canceled", received=final["status"])
+    after = ctx.api.content(cid)
+    for field in ("assets", "caption", "brief", "approvalStatus", "references"):
+        expect(after[field] == before[field], f"the container keeps its previous {field}",
+               expected=before[field], received=after[field])
+    expect(after["currentJobId"] is None, "no job is left running on the container",
+           received=after["currentJobId"])
+
+
+@check("R12", "Unknown container: 404 NOT_FOUND in the D5 envelope")
+def r12_not_found(ctx: Ctx) -> None:
+    r = ctx.api.regenerate(f"cnt_{uuid.uuid4()}", {})
+    expect(r.status_code == 404 and _error_code(r) == "NOT_FOUND",
+           "an unknown container is 404 NOT_FOUND", expected="404 NOT_FOUND",
+           received=f"{r.status_code} {r.text[:200]}")
+
+
+@check("R12", "Another org's container: 404 identical to a missing one", needs=("other_org",))
+def r12_other_org_not_found(ctx: Ctx) -> None:
+    other = ctx.client(ctx.target.other_org_key)
+    theirs = ctx.generate(other, ctx.target.other_project_id, wait=False)
+    missing = ctx.api.regenerate(f"cnt_{uuid.uuid4()}", {})
+    foreign = ctx.api.regenerate(theirs, {})
+    expect(foreign.status_code == 404, "another org's container answers 404", expected=404,
+           received=f"{foreign.status_code} {foreign.text[:200]}")
+
+    def strip(r):
+        err = dict(r.json()["error"])
+        err.pop("requestId", None)
+        return err
+
+    expect(strip(foreign) == strip(missing), "the 404 is identical to a missing container's",
+           expected=strip(missing), received=strip(foreign))
+
+
+@check("R12", "A bad field: 422 VALIDATION_FAILED with details.issues", needs=("containers",))
+def r12_validation_failed(ctx: Ctx) -> None:
+    cid = ctx.container()
+    r = ctx.api.regenerate(cid, {"brief": {"topic": 42}, "preserveAssets": "sometimes"})
+    expect(r.status_code == 422 and _error_code(r) == "VALIDATION_FAILED",
+           "a bad field answers 422 VALIDATION_FAILED", expected="422 VALIDATION_FAILED",
+           received=f"{r.status_code} {r.text[:200]}")
+    issues = (r.json()["error"].get("details") or {}).get("issues") or []
+    expect(bool(issues) and all("path" in i and "message" in i for i in issues),
+           "details.issues lists each offending field with path and message", received=issues)
+    paths = " ".join(i["path"] for i in issues)
+    expect("topic" in paths and "preserveAssets" in paths, "both bad fields are named",
+           expected="brief.topic and preserveAssets", received=paths)
+    expect(ctx.api.content(cid)["currentJobId"] is None, "no job was started", received=cid)
+
+
+@check("R12", "Credits short: 402 BILLING_EXHAUSTED", needs=("broke",))
+def r12_billing_exhausted(ctx: Ctx) -> None:
+    broke = ctx.client(ctx.target.broke_key)
+    r = broke.regenerate(ctx.target.broke_container_id, {})
+    expect(r.status_code == 402 and _error_code(r) == "BILLING_EXHAUSTED",
+           "a regenerate without credits answers 402 BILLING_EXHAUSTED",
+           expected="402 BILLING_EXHAUSTED", received=f"{r.status_code} {r.text[:200]}")
+
+
+@check("R12", "A refused brief: 422 MODERATION_BLOCKED", needs=("containers", "moderation"))
+def r12_moderation_blocked(ctx: Ctx) -> None:
+    cid = ctx.container()
+    r = ctx.api.regenerate(cid, {"brief": {"topic": ctx.target.moderation_text}})
+    expect(r.status_code == 422 and _error_code(r) == "MODERATION_BLOCKED",
+           "a brief refused by the safety check answers 422 MODERATION_BLOCKED",
+           expected="422 MODERATION_BLOCKED", received=f"{r.status_code} {r.text[:200]}")

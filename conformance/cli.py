@@ -1,0 +1,109 @@
+"""`layers-conformance run`: check a running implementation against the contract (D10).
+
+Exit status: 0 every check that ran passed; 1 a violation; 2 usage error or target unreachable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from conformance import bundled
+from conformance.failures import Unreachable
+from conformance.reporting import Console, JUnit, Report
+from conformance.runner import UsageError, run
+from conformance.target import Target
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="layers-conformance",
+                                description="Check an implementation of the Layers "
+                                            "regenerate API against its contract.")
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="run the checks against a target")
+    where = r.add_argument_group("target")
+    where.add_argument("--base-url", help="the implementation's base URL")
+    where.add_argument("--api-key", help="a key with every scope of the API")
+    where.add_argument("--mock", action="store_true",
+                       help="start the bundled mock on a free port and test it")
+    unlock = r.add_argument_group("inputs that unlock more checks")
+    unlock.add_argument("--project-id", help="a project the kit may create containers in")
+    unlock.add_argument("--container-id", action="append", default=[],
+                        help="an existing completed container (repeatable)")
+    unlock.add_argument("--readonly-key", help="a key without content:write (scopes, D8)")
+    unlock.add_argument("--other-org-key", help="a key of another org (tenancy, R12/D8)")
+    unlock.add_argument("--other-project-id", help="a project of that other org")
+    unlock.add_argument("--broke-key", help="a key of an org without credits (R12)")
+    unlock.add_argument("--broke-container-id", help="a container of that org")
+    unlock.add_argument("--moderation-text", help="brief text the safety check refuses (R12)")
+    how = r.add_argument_group("how")
+    how.add_argument("--quick", action="store_true",
+                     help="a short profile for local use (small Schemathesis run)")
+    how.add_argument("--only", action="append", help="only these rule ids or check names")
+    how.add_argument("--no-schemathesis", action="store_true",
+                     help="skip the Schemathesis phase (business rules only)")
+    how.add_argument("--schemathesis-examples", type=int, help="examples per operation")
+    how.add_argument("--seed", type=int, help="Schemathesis seed, for a reproducible run")
+    how.add_argument("--job-timeout", type=float, default=300.0,
+                     help="seconds to wait for a job to end (default 300)")
+    how.add_argument("--poll-interval", type=float, default=0.5,
+                     help="first polling delay in seconds; grows x1.3 up to 10 s")
+    out = r.add_argument_group("output")
+    out.add_argument("--junit-xml", type=Path, help="write JUnit XML here")
+    out.add_argument("--report", type=Path, help="write a report (.md or .html)")
+    out.add_argument("-v", "--verbose", action="store_true", help="show expected/received live")
+    return p
+
+
+def _target(args: argparse.Namespace, base_url: str) -> Target:
+    return Target(base_url=base_url, api_key=args.api_key, readonly_key=args.readonly_key,
+                  other_org_key=args.other_org_key, other_project_id=args.other_project_id,
+                  broke_key=args.broke_key, broke_container_id=args.broke_container_id,
+                  moderation_text=args.moderation_text, project_id=args.project_id,
+                  container_ids=tuple(args.container_id), job_timeout=args.job_timeout,
+                  poll_interval=args.poll_interval)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = parser()
+    args = p.parse_args(argv)
+    if not args.mock and not (args.base_url and args.api_key):
+        p.print_usage(sys.stderr)
+        print("layers-conformance: give --base-url and --api-key, or --mock", file=sys.stderr)
+        return 2
+    handlers = [Console(verbose=args.verbose)]
+    if args.junit_xml:
+        handlers.append(JUnit(args.junit_xml))
+    if args.report:
+        if args.report.suffix.lower() not in (".md", ".markdown", ".html", ".htm"):
+            print("layers-conformance: --report must end in .md or .html", file=sys.stderr)
+            return 2
+        handlers.append(Report(args.report))
+    mock = None
+    try:
+        if args.mock:
+            mock = bundled.start_mock("--stage-seconds", "0.05")
+            given = {k: v for k, v in vars(_target(args, mock.url)).items()
+                     if v and k not in ("base_url", "job_timeout", "poll_interval")}
+            target = bundled.target_for(mock.url, **given)
+        else:
+            target = _target(args, args.base_url)
+        result = run(target, handlers=handlers, only=args.only,
+                     profile="quick" if args.quick else "default",
+                     schemathesis=not args.no_schemathesis,
+                     schemathesis_examples=args.schemathesis_examples, seed=args.seed)
+        return result.exit_code
+    except UsageError as exc:
+        print(f"layers-conformance: {exc}", file=sys.stderr)
+        return 2
+    except Unreachable as exc:
+        print(f"layers-conformance: the target is unreachable: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if mock is not None:
+            mock.stop()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,84 @@
+"""The contract as the kit sees it: the same openapi.yaml, validated with openapi-core (D10).
+
+openapi-core ships no httpx adapter and matches `servers` exactly, so the spec's servers are
+replaced by the target's base URL and small request/response adapters are defined here.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from openapi_core import OpenAPI
+from openapi_core.datatypes import RequestParameters
+from werkzeug.datastructures import Headers, ImmutableMultiDict
+
+from mock.spec import load_spec, spec_path
+
+__all__ = ["Contract", "spec_path"]
+
+
+class _Request:
+    def __init__(self, request: httpx.Request) -> None:
+        url = urlsplit(str(request.url))
+        self.host_url = f"{url.scheme}://{url.netloc}"
+        self.path = url.path
+        self.method = request.method.lower()
+        self.body = request.content or None
+        self.content_type = request.headers.get("content-type", "application/json").lower()
+        self.parameters = RequestParameters(
+            query=ImmutableMultiDict(list(request.url.params.multi_items())),
+            header=Headers(list(request.headers.items())),
+            cookie=ImmutableMultiDict(),
+        )
+
+
+class _Response:
+    def __init__(self, response: httpx.Response) -> None:
+        self.status_code = response.status_code
+        self.content_type = response.headers.get("content-type", "").lower()
+        self.headers = Headers(list(response.headers.items()))
+        self.data = response.content or None
+
+
+class Contract:
+    def __init__(self, base_url: str) -> None:
+        root = urlsplit(base_url)
+        doc = copy.deepcopy(load_spec())
+        doc["servers"] = [{"url": f"{root.scheme}://{root.netloc}{root.path.rstrip('/')}"}]
+        self.openapi = OpenAPI.from_dict(doc)
+        self.doc = doc
+
+    def response_errors(self, response: httpx.Response) -> list[str]:
+        """Why the response breaks the contract (empty when it conforms)."""
+        if response.status_code == 304:
+            return []  # no body to check; openapi-core would demand one
+        try:
+            self.openapi.validate_response(_Request(response.request), _Response(response))
+        except Exception as exc:  # openapi-core raises a family of errors
+            causes = [str(exc)]
+            inner = getattr(exc, "__cause__", None)
+            for detail in getattr(inner, "schema_errors", []) or []:
+                path = "/".join(str(p) for p in detail.path)
+                causes.append(f"{path or '(body)'}: {detail.message}")
+            return [c[:300] for c in causes]
+        return []
+
+    @functools.cached_property
+    def documented_statuses(self) -> dict[tuple[str, str], set[str]]:
+        out: dict[tuple[str, str], set[str]] = {}
+        for path, item in self.doc["paths"].items():
+            for method, op in item.items():
+                if isinstance(op, dict) and "responses" in op:
+                    out[(method.upper(), path)] = set(op["responses"])
+        return out
+
+    def operation(self, operation_id: str) -> dict[str, Any]:
+        for item in self.doc["paths"].values():
+            for op in item.values():
+                if isinstance(op, dict) and op.get("operationId") == operation_id:
+                    return op
+        raise KeyError(operation_id)

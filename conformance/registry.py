@@ -1,0 +1,54 @@
+"""Checks as plain functions in a registry, each named for the rule it proves.
+
+    @check("R3", "Only the new assets are listed after completion", needs=("containers",))
+    def r3_only_new_assets(ctx): ...
+
+A check raises `Violation` when the target breaks the rule, `NotRunnable` when it lacks an
+input; returning normally means the rule held.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+# What a check may need, and the option that provides it.
+NEEDS: dict[str, str] = {
+    "containers": "--project-id or --container-id",
+    "project": "--project-id",
+    "readonly": "--readonly-key",
+    "other_org": "--other-org-key and --other-project-id",
+    "broke": "--broke-key and --broke-container-id",
+    "moderation": "--moderation-text",
+    "approve": "an --api-key with the content:approve scope",
+}
+
+
+@dataclass(frozen=True)
+class Check:
+    rule: str
+    title: str
+    fn: Callable
+    needs: tuple[str, ...] = ()
+    group: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.fn.__name__
+
+
+CHECKS: list[Check] = []
+
+
+def check(rule: str, title: str, *, needs: tuple[str, ...] = ()) -> Callable:
+    def register(fn: Callable) -> Callable:
+        CHECKS.append(Check(rule, title, fn, needs, group=fn.__module__.rsplit(".", 1)[-1]))
+        return fn
+
+    return register
+
+
+def all_checks() -> list[Check]:
+    import conformance.checks  # noqa: F401 - registers the checks
+
+    return list(CHECKS)
