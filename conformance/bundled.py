@@ -20,6 +20,8 @@ import httpx
 from conformance.target import Target
 
 _URL = re.compile(r"listening on (http://\S+)")
+# Stages long enough that steady polling (target_for's poll_interval) sees each one.
+MOCK_ARGS = ("--stage-seconds", "0.1")
 ALL_SCOPES = {"content:read", "content:write", "content:approve", "jobs:read", "jobs:cancel",
               "publish:read", "publish:write"}
 
@@ -29,6 +31,7 @@ class RunningMock:
     proc: subprocess.Popen
     url: str
     output: list[str] = field(default_factory=list)
+    reader: threading.Thread | None = None
 
     @property
     def pid(self) -> int:
@@ -42,6 +45,10 @@ class RunningMock:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(timeout)
+        if self.reader is not None:
+            self.reader.join(5)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
         return self.proc.returncode
 
 
@@ -63,11 +70,13 @@ def start_mock(*args: str, module: str = "mock", timeout: float = 30) -> Running
                 ready.set()
         ready.set()
 
-    threading.Thread(target=pump, daemon=True).start()
+    reader = threading.Thread(target=pump, daemon=True)
+    reader.start()
     if not ready.wait(timeout) or not found:
         proc.kill()
+        proc.wait(10)
         raise RuntimeError("the mock did not start:\n" + "".join(lines))
-    mock = RunningMock(proc, found[0], lines)
+    mock = RunningMock(proc, found[0], lines, reader)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:  # with several workers, wait until one answers
         try:
@@ -106,7 +115,7 @@ def target_for(url: str, **overrides) -> Target:
         broke_key=broke and broke["key"],
         broke_container_id=broke_container and broke_container["id"],
         moderation_text=f"A brief that mentions {terms[0]}", project_id=project["id"],
-        job_timeout=60.0, poll_interval=0.05,
+        job_timeout=60.0, poll_interval=0.02,
     )
     values.update(overrides)
     return Target(**values)

@@ -45,6 +45,8 @@ def parser() -> argparse.ArgumentParser:
                      help="skip the Schemathesis phase (business rules only)")
     how.add_argument("--schemathesis-examples", type=int, help="examples per operation")
     how.add_argument("--seed", type=int, help="Schemathesis seed, for a reproducible run")
+    how.add_argument("--jobs", type=int,
+                     help="checks run at once with --project-id (default 4)")
     how.add_argument("--job-timeout", type=float, default=300.0,
                      help="seconds to wait for a job to end (default 300)")
     how.add_argument("--poll-interval", type=float, default=0.5,
@@ -83,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     mock = None
     try:
         if args.mock:
-            mock = bundled.start_mock("--stage-seconds", "0.05")
+            mock = bundled.start_mock(*bundled.MOCK_ARGS)
             given = {k: v for k, v in vars(_target(args, mock.url)).items()
                      if v and k not in ("base_url", "job_timeout", "poll_interval")}
             target = bundled.target_for(mock.url, **given)
@@ -92,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
         result = run(target, handlers=handlers, only=args.only,
                      profile="quick" if args.quick else "default",
                      schemathesis=not args.no_schemathesis,
-                     schemathesis_examples=args.schemathesis_examples, seed=args.seed)
+                     schemathesis_examples=args.schemathesis_examples, seed=args.seed,
+                     jobs=args.jobs)
         return result.exit_code
     except UsageError as exc:
         print(f"layers-conformance: {exc}", file=sys.stderr)

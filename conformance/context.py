@@ -35,9 +35,11 @@ class Ctx:
         for c in self._clients:
             c.close()
 
-    def wait(self, location: str, client: Client | None = None) -> list[dict[str, Any]]:
+    def wait(self, location: str, client: Client | None = None, *,
+             steady: bool = False) -> list[dict[str, Any]]:
         return (client or self.api).wait_job(location, timeout=self.target.job_timeout,
-                                             first=self.target.poll_interval)
+                                             first=self.target.poll_interval,
+                                             backoff=not steady)
 
     def finish(self, response, client: Client | None = None) -> dict[str, Any]:
         """Wait for the job a 202 started; returns its final state."""

@@ -31,6 +31,7 @@ class Check:
     fn: Callable
     needs: tuple[str, ...] = ()
     group: str = ""
+    exclusive: bool = False  # changes shared state (the project's policy): runs alone
 
     @property
     def name(self) -> str:
@@ -40,9 +41,11 @@ class Check:
 CHECKS: list[Check] = []
 
 
-def check(rule: str, title: str, *, needs: tuple[str, ...] = ()) -> Callable:
+def check(rule: str, title: str, *, needs: tuple[str, ...] = (),
+          exclusive: bool = False) -> Callable:
     def register(fn: Callable) -> Callable:
-        CHECKS.append(Check(rule, title, fn, needs, group=fn.__module__.rsplit(".", 1)[-1]))
+        CHECKS.append(Check(rule, title, fn, needs, group=fn.__module__.rsplit(".", 1)[-1],
+                            exclusive=exclusive))
         return fn
 
     return register

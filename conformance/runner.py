@@ -5,7 +5,9 @@ CLI, pytest plugin and reports all sit on top of this one stream of outcomes.
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import itertools
+import threading
 import time
 import traceback
 import uuid
@@ -123,7 +125,10 @@ def run_check(check: Check, target: Target, contract: Contract,
 
 def run(target: Target, *, handlers: list[Handler] = (), only: list[str] | None = None,
         profile: str = "default", schemathesis: bool = True,
-        schemathesis_examples: int | None = None, seed: int | None = None) -> RunResult:
+        schemathesis_examples: int | None = None, seed: int | None = None,
+        jobs: int | None = None) -> RunResult:
+    """Run the checks; with a --project-id each check has its own containers, so `jobs`
+    of them run at once (default 4); with shared --container-id ones they run one by one."""
     contract = Contract(target.base_url)
     checks = select(only)
     preflight(target, contract)
@@ -134,13 +139,24 @@ def run(target: Target, *, handlers: list[Handler] = (), only: list[str] | None 
     outcomes: list[Outcome] = []
     rotation = itertools.cycle(target.container_ids) if target.container_ids else iter(())
 
-    def emit(o: Outcome) -> None:
-        outcomes.append(o)
-        for h in handlers:
-            h.outcome(o)
+    lock = threading.Lock()
 
+    def emit(o: Outcome) -> None:
+        with lock:
+            outcomes.append(o)
+            for h in handlers:
+                h.outcome(o)
+
+    workers = (jobs or 4) if target.project_id else 1
+    shared = [c for c in checks if not c.exclusive]
+    with cf.ThreadPoolExecutor(workers) as pool:
+        for o in pool.map(lambda c: run_check(c, target, contract, rotation), shared):
+            emit(o)
     for c in checks:
-        emit(run_check(c, target, contract, rotation))
+        if c.exclusive:
+            emit(run_check(c, target, contract, rotation))
+    order = {c.name: i for i, c in enumerate(checks)}
+    outcomes.sort(key=lambda o: order.get(o.name, len(order)))
     if not only:
         emit(_schema_outcome(target, schemathesis, profile, schemathesis_examples, seed))
     result = RunResult(target, outcomes, round(time.monotonic() - started, 2))

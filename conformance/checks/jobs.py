@@ -13,7 +13,7 @@ def _run(ctx: Ctx) -> list[dict]:
     cid = ctx.container()
     r = ctx.api.regenerate(cid, {})
     expect(r.status_code == 202, "regenerate starts a job", received=r.status_code)
-    return [r.json(), *ctx.wait(r.json()["locationUrl"])]
+    return [r.json(), *ctx.wait(r.json()["locationUrl"], steady=True)]
 
 
 @check("D7", "Stages follow the documented order", needs=("containers",))

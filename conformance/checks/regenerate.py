@@ -152,7 +152,8 @@ def _set_policy(ctx: Ctx, project_id: str, policy: dict) -> None:
            received=f"{r.status_code} {r.text[:200]}")
 
 
-@check("R8", "Approval resets to pending when the policy requires review", needs=("project",))
+@check("R8", "Approval resets to pending when the policy requires review", needs=("project",),
+       exclusive=True)
 def r8_approval_reset(ctx: Ctx) -> None:
     project = ctx.target.project_id
     r = ctx.api.get(f"/v1/projects/{project}/content-review-policy")

@@ -29,4 +29,4 @@ class MockProcess(RunningMock):
 
 def start_mock(*args: str, module: str = "mock") -> MockProcess:
     running = _start(*args, module=module)
-    return MockProcess(running.proc, running.url, running.output)
+    return MockProcess(running.proc, running.url, running.output, running.reader)

@@ -1,0 +1,340 @@
+"""Benchmark: the mock under a bounded load from a second process on loopback.
+
+Measures getJob and regenerateContent (a fresh Idempotency-Key on every request, over a pool of
+containers so that R10 does not turn them into 409s) with wrk: req/s, p50, p99 and the server's
+RSS, for each store and worker count, beside a bare Starlette app serving the same JSON and,
+when node is there, Prism 5.14.2 mocking the same openapi.yaml in static mode. Then a profile
+of the mock's hot path, in process.
+
+    python bench/run.py                 # everything, 10 s per measurement
+    python bench/run.py --seconds 5 --only memory,starlette,prism
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import json
+import os
+import pstats
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from conformance.bundled import start_mock  # noqa: E402
+from mock.spec import spec_path  # noqa: E402
+from tests.support.redis_server import RedisServer  # noqa: E402
+
+KEY = {"X-Api-Key": "lp_test_full"}
+PRJ = "prj_00000000-0000-4000-8000-000000000002"
+PRISM_VERSION = "5.14.2"
+PRISM_DIR = ROOT / "bench" / ".prism"
+
+
+@dataclass
+class Measure:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    non2xx: int
+    requests: int
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def rss_mb(pid: int) -> float:
+    """RSS of a process and all its descendants, in MiB."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = Path(f"/proc/{entry}/stat").read_text()
+                ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        todo += children.get(p, [])
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total / 1024
+
+
+def _ms(text: str) -> float:
+    m = re.match(r"([\d.]+)(us|ms|s)", text)
+    value, unit = float(m.group(1)), m.group(2)
+    return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+
+def wrk(url: str, seconds: float, connections: int, script: str | None = None,
+        env: dict | None = None) -> Measure:
+    cmd = ["wrk", "-t", "2", "-c", str(connections), "-d", f"{seconds:g}s", "--latency",
+           "-H", "X-Api-Key: lp_test_full"]
+    if script:
+        cmd += ["-s", script]
+    out = subprocess.run([*cmd, url], capture_output=True, text=True, timeout=seconds + 60,
+                         env={**os.environ, **(env or {})}).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    p50 = _ms(re.search(r"\s50%\s+(\S+)", out).group(1))
+    p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))
+    non = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    return Measure(rps, p50, p99, int(non.group(1)) if non else 0, total)
+
+
+def wait_http(url: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            httpx.get(url, timeout=2)
+            return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer")
+
+
+def prepare_mock(url: str, pool: int) -> tuple[str, Path]:
+    """A finished job to read, and `pool` completed containers to regenerate."""
+    with httpx.Client(base_url=url, headers=KEY, timeout=30) as c:
+        ids: list[str] = []
+        first = None
+        for _ in range(pool // 5):
+            r = c.post(f"/v1/projects/{PRJ}/content",
+                       json={"variantCount": 5, "brief": {"topic": "Benchmark"}})
+            r.raise_for_status()
+            first = first or r.json()["jobId"]
+            ids += r.json()["containerIds"]
+        time.sleep(0.2)
+        job = c.get(f"/v1/jobs/{first}")
+        job.raise_for_status()
+    path = Path(tempfile.mkstemp(prefix="containers-", suffix=".txt")[1])
+    path.write_text("\n".join(ids) + "\n")
+    return first, path
+
+
+def run_target(name: str, start, seconds: float, connections: int, rows: list) -> None:
+    proc_pid, url, job_path, containers, stop = start()
+    try:
+        get = wrk(url + job_path, seconds, connections)
+        post = wrk(url, seconds, connections, script=str(ROOT / "bench" / "regenerate.lua"),
+                   env={"CONTAINERS": str(containers)})
+        rss = rss_mb(proc_pid)
+        rows.append((name, get, post, rss))
+        print(f"  {name:<28} getJob {get.rps:>8.0f} req/s   regenerate {post.rps:>8.0f} req/s"
+              f"   ({post.non2xx} non-2xx)  RSS {rss:.0f} MiB", flush=True)
+    finally:
+        stop()
+
+
+def mock_starter(store_url: str, workers: int, pool: int):
+    def start():
+        args = ["--stage-seconds", "0.002", "--store", store_url, "--workers", str(workers),
+                "--reset"]
+        mock = start_mock(*args)
+        job_id, containers = prepare_mock(mock.url, pool)
+        return mock.pid, mock.url, f"/v1/jobs/{job_id}", containers, mock.stop
+    return start
+
+
+def starlette_starter(workers: int, containers: Path):
+    def start():
+        port = free_port()
+        proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "baseline_app.py"),
+                                 str(port), str(workers)], cwd=ROOT, start_new_session=True,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        url = f"http://127.0.0.1:{port}"
+        wait_http(url + "/v1/jobs/x")
+        return proc.pid, url, "/v1/jobs/job_01HXZ9G7KMV2QX8Y1S5RJW3B7T", containers, \
+            lambda: _kill(proc)
+    return start
+
+
+def prism_binary() -> Path | None:
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        return None
+    binary = PRISM_DIR / "node_modules" / ".bin" / "prism"
+    if not binary.exists():
+        print(f"  installing @stoplight/prism-cli@{PRISM_VERSION} into {PRISM_DIR} ...",
+              flush=True)
+        subprocess.run(["npm", "install", "--silent", "--no-audit", "--no-fund", "--prefix",
+                        str(PRISM_DIR), f"@stoplight/prism-cli@{PRISM_VERSION}"],
+                       check=True, timeout=600, capture_output=True)
+    return binary
+
+
+def prism_starter(binary: Path, containers: Path):
+    def start():
+        port = free_port()
+        proc = subprocess.Popen([str(binary), "mock", "-h", "127.0.0.1", "-p", str(port),
+                                 str(spec_path())], start_new_session=True,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        url = f"http://127.0.0.1:{port}"
+        wait_http(url + "/v1/jobs/job_01HXZ9G7KMV2QX8Y1S5RJW3B7T")
+        return proc.pid, url, "/v1/jobs/job_01HXZ9G7KMV2QX8Y1S5RJW3B7T", containers, \
+            lambda: _kill(proc)
+    return start
+
+
+def _kill(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(10)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def profile_hot_path(n: int = 1500) -> None:
+    """cProfile of getJob and regenerate through the whole ASGI stack, in process."""
+    from mock.web.app import Config, create_app
+
+    app = create_app(Config(stage_seconds=0.0005))
+
+    async def drive() -> None:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://bench",
+                                     headers=KEY) as c:
+            r = await c.post(f"/v1/projects/{PRJ}/content",
+                             json={"variantCount": 5, "brief": {"topic": "Profile"}})
+            cids = r.json()["containerIds"]
+            job = r.json()["locationUrl"]
+            await asyncio.sleep(0.01)
+            profiler = cProfile.Profile()
+            profiler.enable()
+            for i in range(n):
+                await c.get(job)
+                await c.post(f"/v1/content/{cids[i % 5]}/regenerate",
+                             json={"brief": {"cta": "x"}},
+                             headers={"Idempotency-Key": f"p-{i}"})
+                await asyncio.sleep(0.003 if i % 5 == 4 else 0)
+            profiler.disable()
+            stats = pstats.Stats(profiler)
+            buckets: dict[str, float] = {}
+            total = 0.0
+            for (file, _, _), (_, _, tottime, _, _) in stats.stats.items():
+                total += tottime
+                key = _bucket(file)
+                buckets[key] = buckets.get(key, 0.0) + tottime
+            print(f"\nWhere a request's time goes ({2 * n} requests in process, own time by "
+                  "component):")
+            for key, t in sorted(buckets.items(), key=lambda kv: -kv[1])[:12]:
+                print(f"  {key:<40} {100 * t / total:5.1f} %   {1e6 * t / (2 * n):7.0f} us/req")
+            print("\nTop functions by cumulative time:")
+            stats.sort_stats("cumulative").print_stats(r"mock|connexion|jsonschema|openapi", 14)
+
+    asyncio.run(drive())
+
+
+def _bucket(file: str) -> str:
+    for marker, name in [("/mock/domain/", "mock.domain (rules)"), ("/mock/store/", "mock.store"),
+                         ("/mock/web/", "mock.web (middleware, handlers)"),
+                         ("connexion/validators", "connexion validators"),
+                         ("connexion/", "connexion (routing, params, context)"),
+                         ("jsonschema", "jsonschema (request validation)"),
+                         ("starlette/", "starlette"), ("httpx/", "httpx (the in-process client)"),
+                         ("ulid", "python-ulid"), ("json/", "json"), ("asyncio", "asyncio"),
+                         ("werkzeug", "werkzeug"), ("referencing", "referencing (jsonschema)")]:
+        if marker in file:
+            return name
+    return "other (stdlib, builtins)" if "site-packages" not in file else \
+        file.split("site-packages/")[1].split("/")[0]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--seconds", type=float, default=10, help="per measurement (default 10)")
+    p.add_argument("--connections", type=int, default=32)
+    p.add_argument("--pool", type=int, default=2000, help="containers for regenerate")
+    p.add_argument("--only", help="comma list of: memory, sqlite, redis, starlette, prism, "
+                                  "profile")
+    args = p.parse_args(argv)
+    if shutil.which("wrk") is None:
+        print("bench: wrk is missing: apt-get install wrk", file=sys.stderr)
+        return 2
+    only = set(args.only.split(",")) if args.only else {"memory", "sqlite", "redis",
+                                                          "starlette", "prism", "profile"}
+    rows: list = []
+    tmp = Path(tempfile.mkdtemp(prefix="layers-bench-"))
+    pool_file = tmp / "containers.txt"
+    pool_file.write_text("cnt_00000000-0000-4000-8000-000000000103\n")
+    print(f"wrk -t2 -c{args.connections} -d{args.seconds:g}s on 127.0.0.1 "
+          f"({os.cpu_count()} cores shared by load and server)\n", flush=True)
+    redis = None
+    try:
+        targets = []
+        if "memory" in only:
+            targets.append(("mock memory, 1 worker", mock_starter("memory", 1, args.pool)))
+        if "sqlite" in only:
+            for w in (1, 2):
+                targets.append((f"mock sqlite, {w} worker{'s' * (w > 1)}",
+                                mock_starter(f"sqlite:///{tmp}/bench-{w}.db", w, args.pool)))
+        if "redis" in only:
+            redis = RedisServer()
+            for w in (1, 2):
+                targets.append((f"mock redis, {w} worker{'s' * (w > 1)}",
+                                mock_starter(redis.db_url(5 + w), w, args.pool)))
+        if "starlette" in only:
+            for w in (1, 2):
+                targets.append((f"bare starlette, {w} worker{'s' * (w > 1)}",
+                                starlette_starter(w, pool_file)))
+        if "prism" in only:
+            binary = prism_binary()
+            if binary is None:
+                print("  prism: node/npm not found, skipped")
+            else:
+                targets.append((f"prism {PRISM_VERSION} static", prism_starter(binary,
+                                                                               pool_file)))
+        for name, start in targets:
+            run_target(name, start, args.seconds, args.connections, rows)
+    finally:
+        if redis is not None:
+            redis.stop()
+    if rows:
+        print_table(rows)
+    if "profile" in only:
+        profile_hot_path()
+    return 0
+
+
+def print_table(rows: list) -> None:
+    ref = {name: (g, p) for name, g, p, _ in rows}
+    base = ref.get("bare starlette, 1 worker")
+    prism = next((v for k, v in ref.items() if k.startswith("prism")), None)
+    print("\n| target | getJob req/s | p50 ms | p99 ms | regenerate req/s | p50 ms | p99 ms |"
+          " non-2xx | RSS MiB | vs starlette (get/post) | vs prism (get/post) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for name, g, post, rss in rows:
+        vs_base = f"{g.rps / base[0].rps:.2f} / {post.rps / base[1].rps:.2f}" if base else "-"
+        vs_prism = f"{g.rps / prism[0].rps:.2f} / {post.rps / prism[1].rps:.2f}" if prism \
+            else "-"
+        print(f"| {name} | {g.rps:.0f} | {g.p50_ms:.2f} | {g.p99_ms:.2f} | {post.rps:.0f} | "
+              f"{post.p50_ms:.2f} | {post.p99_ms:.2f} | {post.non2xx} | {rss:.0f} | "
+              f"{vs_base} | {vs_prism} |")
+    print(json.dumps({name: {"get_rps": round(g.rps), "post_rps": round(p.rps)}
+                      for name, g, p, _ in rows}))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
