@@ -9,13 +9,18 @@ import logging
 import os
 import signal
 import sys
+import warnings
 from dataclasses import asdict
 from pathlib import Path
 
-import uvicorn
+# Connexion imports Starlette's test client at import time, which warns about httpx; noise for
+# a server's user.
+warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testclient`")
 
-from mock.domain.fixtures import FixtureError
-from mock.web.app import Config, build_service, create_app
+import uvicorn  # noqa: E402
+
+from mock.domain.fixtures import FixtureError  # noqa: E402
+from mock.web.app import Config, build_service, create_app  # noqa: E402
 
 _ENV = "LAYERS_MOCK_CONFIG"
 
@@ -150,8 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     multi_config = uvicorn.Config("mock.cli:worker_app", factory=True, host=args.host,
                                   port=port, workers=args.workers, log_level=args.log_level,
                                   access_log=False)
-    server = uvicorn.Server(multi_config)
-    Multiprocess(multi_config, target=server.run, sockets=[sock]).run()
+    Multiprocess(multi_config, sockets=[sock]).run()
+    print("layers-mock stopped", flush=True)
     return 0
 
 

@@ -28,23 +28,52 @@ def service():
 
 
 @pytest.fixture(scope="session")
-def live_mock() -> MockProcess:
-    """One real layers-mock process for the end-to-end suite (manual clock, validated responses)."""
-    mp = start_mock("--clock", "manual", "--stage-seconds", "1", "--validate-responses")
-    yield mp
-    assert mp.stop() == 0, "".join(mp.output)
+def live_mocks(request, tmp_path_factory):
+    """Real layers-mock processes by store, started on first use, stopped at the end.
+
+    Manual clock and validated responses: the end-to-end suite moves time itself.
+    """
+    started: dict[str, MockProcess] = {}
+
+    def get(store: str) -> MockProcess:
+        if store not in started:
+            url = {"memory": "memory",
+                   "sqlite": f"sqlite:///{tmp_path_factory.mktemp('e2e')}/mock.db"}.get(store)
+            if store == "redis":
+                server = request.getfixturevalue("redis_server")
+                server.flush(12)
+                url = server.db_url(12)
+            started[store] = start_mock("--store", url, "--clock", "manual",
+                                        "--stage-seconds", "1", "--validate-responses",
+                                        "--reset")
+        return started[store]
+
+    yield get
+    for mp in started.values():
+        assert mp.stop() == 0, "".join(mp.output)
+
+
+def _reset(mp: MockProcess) -> MockProcess:
+    with mp.client(None) as c:
+        assert c.post("/__mock/reset").status_code == 200
+    return mp
 
 
 @pytest.fixture
-def live(live_mock: MockProcess):
-    """The live mock, reset to its fixtures before the test."""
-    with live_mock.client(None) as c:
-        assert c.post("/__mock/reset").status_code == 200
-    return live_mock
+def live(live_mocks) -> MockProcess:
+    """The live mock (memory store), reset to its fixtures before the test."""
+    return _reset(live_mocks("memory"))
+
+
+@pytest.fixture(params=["memory", "sqlite", "redis"])
+def live_any_store(request, live_mocks) -> MockProcess:
+    """The live mock over each store in turn, reset before the test (D9: same tests, any store)."""
+    return _reset(live_mocks(request.param))
 
 
 @pytest.fixture(scope="session")
 def redis_server():
+    """A real Redis: CI's (LAYERS_TEST_REDIS_URL) or one started for the session."""
     server = RedisServer()
     yield server
     server.stop()

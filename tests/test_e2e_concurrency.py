@@ -14,7 +14,8 @@ from tests.support import ids
 REGEN = "/v1/content/{}/regenerate"
 
 
-def test_d6_in_flight_duplicate_is_in_progress(live):
+def test_d6_in_flight_duplicate_is_in_progress(live_any_store):
+    live = live_any_store
     key = {"X-Api-Key": ids.FULL, "Idempotency-Key": str(uuid.uuid4())}
     results: dict[str, httpx.Response] = {}
 
@@ -37,7 +38,8 @@ def test_d6_in_flight_duplicate_is_in_progress(live):
         assert third.status_code == 202 and third.content == results["first"].content
 
 
-def test_d6_twenty_concurrent_duplicates_make_one_job(live):
+def test_d6_twenty_concurrent_duplicates_make_one_job(live_any_store):
+    live = live_any_store
     key = {"X-Api-Key": ids.FULL, "Idempotency-Key": str(uuid.uuid4())}
     body = {"brief": {"topic": "Twenty at once"}}
 
@@ -58,7 +60,8 @@ def test_d6_twenty_concurrent_duplicates_make_one_job(live):
     assert len(fresh) == 1
 
 
-def test_r10_concurrent_regenerates_without_keys_one_wins(live):
+def test_r10_concurrent_regenerates_without_keys_one_wins(live_any_store):
+    live = live_any_store
     def send(_):
         with httpx.Client(base_url=live.url, timeout=20) as c:
             return c.post(REGEN.format(ids.CNT_NOT_REQUIRED), headers={"X-Api-Key": ids.FULL})

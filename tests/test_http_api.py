@@ -18,15 +18,19 @@ from tests.support import ids
 REGEN = "/v1/content/{}/regenerate"
 
 
-@pytest.fixture(params=["in-process", "process"])
-def http(request) -> httpx.Client:
-    """A client with no key; tests pass keys explicitly. The mock is fresh and its clock manual."""
+@pytest.fixture(params=["in-process", "process-memory", "process-sqlite", "process-redis"])
+def http(request, live_mocks) -> httpx.Client:
+    """A client with no key; tests pass keys explicitly. The mock is fresh and its clock manual.
+
+    In process, then the real layers-mock over each store (D9: the same tests on every store).
+    """
     if request.param == "in-process":
         with TestClient(request.getfixturevalue("app")) as c:
             yield c
     else:
-        mp = request.getfixturevalue("live")
+        mp = live_mocks(request.param.removeprefix("process-"))
         with mp.client(None) as c:
+            assert c.post("/__mock/reset").status_code == 200
             yield c
 
 

@@ -1,0 +1,159 @@
+"""Durable, shared state (issue #5): two workers over SQLite and over Redis, and crash safety.
+
+Everything here runs the real layers-mock with `--workers 2` (or one, for the crash) on
+loopback and reads the shared store directly to count charges.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import threading
+import time
+import uuid
+from collections import Counter
+
+import httpx
+import pytest
+
+from mock.store.base import open_store
+from tests.support import ids
+from tests.support.process import start_mock
+
+REGEN = "/v1/content/{}/regenerate"
+DEMO = "org_00000000-0000-4000-8000-00000000000a"
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def store_url(request, tmp_path):
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/shared.db"
+    server = request.getfixturevalue("redis_server")
+    server.flush(9)
+    return server.db_url(9)
+
+
+def credits(store_url: str) -> dict:
+    store = open_store(store_url)
+    try:
+        return store.atomic(lambda tx: tx.get("org", DEMO))
+    finally:
+        store.close()
+
+
+def post_many(url: str, n: int, headers: dict, body: dict | None = None) -> list[httpx.Response]:
+    def send(_):
+        with httpx.Client(base_url=url, timeout=30) as c:
+            return c.post(REGEN.format(ids.CNT_NOT_REQUIRED), headers=headers,
+                          json=body or {"brief": {"cta": "Fifty at once"}})
+
+    with cf.ThreadPoolExecutor(n) as pool:
+        return list(pool.map(send, range(n)))
+
+
+def test_two_workers_50_identical_requests_one_job_one_charge(store_url):
+    mock = start_mock("--store", store_url, "--workers", "2", "--stage-seconds", "3600",
+                      "--reset")
+    try:
+        before = credits(store_url)
+        key = {"X-Api-Key": ids.FULL, "Idempotency-Key": str(uuid.uuid4())}
+        responses = post_many(mock.url, 50, key)
+        accepted = [r for r in responses if r.status_code == 202]
+        others = Counter(r.json()["error"]["code"] for r in responses if r.status_code != 202)
+        assert set(others) <= {"IDEMPOTENCY_IN_PROGRESS"}, others
+        assert len({r.json()["jobId"] for r in accepted}) == 1
+        assert len({r.content for r in accepted}) == 1
+        fresh = [r for r in accepted if "idempotent-replayed" not in r.headers]
+        assert len(fresh) == 1
+        after = credits(store_url)
+        assert before["available"] - after["available"] == 120  # one charge (reserved)
+        assert after["reserved"] - before["reserved"] == 120
+    finally:
+        assert mock.stop() == 0
+
+
+def test_two_workers_50_regenerates_without_keys_one_wins(store_url):
+    mock = start_mock("--store", store_url, "--workers", "2", "--stage-seconds", "3600",
+                      "--reset")
+    try:
+        before = credits(store_url)
+        responses = post_many(mock.url, 50, {"X-Api-Key": ids.FULL})
+        statuses = Counter(r.status_code for r in responses)
+        assert statuses == {202: 1, 409: 49}
+        assert {r.json()["error"]["code"] for r in responses if r.status_code == 409} == \
+            {"CONFLICT"}
+        assert before["available"] - credits(store_url)["available"] == 120
+    finally:
+        assert mock.stop() == 0
+
+
+def test_two_workers_share_state_and_the_clock(store_url):
+    mock = start_mock("--store", store_url, "--workers", "2", "--clock", "manual",
+                      "--stage-seconds", "1", "--reset")
+    try:
+        with httpx.Client(base_url=mock.url, headers={"X-Api-Key": ids.FULL}) as c:
+            job = c.post(REGEN.format(ids.CNT_NOT_REQUIRED)).json()
+            # Fresh connections land on either worker: every read sees the job.
+            for _ in range(20):
+                with httpx.Client(base_url=mock.url, headers={"X-Api-Key": ids.FULL}) as one:
+                    assert one.get(job["locationUrl"]).json()["stage"] == "queued"
+            assert c.post("/__mock/clock/advance", json={"seconds": 6}).status_code == 200
+            for _ in range(10):
+                with httpx.Client(base_url=mock.url, headers={"X-Api-Key": ids.FULL}) as one:
+                    assert one.get(job["locationUrl"]).json()["status"] == "completed"
+    finally:
+        assert mock.stop() == 0
+
+
+def test_workers_are_refused_with_the_memory_store():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "mock", "--workers", "2", "--port", "0"],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 2 and "shared store" in out.stderr
+
+
+def test_sigkill_during_load_loses_nothing_acknowledged(store_url):
+    """Every 202 a client got still has its job after a crash, and its key still replays."""
+    mock = start_mock("--store", store_url, "--workers", "2", "--stage-seconds", "3600",
+                      "--reset")
+    acknowledged: list[tuple[str, dict, str, bytes]] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def load(worker: int) -> None:
+        with httpx.Client(base_url=mock.url, headers={"X-Api-Key": ids.FULL}, timeout=5) as c:
+            for i in range(1000):  # bounded; the kill ends it much sooner
+                if stop.is_set():
+                    return
+                key = f"crash-{worker}-{i}-{uuid.uuid4()}"
+                body = {"format": "slideshow_remix", "brief": {"topic": f"Load {key}"}}
+                try:
+                    r = c.post(f"/v1/projects/{ids.PRJ_AUTO}/content", json=body,
+                               headers={"Idempotency-Key": key})
+                except httpx.TransportError:
+                    return
+                if r.status_code == 202:
+                    with lock:
+                        acknowledged.append((key, body, r.json()["jobId"], r.content))
+
+    threads = [threading.Thread(target=load, args=(w,)) for w in range(6)]
+    for t in threads:
+        t.start()
+    time.sleep(1.5)
+    mock.kill()  # SIGKILL the parent and its workers, mid-load
+    stop.set()
+    for t in threads:
+        t.join(10)
+    assert len(acknowledged) > 20, "the load did not run long enough to mean anything"
+    restarted = start_mock("--store", store_url, "--workers", "2", "--stage-seconds", "3600")
+    try:
+        with httpx.Client(base_url=restarted.url, headers={"X-Api-Key": ids.FULL}) as c:
+            for key, body, job_id, first in acknowledged:
+                assert c.get(f"/v1/jobs/{job_id}").status_code == 200, job_id
+                replay = c.post(f"/v1/projects/{ids.PRJ_AUTO}/content", json=body,
+                                headers={"Idempotency-Key": key})
+                assert replay.status_code == 202 and replay.content == first, key
+                assert replay.headers["idempotent-replayed"] == "true"
+    finally:
+        assert restarted.stop() == 0
