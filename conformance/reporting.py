@@ -97,8 +97,8 @@ class Console:
                 self._print(f"  received: {o.received}")
 
 
-class JUnit:
-    """JUnit XML: one testsuite, a testcase per check, classname = rule id."""
+class _FileAtEnd:
+    """A handler that writes one file when the run has finished."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -108,6 +108,10 @@ class JUnit:
 
     def outcome(self, o: Outcome) -> None:
         pass
+
+
+class JUnit(_FileAtEnd):
+    """JUnit XML: one testsuite, a testcase per check, classname = rule id."""
 
     def finished(self, result: RunResult) -> None:
         suite = ET.Element("testsuite", name="layers-conformance",
@@ -146,17 +150,8 @@ def _failure_text(o: Outcome) -> str:
     return "\n".join(lines)
 
 
-class Report:
+class Report(_FileAtEnd):
     """Markdown or self-contained HTML, chosen by the file's suffix."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-
-    def started(self, target: Target, total: int) -> None:
-        pass
-
-    def outcome(self, o: Outcome) -> None:
-        pass
 
     def finished(self, result: RunResult) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -49,6 +49,17 @@ def allowed_methods(path: str) -> list[str]:
     return []
 
 
+def resolve(node: Any) -> Any:
+    """Follow local `$ref`s until a real node (the spec uses only local references)."""
+    root = load_spec()
+    while isinstance(node, dict) and "$ref" in node:
+        target: Any = root
+        for part in node["$ref"].removeprefix("#/").split("/"):
+            target = target[part]
+        node = target
+    return node
+
+
 def operations() -> dict[str, dict[str, Any]]:
     """operationId -> {method, path, operation}, in document order."""
     out: dict[str, dict[str, Any]] = {}

@@ -9,6 +9,7 @@ from openapi_schema_validator import OAS30Validator
 from openapi_spec_validator import validate
 
 from mock import spec
+from mock.spec import resolve
 
 DOC = spec.load_spec()
 OPS = spec.operations()
@@ -28,15 +29,6 @@ D2_OPERATIONS = {
     "updateReviewPolicy": ("PATCH", "/v1/projects/{projectId}/content-review-policy",
                            "content:approve"),
 }
-
-
-def resolve(node: Any) -> Any:
-    while isinstance(node, dict) and "$ref" in node:
-        target: Any = DOC
-        for part in node["$ref"].removeprefix("#/").split("/"):
-            target = target[part]
-        node = target
-    return node
 
 
 def all_refs(node: Any, path: str = "#"):

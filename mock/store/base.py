@@ -10,6 +10,7 @@ out, so the memory store behaves like the others.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
@@ -24,6 +25,33 @@ class Tx(Protocol):
     def put(self, kind: str, key: str, doc: Doc, ttl: float | None = None) -> None:
         """Write a document; with `ttl` (seconds) it expires and is gone after that."""
     def delete(self, kind: str, key: str) -> None: ...
+
+
+class BufferedTx:
+    """Writes wait in the transaction until commit; reads see them first.
+
+    Backends subclass it and implement `_read(kind, key)` (None when absent or expired).
+    """
+
+    def __init__(self) -> None:
+        self.writes: dict[tuple[str, str], tuple[str, float | None] | None] = {}
+
+    def _read(self, kind: str, key: str) -> Doc | None:
+        raise NotImplementedError
+
+    def get(self, kind: str, key: str) -> Doc | None:
+        k = (kind, key)
+        if k in self.writes:
+            entry = self.writes[k]
+            return None if entry is None else json.loads(entry[0])
+        return self._read(kind, key)
+
+    def put(self, kind: str, key: str, doc: Doc, ttl: float | None = None) -> None:
+        """`ttl` is kept as given (seconds); each backend turns it into its own expiry."""
+        self.writes[(kind, key)] = (json.dumps(doc, separators=(",", ":")), ttl)
+
+    def delete(self, kind: str, key: str) -> None:
+        self.writes[(kind, key)] = None
 
 
 class Store(Protocol):

@@ -9,33 +9,22 @@ from collections import deque
 from collections.abc import Callable
 from typing import TypeVar
 
-from mock.store.base import Doc
+from mock.store.base import BufferedTx, Doc
 
 T = TypeVar("T")
 _SWEEP_EVERY = 1000  # writes between sweeps of expired documents
 
 
-class _MemoryTx:
+class _MemoryTx(BufferedTx):
     def __init__(self, data: dict[tuple[str, str], tuple[str, float | None]]) -> None:
+        super().__init__()
         self._data = data
-        self.writes: dict[tuple[str, str], tuple[str, float | None] | None] = {}
 
-    def get(self, kind: str, key: str) -> Doc | None:
-        k = (kind, key)
-        entry = self.writes[k] if k in self.writes else self._data.get(k)
-        if entry is None:
+    def _read(self, kind: str, key: str) -> Doc | None:
+        entry = self._data.get((kind, key))
+        if entry is None or (entry[1] is not None and entry[1] <= time.time()):
             return None
-        text, expires = entry
-        if expires is not None and expires <= time.time():
-            return None
-        return json.loads(text)
-
-    def put(self, kind: str, key: str, doc: Doc, ttl: float | None = None) -> None:
-        expires = time.time() + ttl if ttl is not None else None
-        self.writes[(kind, key)] = (json.dumps(doc, separators=(",", ":")), expires)
-
-    def delete(self, kind: str, key: str) -> None:
-        self.writes[(kind, key)] = None
+        return json.loads(entry[0])
 
 
 class MemoryStore:
@@ -56,7 +45,8 @@ class MemoryStore:
                 if entry is None:
                     self._data.pop(k, None)
                 else:
-                    self._data[k] = entry
+                    text, ttl = entry
+                    self._data[k] = (text, None if ttl is None else time.time() + ttl)
             self._writes_since_sweep += len(tx.writes)
             if self._writes_since_sweep >= _SWEEP_EVERY:
                 self._sweep()

@@ -13,7 +13,7 @@ from typing import TypeVar
 
 import redis
 
-from mock.store.base import Doc
+from mock.store.base import BufferedTx, Doc
 
 T = TypeVar("T")
 _PREFIX = "layers-mock:"
@@ -24,25 +24,16 @@ def _key(kind: str, key: str) -> str:
     return f"{_PREFIX}doc:{kind}:{key}"
 
 
-class _RedisTx:
+class _RedisTx(BufferedTx):
     def __init__(self, pipe: redis.client.Pipeline) -> None:
+        super().__init__()
         self._pipe = pipe
-        self.writes: dict[str, tuple[str, float | None] | None] = {}
 
-    def get(self, kind: str, key: str) -> Doc | None:
+    def _read(self, kind: str, key: str) -> Doc | None:
         k = _key(kind, key)
-        if k in self.writes:
-            entry = self.writes[k]
-            return None if entry is None else json.loads(entry[0])
-        self._pipe.watch(k)
+        self._pipe.watch(k)  # a concurrent change to what we read makes EXEC fail: retry
         raw = self._pipe.get(k)
         return None if raw is None else json.loads(raw)
-
-    def put(self, kind: str, key: str, doc: Doc, ttl: float | None = None) -> None:
-        self.writes[_key(kind, key)] = (json.dumps(doc, separators=(",", ":")), ttl)
-
-    def delete(self, kind: str, key: str) -> None:
-        self.writes[_key(kind, key)] = None
 
 
 class RedisStore:
@@ -61,7 +52,8 @@ class RedisStore:
                 try:
                     result = fn(tx)
                     pipe.multi()
-                    for k, entry in tx.writes.items():
+                    for (kind, key), entry in tx.writes.items():
+                        k = _key(kind, key)
                         if entry is None:
                             pipe.delete(k)
                         elif entry[1] is None:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from mock.store.base import Doc
+from mock.store.base import BufferedTx, Doc
 
 T = TypeVar("T")
 
@@ -28,28 +28,17 @@ CREATE TABLE IF NOT EXISTS journal (id INTEGER PRIMARY KEY AUTOINCREMENT, entry 
 """
 
 
-class _SqliteTx:
+class _SqliteTx(BufferedTx):
     def __init__(self, conn: sqlite3.Connection) -> None:
+        super().__init__()
         self._conn = conn
-        self.writes: dict[tuple[str, str], tuple[str, float | None] | None] = {}
 
-    def get(self, kind: str, key: str) -> Doc | None:
-        k = (kind, key)
-        if k in self.writes:
-            entry = self.writes[k]
-            return None if entry is None else json.loads(entry[0])
+    def _read(self, kind: str, key: str) -> Doc | None:
         row = self._conn.execute(
             "SELECT doc FROM docs WHERE kind=? AND key=? AND (expires IS NULL OR expires>?)",
             (kind, key, time.time()),
         ).fetchone()
         return None if row is None else json.loads(row[0])
-
-    def put(self, kind: str, key: str, doc: Doc, ttl: float | None = None) -> None:
-        expires = time.time() + ttl if ttl is not None else None
-        self.writes[(kind, key)] = (json.dumps(doc, separators=(",", ":")), expires)
-
-    def delete(self, kind: str, key: str) -> None:
-        self.writes[(kind, key)] = None
 
 
 class SqliteStore:
@@ -93,7 +82,8 @@ class SqliteStore:
                         "INSERT INTO docs(kind,key,doc,expires) VALUES(?,?,?,?) "
                         "ON CONFLICT(kind,key) DO UPDATE SET doc=excluded.doc, "
                         "expires=excluded.expires",
-                        (kind, key, entry[0], entry[1]),
+                        (kind, key, entry[0],
+                         None if entry[1] is None else time.time() + entry[1]),
                     )
             self._ops += 1
             if self._ops % 1000 == 0:

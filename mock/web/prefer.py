@@ -60,28 +60,18 @@ def parse(values: list[str]) -> Preferences:
     return Preferences(code, error, prefs.get("job") == "fail", latency)
 
 
-def _resolve(node: Any) -> Any:
-    root = spec.load_spec()
-    while isinstance(node, dict) and "$ref" in node:
-        target: Any = root
-        for part in node["$ref"].lstrip("#/").split("/"):
-            target = target[part]
-        node = target
-    return node
-
-
 def documented_example(operation_id: str, status: int) -> tuple[Any, dict[str, Any]] | None:
     """The first example of the operation's response with this status, and its headers."""
     op = spec.operations()[operation_id]["operation"]
     response = op["responses"].get(str(status))
     if response is None:
         return None
-    response = _resolve(response)
-    media = _resolve(response.get("content", {}).get("application/json", {}))
+    response = spec.resolve(response)
+    media = spec.resolve(response.get("content", {}).get("application/json", {}))
     if "example" in media:
         return media["example"], response.get("headers", {})
     for example in (media.get("examples") or {}).values():
-        return _resolve(example)["value"], response.get("headers", {})
+        return spec.resolve(example)["value"], response.get("headers", {})
     return None, response.get("headers", {})
 
 
