@@ -44,6 +44,6 @@ app = Starlette(routes=[Route("/v1/jobs/{job_id}", get_job),
 
 if __name__ == "__main__":
     port, workers = int(sys.argv[1]), int(sys.argv[2])
-    target = "bench.baseline_app:app" if workers > 1 else app
+    target = "baseline_app:app" if workers > 1 else app
     uvicorn.run(target, host="127.0.0.1", port=port, workers=workers, log_level="error",
                 access_log=False)

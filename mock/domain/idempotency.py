@@ -9,10 +9,11 @@ A claim that never finishes (the process died) lapses after a lease, so the key 
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from dataclasses import dataclass
 from typing import Any
+
+import orjson
 
 from mock.domain.errors import IdempotencyConflict, IdempotencyInProgress
 from mock.store.base import Store, Tx
@@ -30,8 +31,8 @@ class Stored:
 
 def fingerprint(method: str, path: str, body: Any) -> str:
     """D6: method, concrete path and the canonical JSON of the body."""
-    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.sha256(f"{method.upper()} {path}\n{canonical}".encode()).hexdigest()
+    canonical = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(f"{method.upper()} {path}\n".encode() + canonical).hexdigest()
 
 
 def _doc_key(scope: str, key: str) -> str:

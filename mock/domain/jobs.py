@@ -8,9 +8,10 @@ inside the store transaction, so the completion effects happen exactly once.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 from typing import Any
+
+import orjson
 
 from mock.domain import effects
 from mock.domain.clock import iso
@@ -121,5 +122,5 @@ def accepted(job: dict[str, Any]) -> dict[str, Any]:
 
 def etag(view_doc: dict[str, Any]) -> str:
     """D7: changes whenever the job's visible state changes."""
-    raw = json.dumps(view_doc, sort_keys=True, separators=(",", ":")).encode()
+    raw = orjson.dumps(view_doc, option=orjson.OPT_SORT_KEYS)
     return '"' + hashlib.sha256(raw).hexdigest()[:32] + '"'

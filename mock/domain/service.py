@@ -7,9 +7,10 @@ transaction, and applies the idempotency rules of D6 around it. It returns finis
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
+
+import orjson
 
 from mock.domain import fixtures as fixtures_mod
 from mock.domain import idempotency, operations
@@ -36,7 +37,8 @@ OPERATIONS: dict[str, Callable[..., Reply]] = {
 
 
 def dumps(body: Any) -> str:
-    return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+    """The JSON text of a response: compact, UTF-8, the same bytes for the same body."""
+    return orjson.dumps(body).decode()
 
 
 def error_response(err: ApiError, request_id: str) -> Stored:

@@ -10,9 +10,10 @@ out, so the memory store behaves like the others.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
+
+import orjson
 
 T = TypeVar("T")
 Doc = dict[str, Any]
@@ -34,7 +35,7 @@ class BufferedTx:
     """
 
     def __init__(self) -> None:
-        self.writes: dict[tuple[str, str], tuple[str, float | None] | None] = {}
+        self.writes: dict[tuple[str, str], tuple[bytes, float | None] | None] = {}
 
     def _read(self, kind: str, key: str) -> Doc | None:
         raise NotImplementedError
@@ -43,12 +44,12 @@ class BufferedTx:
         k = (kind, key)
         if k in self.writes:
             entry = self.writes[k]
-            return None if entry is None else json.loads(entry[0])
+            return None if entry is None else orjson.loads(entry[0])
         return self._read(kind, key)
 
     def put(self, kind: str, key: str, doc: Doc, ttl: float | None = None) -> None:
         """`ttl` is kept as given (seconds); each backend turns it into its own expiry."""
-        self.writes[(kind, key)] = (json.dumps(doc, separators=(",", ":")), ttl)
+        self.writes[(kind, key)] = (orjson.dumps(doc), ttl)
 
     def delete(self, kind: str, key: str) -> None:
         self.writes[(kind, key)] = None

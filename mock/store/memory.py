@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from typing import TypeVar
+
+import orjson
 
 from mock.store.base import BufferedTx, Doc
 
@@ -16,7 +17,7 @@ _SWEEP_EVERY = 1000  # writes between sweeps of expired documents
 
 
 class _MemoryTx(BufferedTx):
-    def __init__(self, data: dict[tuple[str, str], tuple[str, float | None]]) -> None:
+    def __init__(self, data: dict[tuple[str, str], tuple[bytes, float | None]]) -> None:
         super().__init__()
         self._data = data
 
@@ -24,7 +25,7 @@ class _MemoryTx(BufferedTx):
         entry = self._data.get((kind, key))
         if entry is None or (entry[1] is not None and entry[1] <= time.time()):
             return None
-        return json.loads(entry[0])
+        return orjson.loads(entry[0])
 
 
 class MemoryStore:
@@ -32,7 +33,7 @@ class MemoryStore:
 
     def __init__(self, *, journal_size: int) -> None:
         self.url = "memory"
-        self._data: dict[tuple[str, str], tuple[str, float | None]] = {}
+        self._data: dict[tuple[str, str], tuple[bytes, float | None]] = {}
         self._lock = threading.Lock()
         self._journal: deque[Doc] = deque(maxlen=journal_size)
         self._writes_since_sweep = 0

@@ -6,11 +6,11 @@ MULTI/EXEC, and when another client changed a watched key first the whole functi
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable
 from typing import TypeVar
 
+import orjson
 import redis
 
 from mock.store.base import BufferedTx, Doc
@@ -33,7 +33,7 @@ class _RedisTx(BufferedTx):
         k = _key(kind, key)
         self._pipe.watch(k)  # a concurrent change to what we read makes EXEC fail: retry
         raw = self._pipe.get(k)
-        return None if raw is None else json.loads(raw)
+        return None if raw is None else orjson.loads(raw)
 
 
 class RedisStore:
@@ -69,13 +69,13 @@ class RedisStore:
     def journal_append(self, entry: Doc) -> None:
         k = f"{_PREFIX}journal"
         pipe = self._client.pipeline(transaction=True)
-        pipe.lpush(k, json.dumps(entry))
+        pipe.lpush(k, orjson.dumps(entry))
         pipe.ltrim(k, 0, self._journal_size - 1)
         pipe.execute()
 
     def journal(self, limit: int = 100) -> list[Doc]:
         limit = min(limit, self._journal_size)
-        return [json.loads(x) for x in self._client.lrange(f"{_PREFIX}journal", 0, limit - 1)]
+        return [orjson.loads(x) for x in self._client.lrange(f"{_PREFIX}journal", 0, limit - 1)]
 
     def clear(self) -> None:
         batch = []

@@ -6,13 +6,14 @@ transactions of all processes are serialized and no read-modify-write is lost.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
+
+import orjson
 
 from mock.store.base import BufferedTx, Doc
 
@@ -38,7 +39,7 @@ class _SqliteTx(BufferedTx):
             "SELECT doc FROM docs WHERE kind=? AND key=? AND (expires IS NULL OR expires>?)",
             (kind, key, time.time()),
         ).fetchone()
-        return None if row is None else json.loads(row[0])
+        return None if row is None else orjson.loads(row[0])
 
 
 class SqliteStore:
@@ -82,7 +83,7 @@ class SqliteStore:
                         "INSERT INTO docs(kind,key,doc,expires) VALUES(?,?,?,?) "
                         "ON CONFLICT(kind,key) DO UPDATE SET doc=excluded.doc, "
                         "expires=excluded.expires",
-                        (kind, key, entry[0],
+                        (kind, key, entry[0].decode(),
                          None if entry[1] is None else time.time() + entry[1]),
                     )
             self._ops += 1
@@ -98,7 +99,8 @@ class SqliteStore:
     def journal_append(self, entry: Doc) -> None:
         conn = self._conn()
         with conn:
-            cur = conn.execute("INSERT INTO journal(entry) VALUES(?)", (json.dumps(entry),))
+            cur = conn.execute("INSERT INTO journal(entry) VALUES(?)",
+                               (orjson.dumps(entry).decode(),))
             if cur.lastrowid and cur.lastrowid % 100 == 0:
                 conn.execute("DELETE FROM journal WHERE id <= ?",
                              (cur.lastrowid - self._journal_size,))
@@ -108,7 +110,7 @@ class SqliteStore:
         rows = self._conn().execute(
             "SELECT entry FROM journal ORDER BY id DESC LIMIT ?", (limit,)
         ).fetchall()
-        return [json.loads(r[0]) for r in rows]
+        return [orjson.loads(r[0]) for r in rows]
 
     def clear(self) -> None:
         conn = self._conn()

@@ -28,8 +28,9 @@ _SUCCESS = {
 async def _run(operation_id: str, body: Any = _NO_BODY, **params: Any) -> Response:
     st = state.current()
     service = st.service
-    headers = Headers(scope=request_scope)
-    method = request_scope["method"]
+    scope = request_scope._get_current_object()  # once, not through the proxy each time
+    headers = Headers(scope=scope)
+    method = scope["method"]
     prefs = prefer.parse(headers.getlist("prefer"))
     forced = prefer.forced_response(operation_id, prefs, st.request_id, _SUCCESS[operation_id])
     if isinstance(forced, ApiError):
@@ -42,7 +43,7 @@ async def _run(operation_id: str, body: Any = _NO_BODY, **params: Any) -> Respon
     idem = None
     key = headers.get("idempotency-key")
     if key is not None and method in ("POST", "PATCH"):
-        idem, replay = service.claim(st.principal, key, method, request_scope["path"],
+        idem, replay = service.claim(st.principal, key, method, scope["path"],
                                      params.get("body"))
         if replay is not None:
             st.replayed = True

@@ -6,7 +6,6 @@ subclasses collect all errors and word each one as a short sentence.
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 from connexion.json_schema import Draft4RequestValidator
@@ -76,6 +75,18 @@ class BodyValidator(JSONRequestBodyValidator):
         return None
 
 
+_VALIDATORS: dict[int, Draft4Validator] = {}
+
+
+def _param_validator(param: dict) -> Draft4Validator:
+    """One compiled validator per parameter of the spec (they live as long as the app)."""
+    found = _VALIDATORS.get(id(param))
+    if found is None:
+        found = Draft4Validator(param.get("schema", param), format_checker=draft4_format_checker)
+        _VALIDATORS[id(param)] = found
+    return found
+
+
 class ParamsValidator(ParameterValidator):
     def validate_request(self, request) -> None:
         issues: list[dict[str, str]] = []
@@ -97,9 +108,7 @@ class ParamsValidator(ParameterValidator):
                     if param.get("required"):
                         issues.append({"path": where, "message": "is required"})
                     continue
-                schema = copy.deepcopy(param.get("schema", param))
-                errors = list(Draft4Validator(
-                    schema, format_checker=draft4_format_checker).iter_errors(value))
+                errors = list(_param_validator(param).iter_errors(value))
                 issues.extend({"path": where, "message": describe(e)} for e in errors)
         if issues:
             raise ValidationFailed(issues[:MAX_ISSUES])
