@@ -66,6 +66,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="check every response against the spec (a broken one becomes a 500)")
     p.add_argument("--idempotency-ttl", type=float, default=24 * 3600.0,
                    help="seconds an Idempotency-Key is remembered (default 86400)")
+    p.add_argument("--retention", type=float, default=7 * 24 * 3600.0,
+                   help="seconds ended jobs and superseded assets are kept (default 7 days)")
     p.add_argument("--log-level", default="warning",
                    choices=("critical", "error", "warning", "info", "debug"))
     return p.parse_args(argv)
@@ -75,7 +77,8 @@ def _config(args: argparse.Namespace) -> Config:
     return Config(host=args.host, store=args.store, fixtures=args.fixtures,
                   stage_seconds=args.stage_seconds, clock=args.clock,
                   admin_token=args.admin_token, validate_responses=args.validate_responses,
-                  idempotency_ttl=args.idempotency_ttl, reset_on_start=args.reset)
+                  idempotency_ttl=args.idempotency_ttl, reset_on_start=args.reset,
+                  retention_seconds=args.retention)
 
 
 def worker_app():

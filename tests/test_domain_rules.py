@@ -317,3 +317,36 @@ def test_reset_restores_fixtures(api):
     api.service.reset()
     assert api.content(ids.CNT_NOT_REQUIRED)["currentJobId"] is None
     assert api.call("getJob", job_id=accepted["jobId"], if_none_match=None)[0] == 404
+
+
+def test_ended_jobs_and_superseded_assets_are_kept_for_the_retention_period(tmp_path):
+    """Bounded memory: the storage lifecycle forgets ended jobs and superseded assets."""
+    import time
+
+    from mock.web.app import Config, build_service
+
+    service = build_service(Config(clock="manual", stage_seconds=1.0, retention_seconds=0.3))
+    api = Api(service)
+    old = api.content(ids.CNT_NOT_REQUIRED)["assets"]
+    _, accepted, _ = api.regenerate(ids.CNT_NOT_REQUIRED)
+    api.finish(accepted["jobId"])
+    status, _, _ = api.call("getContentAsset", container_id=ids.CNT_NOT_REQUIRED,
+                            asset_id=old[0]["assetId"])
+    assert status == 200  # R7 within the retention period
+    time.sleep(0.4)
+    assert api.call("getJob", job_id=accepted["jobId"], if_none_match=None)[0] == 404
+    assert api.call("getContentAsset", container_id=ids.CNT_NOT_REQUIRED,
+                    asset_id=old[0]["assetId"])[0] == 404
+    assert api.content(ids.CNT_NOT_REQUIRED)["assets"]  # current assets are kept
+
+
+def test_caption_history_is_bounded_and_captions_stay_unique(api):
+    seen = {api.content(ids.CNT_NOT_REQUIRED)["caption"]}
+    for _ in range(25):
+        _, accepted, _ = api.regenerate(ids.CNT_NOT_REQUIRED, {"preserveAssets": True})
+        api.finish(accepted["jobId"])
+        caption = api.content(ids.CNT_NOT_REQUIRED)["caption"]
+        assert caption not in seen
+        seen.add(caption)
+    stored = api.service.store.atomic(lambda tx: tx.get("container", ids.CNT_NOT_REQUIRED))
+    assert len(stored["captions"]) == 20

@@ -35,13 +35,15 @@ def create_for(tx: Tx, container: dict[str, Any], at_iso: str) -> list[str]:
     return made
 
 
-def supersede(tx: Tx, asset_ids: list[str], at_iso: str) -> None:
-    """R7: replaced assets stay readable, marked with the time they were replaced."""
+def supersede(tx: Tx, asset_ids: list[str], at_iso: str,
+              retention: float | None = None) -> None:
+    """R7: replaced assets stay readable, marked with the time they were replaced, until the
+    retention period (storage lifecycle) ends."""
     for aid in asset_ids:
         asset = tx.get("asset", aid)
         if asset is not None and asset["supersededAt"] is None:
             asset["supersededAt"] = at_iso
-            tx.put("asset", aid, asset)
+            tx.put("asset", aid, asset, ttl=retention)
 
 
 def load(tx: Tx, asset_ids: list[str]) -> list[dict[str, Any]]:

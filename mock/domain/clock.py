@@ -7,7 +7,7 @@ same time.
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Protocol
 
 from mock.store.base import Store
@@ -65,8 +65,8 @@ class ManualClock:
 
 def iso(t: float) -> str:
     """ISO-8601 in UTC with milliseconds and Z, as the platform writes timestamps."""
-    stamp = datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%dT%H:%M:%S.")
-    return stamp + f"{int(t * 1000) % 1000:03d}Z"
+    ms = int(t * 1000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
 
 
 def parse_iso(text: str) -> float:

@@ -10,6 +10,8 @@ from typing import Any
 from mock.domain import assets, billing, captions, review
 from mock.store.base import Tx
 
+CAPTION_HISTORY = 20
+
 
 def on_completed(tx: Tx, job: dict[str, Any], at: str) -> dict[str, Any]:
     """Swap in the new content (D7: the swap happens at completion); returns the job's result."""
@@ -26,12 +28,14 @@ def on_completed(tx: Tx, job: dict[str, Any], at: str) -> dict[str, Any]:
                                    **pending["references"]}
         if not pending.get("preserveAssets"):
             # R3 + R7: the new set replaces the old one, which stays readable as superseded.
-            assets.supersede(tx, c["assetIds"], at)
+            assets.supersede(tx, c["assetIds"], at, job.get("retention"))
             c["assetIds"] = assets.create_for(tx, c, at)
         # R6: with preserveAssets the asset ids stay as they are.
         c["generation"] = c.get("generation", 0) + 1
         c["caption"] = captions.write(c["brief"], c["captions"], c["generation"])  # R4
-        c["captions"].append(c["caption"])
+        # Earlier captions, newest last; bounded, since the take number already keeps a new
+        # caption unlike any older one.
+        c["captions"] = [*c["captions"], c["caption"]][-CAPTION_HISTORY:]
         if review.needs_review(tx, project):
             c["approvalStatus"] = "pending"  # R8, even when it was approved
             project = tx.get("project", job["projectId"])

@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
+import os
 import re
+import time
 import uuid
-
-from ulid import ULID
 
 _UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
 
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def ulid() -> str:
+    """A ULID: 48 bits of milliseconds and 80 random bits in Crockford base32 (26 chars)."""
+    value = (int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
+    chars = []
+    for _ in range(26):
+        chars.append(_CROCKFORD[value & 31])
+        value >>= 5
+    return "".join(reversed(chars))
+
+
 def ulid_id(prefix: str) -> str:
-    return f"{prefix}_{ULID()}"
+    return f"{prefix}_{ulid()}"
 
 
 def uuid_id(prefix: str) -> str:

@@ -26,13 +26,13 @@ UNCANCELABLE_STAGE = STAGES.index("finalizing")
 
 def start(tx: Tx, *, job_id: str, kind: str, org_id: str, project_id: str,
           container_ids: list[str], now: float, stage_seconds: float, fail: bool, cost: int,
-          pending: dict[str, Any]) -> dict[str, Any]:
+          pending: dict[str, Any], retention: float | None = None) -> dict[str, Any]:
     job = {
         "jobId": job_id, "kind": kind, "orgId": org_id, "projectId": project_id,
         "containerIds": container_ids, "t0": now, "stageSeconds": max(stage_seconds, 0.001),
         "failAt": FAIL_AT_STAGE if fail else None, "cost": cost, "pending": pending,
         "status": "running", "stageIndex": 0, "startedAt": iso(now), "updatedAt": iso(now),
-        "finishedAt": None, "result": None, "error": None,
+        "finishedAt": None, "result": None, "error": None, "retention": retention,
     }
     tx.put("job", job_id, job)
     return job
@@ -63,8 +63,14 @@ def advance(tx: Tx, job: dict[str, Any], now: float) -> dict[str, Any]:
         job["updatedAt"] = iso(job["t0"] + by_clock * span)
     else:
         return job
-    tx.put("job", job["jobId"], job)
+    _save(tx, job)
     return job
+
+
+def _save(tx: Tx, job: dict[str, Any]) -> None:
+    """An ended job is kept for its retention period, then forgotten."""
+    ended = job["status"] in TERMINAL
+    tx.put("job", job["jobId"], job, ttl=job.get("retention") if ended else None)
 
 
 def cancel(tx: Tx, job: dict[str, Any], now: float) -> None:
@@ -73,7 +79,7 @@ def cancel(tx: Tx, job: dict[str, Any], now: float) -> None:
     _finish(job, "canceled", at)
     job["error"] = {"code": "CANCELED", "message": "The job was canceled on request."}
     effects.on_canceled(tx, job, at)
-    tx.put("job", job["jobId"], job)
+    _save(tx, job)
 
 
 def _finish(job: dict[str, Any], status: str, at: str) -> None:

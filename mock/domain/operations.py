@@ -20,6 +20,9 @@ from mock.store.base import Tx
 @dataclass(frozen=True)
 class Settings:
     stage_seconds: float = 2.0
+    # How long ended jobs and superseded assets are kept (the storage lifecycle the reference
+    # page mentions); keeps a long-running mock's memory bounded.
+    retention_seconds: float = 7 * 24 * 3600.0
     moderation_terms: tuple[str, ...] = moderation.DEFAULT_TERMS
 
 
@@ -108,6 +111,7 @@ def regenerate_content(tx: Tx, ctx: Ctx, container_id: str, body: dict[str, Any]
         tx, job_id=ids.job_id(), kind="content_regenerate", org_id=c["orgId"],
         project_id=c["projectId"], container_ids=[c["id"]], now=ctx.now,
         stage_seconds=ctx.settings.stage_seconds, fail=ctx.fail_job, cost=cost,
+        retention=ctx.settings.retention_seconds,
         pending={"brief": body.get("brief"), "references": body.get("references"),
                  "preserveAssets": preserve},
     )
@@ -143,6 +147,7 @@ def generate_content(tx: Tx, ctx: Ctx, project_id: str, body: dict[str, Any]) ->
         tx, job_id=job_id, kind="content_generate", org_id=project["orgId"],
         project_id=project["id"], container_ids=container_ids, now=ctx.now,
         stage_seconds=ctx.settings.stage_seconds, fail=ctx.fail_job, cost=cost, pending={},
+        retention=ctx.settings.retention_seconds,
     )
     return _accepted(job)
 

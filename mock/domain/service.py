@@ -56,12 +56,13 @@ class Idem:
 class MockService:
     def __init__(self, store: Store, clock: Clock, fx: fixtures_mod.Fixtures, *,
                  stage_seconds: float = 2.0,
-                 idempotency_ttl: float = idempotency.DEFAULT_TTL) -> None:
+                 idempotency_ttl: float = idempotency.DEFAULT_TTL,
+                 retention_seconds: float = Settings.retention_seconds) -> None:
         self.store = store
         self.clock = clock
         self.fixtures = fx
         self.keyring = Keyring(fx.keys)
-        self.settings = Settings(stage_seconds=stage_seconds,
+        self.settings = Settings(stage_seconds=stage_seconds, retention_seconds=retention_seconds,
                                  moderation_terms=fx.moderation_terms)
         self.idempotency_ttl = idempotency_ttl
 

@@ -5,7 +5,8 @@ Layers, outermost first:
     ControlMiddleware    /__mock/* and /openapi.yaml
     Connexion:           ServerError, Exception (D5 handlers), Swagger UI (/docs, /openapi.json),
                          Routing, FaultMiddleware, AuthMiddleware, BodyGuardMiddleware,
-                         request validation, response validation (optional), handlers
+                         request validation, response validation (optional),
+                         DispatchMiddleware (calls the handler; see dispatch.py)
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from mock.store.base import Store, open_store
 from mock.web.auth import AuthMiddleware
 from mock.web.body import BodyGuardMiddleware
 from mock.web.control import ControlMiddleware
+from mock.web.dispatch import DispatchMiddleware
 from mock.web.errors import HANDLERS
 from mock.web.faults import FaultMiddleware
 from mock.web.outer import OuterMiddleware
@@ -53,6 +55,7 @@ class Config:
     admin_token: str | None = None
     validate_responses: bool = False
     idempotency_ttl: float = 24 * 3600.0
+    retention_seconds: float = 7 * 24 * 3600.0
     journal_size: int = 1000
     reset_on_start: bool = False
 
@@ -74,7 +77,8 @@ def build_service(config: Config, store: Store | None = None) -> MockService:
         raise ValueError("--clock takes real or manual")
     clock = ManualClock(store) if config.clock == "manual" else RealClock()
     service = MockService(store, clock, fx, stage_seconds=config.stage_seconds,
-                          idempotency_ttl=config.idempotency_ttl)
+                          idempotency_ttl=config.idempotency_ttl,
+                          retention_seconds=config.retention_seconds)
     if config.reset_on_start:
         service.reset()
     else:
@@ -91,7 +95,8 @@ def create_app(config: Config | None = None, service: MockService | None = None)
         middlewares=[
             ServerErrorMiddleware, ExceptionMiddleware, SwaggerUIMiddleware, RoutingMiddleware,
             FaultMiddleware, AuthMiddleware, BodyGuardMiddleware, RequestValidationMiddleware,
-            ResponseValidationMiddleware, LifespanMiddleware, ContextMiddleware,
+            ResponseValidationMiddleware, DispatchMiddleware, LifespanMiddleware,
+            ContextMiddleware,
         ],
     )
     validators = {**VALIDATOR_MAP, "parameter": ParamsValidator,

@@ -1,15 +1,15 @@
 """One thin handler per operationId of openapi.yaml (resolved by name).
 
 Each passes its validated parameters to `_run`, which applies the Prefer controls and the
-idempotency rules (D6) and calls the domain. No rule lives here.
+idempotency rules (D6) and calls the domain. No rule lives here. `dispatch.py` calls them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 from typing import Any
 
-from connexion.context import scope as request_scope
 from starlette.datastructures import Headers
 from starlette.responses import Response
 
@@ -28,7 +28,7 @@ _SUCCESS = {
 async def _run(operation_id: str, body: Any = _NO_BODY, **params: Any) -> Response:
     st = state.current()
     service = st.service
-    scope = request_scope._get_current_object()  # once, not through the proxy each time
+    scope = st.scope
     headers = Headers(scope=scope)
     method = scope["method"]
     prefs = prefer.parse(headers.getlist("prefer"))
@@ -89,7 +89,7 @@ async def getScheduledPost(scheduledPostId: str) -> Response:
 
 
 async def getJob(jobId: str) -> Response:
-    inm = Headers(scope=request_scope).get("if-none-match")
+    inm = Headers(scope=state.current().scope).get("if-none-match")
     return await _run("getJob", job_id=jobId, if_none_match=inm)
 
 
@@ -103,3 +103,8 @@ async def getReviewPolicy(projectId: str) -> Response:
 
 async def updateReviewPolicy(projectId: str, body: dict) -> Response:
     return await _run("updateReviewPolicy", body, project_id=projectId)
+
+
+__all__ = [name for name in spec.operations()]
+# Which handlers take a body, so the dispatcher reads one only for them.
+TAKES_BODY = {name: set(inspect.signature(globals()[name]).parameters) for name in __all__}

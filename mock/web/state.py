@@ -29,6 +29,7 @@ class RequestState:
     rate_class: str | None = None
     principal: Principal | None = None
     replayed: bool = False
+    scope: dict | None = None  # the ASGI scope, set when the request reaches its handler
 
 
 def begin(service: MockService) -> RequestState:
