@@ -159,17 +159,24 @@ def mock_starter(store_url: str, workers: int, pool: int):
     return start
 
 
-def starlette_starter(workers: int, containers: Path):
+STATIC_JOB = "/v1/jobs/job_01HXZ9G7KMV2QX8Y1S5RJW3B7T"
+
+
+def process_starter(command, containers: Path):
+    """A server started as `command(port)`, answering the same paths with static JSON."""
     def start():
         port = free_port()
-        proc = subprocess.Popen([sys.executable, str(ROOT / "bench" / "baseline_app.py"),
-                                 str(port), str(workers)], cwd=ROOT, start_new_session=True,
+        proc = subprocess.Popen(command(port), cwd=ROOT, start_new_session=True,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         url = f"http://127.0.0.1:{port}"
-        wait_http(url + "/v1/jobs/x")
-        return proc.pid, url, "/v1/jobs/job_01HXZ9G7KMV2QX8Y1S5RJW3B7T", containers, \
-            lambda: _kill(proc)
+        wait_http(url + STATIC_JOB)
+        return proc.pid, url, STATIC_JOB, containers, lambda: _kill(proc)
     return start
+
+
+def starlette_starter(workers: int, containers: Path):
+    return process_starter(lambda port: [sys.executable, str(ROOT / "bench" / "baseline_app.py"),
+                                         str(port), str(workers)], containers)
 
 
 def prism_binary() -> Path | None:
@@ -186,16 +193,9 @@ def prism_binary() -> Path | None:
 
 
 def prism_starter(binary: Path, containers: Path):
-    def start():
-        port = free_port()
-        proc = subprocess.Popen([str(binary), "mock", "-h", "127.0.0.1", "-p", str(port),
-                                 str(spec_path())], start_new_session=True,
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        url = f"http://127.0.0.1:{port}"
-        wait_http(url + "/v1/jobs/job_01HXZ9G7KMV2QX8Y1S5RJW3B7T")
-        return proc.pid, url, "/v1/jobs/job_01HXZ9G7KMV2QX8Y1S5RJW3B7T", containers, \
-            lambda: _kill(proc)
-    return start
+    """Prism in its default static mode: answers with the spec's examples; logs discarded."""
+    return process_starter(lambda port: [str(binary), "mock", "-h", "127.0.0.1", "-p",
+                                         str(port), str(spec_path())], containers)
 
 
 def _kill(proc: subprocess.Popen) -> None:

@@ -27,6 +27,15 @@ def store(request, tmp_path):
     s.close()
 
 
+def in_threads(fn, n: int) -> None:
+    """Run `fn` in `n` threads at once and wait for all of them."""
+    threads = [threading.Thread(target=fn) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
 def test_put_get_delete_roundtrip(store):
     store.atomic(lambda tx: tx.put("thing", "a", {"n": 1, "list": [1, 2], "none": None}))
     assert store.atomic(lambda tx: tx.get("thing", "a")) == {"n": 1, "list": [1, 2],
@@ -76,11 +85,7 @@ def test_concurrent_increments_lose_no_update(store):
         for _ in range(10):
             store.atomic(bump)
 
-    threads = [threading.Thread(target=worker) for _ in range(50)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    in_threads(worker, 50)
     assert store.atomic(lambda tx: tx.get("counter", "c")) == {"n": 500}
 
 
@@ -115,11 +120,7 @@ def test_idempotency_claim_is_exclusive_under_concurrency(store):
         with lock:
             outcomes.append(outcome)
 
-    threads = [threading.Thread(target=claim) for _ in range(30)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    in_threads(claim, 30)
     assert outcomes.count("won") == 1
     assert outcomes.count("in_progress") == 29
 
