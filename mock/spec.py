@@ -27,8 +27,9 @@ def spec_path() -> Path:
 @functools.cache
 def load_spec() -> dict[str, Any]:
     """The parsed contract (cached: it is read once per process)."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x faster at start
     with spec_path().open(encoding="utf-8") as fh:
-        return yaml.safe_load(fh)
+        return yaml.load(fh, Loader=loader)
 
 
 @functools.cache

@@ -11,6 +11,7 @@ Layers, outermost first:
 
 from __future__ import annotations
 
+import copy
 import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,7 +103,7 @@ def create_app(config: Config | None = None, service: MockService | None = None)
     validators = {**VALIDATOR_MAP, "parameter": ParamsValidator,
                   "body": MediaTypeDict({"*/*json": BodyValidator})}
     connexion_app.add_api(
-        spec.spec_path(),
+        copy.deepcopy(spec.load_spec()),  # parsed once; Connexion resolves refs in its copy
         resolver=RelativeResolver("mock.web.handlers"),
         strict_validation=True,
         validate_responses=config.validate_responses,
