@@ -35,6 +35,9 @@ conformance: $(STAMP)
 	$(BIN)/layers-conformance run --mock $(ARGS)
 
 bench: $(STAMP) system-deps
+	@command -v wrk >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get install -y -qq wrk >/dev/null; \
+	  else echo "wrk is missing: sudo apt-get install wrk" >&2; exit 1; fi; }
 	$(BIN)/python bench/run.py $(ARGS)
 
 clean:
