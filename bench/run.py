@@ -169,7 +169,11 @@ def process_starter(command, containers: Path):
         proc = subprocess.Popen(command(port), cwd=ROOT, start_new_session=True,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         url = f"http://127.0.0.1:{port}"
-        wait_http(url + STATIC_JOB)
+        try:
+            wait_http(url + STATIC_JOB)
+        except RuntimeError:
+            _kill(proc)  # never leave a server behind
+            raise
         return proc.pid, url, STATIC_JOB, containers, lambda: _kill(proc)
     return start
 

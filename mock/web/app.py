@@ -91,13 +91,14 @@ def create_app(config: Config | None = None, service: MockService | None = None)
     """An ASGI app serving the contract with the mock's behaviour; fails fast on a bad spec."""
     config = config or Config()
     service = service or build_service(config)
+    # Response validation is a routed layer of its own: left out unless asked for.
+    checking = [ResponseValidationMiddleware] if config.validate_responses else []
     connexion_app = AsyncApp(
         __name__,
         middlewares=[
             ServerErrorMiddleware, ExceptionMiddleware, SwaggerUIMiddleware, RoutingMiddleware,
             FaultMiddleware, AuthMiddleware, BodyGuardMiddleware, RequestValidationMiddleware,
-            ResponseValidationMiddleware, DispatchMiddleware, LifespanMiddleware,
-            ContextMiddleware,
+            *checking, DispatchMiddleware, LifespanMiddleware, ContextMiddleware,
         ],
     )
     validators = {**VALIDATOR_MAP, "parameter": ParamsValidator,
