@@ -51,6 +51,7 @@ class Measure:
     p99_ms: float
     non2xx: int
     requests: int
+    statuses: str = ""  # non-2xx answers by status, and the last error body, from the script
 
 
 def free_port() -> int:
@@ -102,7 +103,9 @@ def wrk(url: str, seconds: float, connections: int, script: str | None = None,
     p99 = _ms(re.search(r"\s99%\s+(\S+)", out).group(1))
     non = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     total = int(re.search(r"(\d+) requests in", out).group(1))
-    return Measure(rps, p50, p99, int(non.group(1)) if non else 0, total)
+    statuses = " ".join(line for line in out.splitlines()
+                        if line.startswith(("statuses: ", "last error: ")) and line != "statuses: ")
+    return Measure(rps, p50, p99, int(non.group(1)) if non else 0, total, statuses)
 
 
 def wait_http(url: str, timeout: float = 60) -> None:
@@ -145,6 +148,8 @@ def run_target(name: str, start, seconds: float, connections: int, rows: list) -
         rows.append((name, get, post, rss))
         print(f"  {name:<28} getJob {get.rps:>8.0f} req/s   regenerate {post.rps:>8.0f} req/s"
               f"   ({post.non2xx} non-2xx)  RSS {rss:.0f} MiB", flush=True)
+        if post.non2xx:
+            print(f"      {post.statuses}", flush=True)
     finally:
         stop()
 
