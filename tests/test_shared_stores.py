@@ -86,6 +86,32 @@ def test_two_workers_50_regenerates_without_keys_one_wins(store_url):
         assert mock.stop() == 0
 
 
+def test_two_workers_regenerating_fresh_containers_never_see_a_finished_job_as_running(
+        store_url):
+    """Regenerates of containers whose generation job just ended, spread over two workers:
+    every one is accepted (no stale R10 conflict from a half-seen transaction)."""
+    mock = start_mock("--store", store_url, "--workers", "2", "--stage-seconds", "0.002",
+                      "--reset")
+    try:
+        with httpx.Client(base_url=mock.url, headers={"X-Api-Key": ids.FULL}) as c:
+            pool: list[str] = []
+            for _ in range(40):
+                r = c.post(f"/v1/projects/{ids.PRJ_AUTO}/content",
+                           json={"variantCount": 5, "brief": {"topic": "Race"}})
+                pool += r.json()["containerIds"]
+        time.sleep(0.2)
+
+        def regenerate(cid: str) -> int:
+            with httpx.Client(base_url=mock.url, headers={"X-Api-Key": ids.FULL}) as c:
+                return c.post(REGEN.format(cid), json={}).status_code
+
+        with cf.ThreadPoolExecutor(16) as pool_exec:
+            statuses = Counter(pool_exec.map(regenerate, pool))
+        assert statuses == {202: len(pool)}
+    finally:
+        assert mock.stop() == 0
+
+
 def test_two_workers_share_state_and_the_clock(store_url):
     mock = start_mock("--store", store_url, "--workers", "2", "--clock", "manual",
                       "--stage-seconds", "1", "--reset")

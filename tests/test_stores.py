@@ -158,3 +158,31 @@ def test_sqlite_survives_reopening(tmp_path):
 def test_unknown_store_url_is_refused():
     with pytest.raises(ValueError, match="unknown store"):
         open_store("postgres://x")
+
+
+def test_redis_retries_a_function_that_failed_on_a_stale_read(redis_server):
+    """A decision taken on reads that another client changed meanwhile is taken again, even
+    when the decision was to fail (found under load: a stale 409 CONFLICT across workers)."""
+    from mock.domain.errors import Conflict
+
+    redis_server.flush(4)
+    store, other = open_store(redis_server.db_url(4)), open_store(redis_server.db_url(4))
+    try:
+        store.atomic(lambda tx: tx.put("thing", "a", {"busy": True}))
+        seen: list[bool] = []
+
+        def decide(tx):
+            busy = tx.get("thing", "a")["busy"]
+            seen.append(busy)
+            if len(seen) == 1:  # a concurrent writer frees it after our read
+                other.atomic(lambda t: t.put("thing", "a", {"busy": False}))
+            if busy:
+                raise Conflict("busy")
+            return "started"
+
+        assert store.atomic(decide) == "started"
+        assert seen == [True, False]
+    finally:
+        store.clear()
+        store.close()
+        other.close()

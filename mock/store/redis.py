@@ -2,6 +2,7 @@
 
 `atomic` is an optimistic transaction: every key read is WATCHed, the writes go in one
 MULTI/EXEC, and when another client changed a watched key first the whole function runs again.
+That holds for functions that raise too: their decision rests on their reads as well.
 """
 
 from __future__ import annotations
@@ -50,7 +51,15 @@ class RedisStore:
             with self._client.pipeline(transaction=True) as pipe:
                 tx = _RedisTx(pipe)
                 try:
-                    result = fn(tx)
+                    try:
+                        result = fn(tx)
+                    except Exception:
+                        # `fn` gave up (an API error, say) on what it read. Those reads are
+                        # only a consistent view if no watched key changed meanwhile: an empty
+                        # transaction tells, and a stale view means running `fn` again.
+                        pipe.multi()
+                        pipe.execute()
+                        raise
                     pipe.multi()
                     for (kind, key), entry in tx.writes.items():
                         k = _key(kind, key)
