@@ -13,7 +13,7 @@ import pytest
 
 from conformance import Target, bundled, run
 from conformance.registry import all_checks
-from tests.broken.variants import VARIANTS
+from tests.broken.variants import MOCK_ARGS, VARIANTS
 from tests.support import ids
 
 pytest_plugins = ["pytester"]
@@ -25,7 +25,8 @@ def kit(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
 
 
 def _run_variant(name: str):
-    mock = bundled.start_mock(*bundled.MOCK_ARGS, "--broken", name, module="tests.broken")
+    args = MOCK_ARGS.get(name, bundled.MOCK_ARGS)
+    mock = bundled.start_mock(*args, "--broken", name, module="tests.broken")
     try:
         return run(bundled.target_for(mock.url), schemathesis=False, jobs=8)
     finally:

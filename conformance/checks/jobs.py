@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import concurrent.futures as cf
+
 from conformance.context import Ctx
 from conformance.failures import NotRunnable, expect
 from conformance.registry import check
@@ -18,12 +20,17 @@ def _run(ctx: Ctx) -> list[dict]:
 
 @check("D7", "Stages follow the documented order", needs=("containers",))
 def d7_stage_order(ctx: Ctx) -> None:
-    states = _run(ctx)
-    indexes = [STAGES.index(s["stage"]) for s in states if s["stage"] in STAGES]
-    expect(len(indexes) == len(states), "every stage is a documented one",
-           expected=STAGES, received=[s["stage"] for s in states])
-    expect(indexes == sorted(indexes), "stages never go back",
-           received=[s["stage"] for s in states])
+    # A poll sees a stage only if it lands inside it: watch three jobs at once so that a fast
+    # implementation, or a busy client, still shows enough transitions to judge the order.
+    watched = 3 if ctx.target.project_id else 1
+    with cf.ThreadPoolExecutor(watched) as pool:
+        runs = list(pool.map(lambda _: _run(ctx), range(watched)))
+    for states in runs:
+        indexes = [STAGES.index(s["stage"]) for s in states if s["stage"] in STAGES]
+        expect(len(indexes) == len(states), "every stage is a documented one",
+               expected=STAGES, received=[s["stage"] for s in states])
+        expect(indexes == sorted(indexes), "stages never go back",
+               expected=" -> ".join(STAGES), received=[s["stage"] for s in states])
 
 
 @check("D7", "Progress stays in [0, 1] and never decreases", needs=("containers",))

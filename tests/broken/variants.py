@@ -277,4 +277,12 @@ VARIANTS: dict[str, tuple[str, Callable[[], None]]] = {
     "request_id_mismatch": ("R12", request_id_mismatch),
 }
 
-__all__ = ["VARIANTS", "assets"]
+# The kit can judge stage order and progress only from stages its polls land in. Under the
+# suite's load (three broken targets at once on two cores) a poll can take longer than a 0.1-s
+# stage, so these variants run with stages that last long enough to be seen, as real ones do.
+MOCK_ARGS: dict[str, tuple[str, ...]] = {
+    "stages_out_of_order": ("--stage-seconds", "0.4"),
+    "progress_goes_backwards": ("--stage-seconds", "0.4"),
+}
+
+__all__ = ["MOCK_ARGS", "VARIANTS", "assets"]
