@@ -7,8 +7,6 @@ replaced by the target's base URL and small request/response adapters are define
 from __future__ import annotations
 
 import copy
-import functools
-from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -66,19 +64,3 @@ class Contract:
                 causes.append(f"{path or '(body)'}: {detail.message}")
             return [c[:300] for c in causes]
         return []
-
-    @functools.cached_property
-    def documented_statuses(self) -> dict[tuple[str, str], set[str]]:
-        out: dict[tuple[str, str], set[str]] = {}
-        for path, item in self.doc["paths"].items():
-            for method, op in item.items():
-                if isinstance(op, dict) and "responses" in op:
-                    out[(method.upper(), path)] = set(op["responses"])
-        return out
-
-    def operation(self, operation_id: str) -> dict[str, Any]:
-        for item in self.doc["paths"].values():
-            for op in item.values():
-                if isinstance(op, dict) and op.get("operationId") == operation_id:
-                    return op
-        raise KeyError(operation_id)

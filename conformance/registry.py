@@ -30,7 +30,6 @@ class Check:
     title: str
     fn: Callable
     needs: tuple[str, ...] = ()
-    group: str = ""
     exclusive: bool = False  # changes shared state (the project's policy): runs alone
 
     @property
@@ -44,8 +43,7 @@ CHECKS: list[Check] = []
 def check(rule: str, title: str, *, needs: tuple[str, ...] = (),
           exclusive: bool = False) -> Callable:
     def register(fn: Callable) -> Callable:
-        CHECKS.append(Check(rule, title, fn, needs, group=fn.__module__.rsplit(".", 1)[-1],
-                            exclusive=exclusive))
+        CHECKS.append(Check(rule, title, fn, needs, exclusive=exclusive))
         return fn
 
     return register

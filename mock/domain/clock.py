@@ -7,7 +7,6 @@ same time.
 from __future__ import annotations
 
 import time
-from datetime import datetime
 from typing import Protocol
 
 from mock.store.base import Store
@@ -67,7 +66,3 @@ def iso(t: float) -> str:
     """ISO-8601 in UTC with milliseconds and Z, as the platform writes timestamps."""
     ms = int(t * 1000)
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
-
-
-def parse_iso(text: str) -> float:
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()

@@ -72,6 +72,3 @@ class MemoryStore:
 
     def close(self) -> None:
         pass
-
-    def __len__(self) -> int:
-        return len(self._data)
