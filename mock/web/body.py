@@ -1,16 +1,17 @@
 """Body checks before schema validation: size (413), media type (415), UTF-8 and JSON syntax (422).
 
 Connexion turns a non-UTF-8 body into a 500 and a body without Content-Type into bytes; both
-are refused here with the right D5 code. The body is read once and replayed downstream.
+are refused here with the right D5 code. The body is read and parsed once: the bytes are
+replayed to Connexion's validation, the parsed value waits in the request state for the handler.
 """
 
 from __future__ import annotations
 
-import json
-
+import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mock.domain.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from mock.web import state
 
 MAX_BODY = 1024 * 1024  # D5: 1 MiB
 _WITH_BODY = {"POST", "PUT", "PATCH", "DELETE"}
@@ -57,19 +58,25 @@ class BodyGuardMiddleware:
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
+        parsed = None
         if body:
             if not _is_json(headers.get("content-type")):
                 raise UnsupportedMediaType()
             try:
-                json.loads(body.decode("utf-8"))
+                body.decode("utf-8")
             except UnicodeDecodeError:
                 raise ValidationFailed([{"path": "body", "message": "must be UTF-8 encoded"}],
                                        "The request body is not UTF-8.") from None
-            except json.JSONDecodeError as exc:
+            try:
+                # The one parse of the body: the dispatcher hands this to the handler, and
+                # the same parser decides what is JSON (orjson refuses lone surrogates, NaN).
+                parsed = orjson.loads(body)
+            except orjson.JSONDecodeError as exc:
                 raise ValidationFailed(
                     [{"path": "body", "message": f"is not valid JSON: {exc.msg} at line "
                                                  f"{exc.lineno} column {exc.colno}"}],
                     "The request body is not valid JSON.") from None
+        state.current().body = parsed
 
         sent = False
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mock.domain import ids
 
@@ -30,6 +30,7 @@ class RequestState:
     principal: Principal | None = None
     replayed: bool = False
     scope: dict | None = None  # the ASGI scope, set when the request reaches its handler
+    body: Any = None  # the request's JSON body, parsed once by the body guard
 
 
 def begin(service: MockService) -> RequestState:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from connexion.json_schema import Draft4RequestValidator
 from connexion.validators import JSONRequestBodyValidator, ParameterValidator
 from connexion.validators.parameter import draft4_format_checker
@@ -64,6 +65,11 @@ def _issues(prefix: str, errors: list[ValidationError]) -> list[dict[str, str]]:
 
 
 class BodyValidator(JSONRequestBodyValidator):
+    async def _parse(self, stream, scope) -> Any:
+        """The same parser as the body guard (orjson), so both agree on what is JSON."""
+        raw = b"".join([chunk async for chunk in stream])
+        return orjson.loads(raw) if raw else None
+
     def _validate(self, body: Any) -> dict | None:
         if not self._nullable and body is None:
             raise ValidationFailed([{"path": "body", "message": "a JSON body is required"}])
