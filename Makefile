@@ -12,6 +12,13 @@ $(STAMP): pyproject.toml setup.py
 	$(BIN)/python -m pip install -q -e ".[test]"
 	touch $(STAMP)
 
+# The pinned npm tools (lint gates, reference page, generated TypeScript client). Without npm
+# the tests that need them skip with the reason (CI sets LAYERS_REQUIRE_TOOLS=1: they must run).
+NODE_STAMP := node_modules/.package-lock.json
+$(NODE_STAMP): package.json package-lock.json
+	@if command -v npm >/dev/null 2>&1; then npm ci --no-audit --no-fund --silent; \
+	else echo "npm is missing: the tests that need node tools will skip" >&2; fi
+
 # redis-server for the store tests (Debian package; needs root, as CI and the dev boxes are).
 system-deps:
 	@command -v redis-server >/dev/null 2>&1 || { \
@@ -24,7 +31,7 @@ mock: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
-test: $(STAMP) system-deps lint
+test: $(STAMP) $(NODE_STAMP) system-deps lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # Long property-based run against a fresh mock; bounded by FUZZ_EXAMPLES and FUZZ_SECONDS.
