@@ -26,9 +26,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from mock import spec
 from mock.domain.clock import iso
 from mock.domain.errors import ApiError, Conflict, NotFound, Unauthenticated, ValidationFailed
-from mock.domain.service import MockService, dumps
+from mock.domain.service import MockService
 from mock.web import faults
-from mock.web.responses import error
+from mock.web.responses import dumps, error
 
 
 def _json(body: Any, status: int = 200) -> Response:

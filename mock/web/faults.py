@@ -16,7 +16,6 @@ from mock.domain import ids
 from mock.domain.errors import STATUS_BY_CODE, ApiError
 from mock.store.base import Store, Tx
 from mock.web import state
-from mock.web.auth import operation_id
 from mock.web.outer import DropConnection
 
 KIND, KEY = "faults", "active"
@@ -89,7 +88,14 @@ def _matches(fault: dict[str, Any], method: str, path: str, op_id: str | None) -
             and (not m.get("path") or re.search(m["path"], path) is not None))
 
 
-def take(store: Store, method: str, path: str, op_id: str | None) -> dict[str, Any] | None:
+async def armed(store: Store) -> bool:
+    """Whether any fault is armed: one plain read, no transaction (the usual answer is no)."""
+    doc = await store.peek(KIND, KEY)
+    return bool(doc and doc.get("faults"))
+
+
+async def take(store: Store, method: str, path: str,
+               op_id: str | None) -> dict[str, Any] | None:
     """Use up one firing of the first matching fault, atomically."""
     def pick(tx: Tx) -> dict[str, Any] | None:
         doc = tx.get(KIND, KEY)
@@ -103,7 +109,9 @@ def take(store: Store, method: str, path: str, op_id: str | None) -> dict[str, A
                 return fault
         return None
 
-    return store.atomic(pick)
+    if not await armed(store):
+        return None
+    return await store.transact(pick)
 
 
 class FaultMiddleware:
@@ -112,8 +120,9 @@ class FaultMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            fault = take(state.current().service.store, scope["method"], scope["path"],
-                         operation_id(scope))
+            st = state.current()
+            fault = await take(st.service.store, scope["method"], scope["path"],
+                               st.operation_id)
             if fault is not None:
                 if fault["delayMs"]:
                     await asyncio.sleep(fault["delayMs"] / 1000)
