@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from mock.domain import fixtures as fixtures_mod
-from mock.domain import idempotency, operations
+from mock.domain import idempotency, jobs, operations
 from mock.domain.auth import Keyring, Principal
 from mock.domain.clock import Clock
 from mock.domain.errors import STORED_ERROR_CODES, ApiError, envelope
@@ -65,6 +65,7 @@ class MockService:
         self.settings = Settings(stage_seconds=stage_seconds, retention_seconds=retention_seconds,
                                  moderation_terms=fx.moderation_terms)
         self.idempotency_ttl = idempotency_ttl
+        self.due = jobs.DueSweeper(min(jobs.DUE_BUCKET_SECONDS, stage_seconds))
 
     def reset(self) -> None:
         """Back to the fixtures: state, journal and (manual) clock."""
@@ -96,6 +97,8 @@ class MockService:
         op = OPERATIONS[operation_id]
         ctx = Ctx(principal=principal, now=self.clock.now(), settings=self.settings,
                   fail_job=fail_job)
+        # Jobs end whether or not anyone reads them (jobs.settle_due).
+        self.due.run(self.store, ctx.now, exact=operation_id in operations.READS_BALANCE)
 
         def run(tx) -> Stored:
             reply = op(tx, ctx, **params)
