@@ -20,6 +20,7 @@ warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testcli
 import uvicorn  # noqa: E402
 
 from mock.domain.fixtures import FixtureError  # noqa: E402
+from mock.version import version  # noqa: E402
 from mock.web.app import Config, build_service, create_app  # noqa: E402
 
 _ENV = "LAYERS_MOCK_CONFIG"
@@ -47,6 +48,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="layers-mock",
         description="Stateful mock of the Layers content-regeneration API (openapi.yaml).")
+    p.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=4010, help="port (default 4010; 0 picks a free one)")
     p.add_argument("--fixtures", type=Path, help="fixtures YAML (default: the bundled ones)")
