@@ -11,7 +11,7 @@ import subprocess
 import sys
 import threading
 
-from conformance.bundled import RunningMock
+from mock.launcher import RunningMock
 
 _URL = re.compile(r"listening on (http://\S+)")
 
