@@ -14,12 +14,14 @@ from conformance.failures import Unreachable
 from conformance.reporting import Console, JUnit, Report
 from conformance.runner import UsageError, run
 from conformance.target import Target
+from mock.version import version
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="layers-conformance",
                                 description="Check an implementation of the Layers "
                                             "regenerate API against its contract.")
+    p.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="run the checks against a target")
     where = r.add_argument_group("target")

@@ -323,7 +323,8 @@ def test_ended_jobs_and_superseded_assets_are_kept_for_the_retention_period(tmp_
     """Bounded memory: the storage lifecycle forgets ended jobs and superseded assets."""
     import time
 
-    from mock.web.app import Config, build_service
+    from mock.config import Config
+    from mock.web.app import build_service
 
     service = build_service(Config(clock="manual", stage_seconds=1.0, retention_seconds=0.3))
     api = Api(service)

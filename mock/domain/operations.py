@@ -19,10 +19,12 @@ from mock.store.base import Tx
 
 @dataclass(frozen=True)
 class Settings:
-    stage_seconds: float = 2.0
+    """What the rules need of the configuration (`mock.config.Config` holds the defaults)."""
+
+    stage_seconds: float
     # How long ended jobs and superseded assets are kept (the storage lifecycle the reference
     # page mentions); keeps a long-running mock's memory bounded.
-    retention_seconds: float = 7 * 24 * 3600.0
+    retention_seconds: float
     moderation_terms: tuple[str, ...] = moderation.DEFAULT_TERMS
 
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 
+from mock.config import Config
 from mock.domain import fixtures as fixtures_mod
 from mock.domain import idempotency, operations
 from mock.domain.auth import Keyring, Principal
@@ -54,17 +55,17 @@ class Idem:
 
 
 class MockService:
-    def __init__(self, store: Store, clock: Clock, fx: fixtures_mod.Fixtures, *,
-                 stage_seconds: float = 2.0,
-                 idempotency_ttl: float = idempotency.DEFAULT_TTL,
-                 retention_seconds: float = Settings.retention_seconds) -> None:
+    def __init__(self, store: Store, clock: Clock, fx: fixtures_mod.Fixtures,
+                 config: Config) -> None:
         self.store = store
         self.clock = clock
         self.fixtures = fx
+        self.config = config
         self.keyring = Keyring(fx.keys)
-        self.settings = Settings(stage_seconds=stage_seconds, retention_seconds=retention_seconds,
+        self.settings = Settings(stage_seconds=config.stage_seconds,
+                                 retention_seconds=config.retention_seconds,
                                  moderation_terms=fx.moderation_terms)
-        self.idempotency_ttl = idempotency_ttl
+        self.idempotency_ttl = config.idempotency_ttl
 
     def reset(self) -> None:
         """Back to the fixtures: state, journal and (manual) clock."""
