@@ -1,4 +1,5 @@
-"""The control API under /__mock/ (D9), outside the contract, plus the spec as YAML.
+"""The control API under /__mock/ (D9), outside the contract, plus the spec as YAML and the
+reference page at /reference (D12).
 
 The control API is described by its own OpenAPI document, `mock/control.yaml`, served at
 `/__mock/openapi.json`; its routes, query parameters and request bodies are read from that
@@ -25,6 +26,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import anyio
 import orjson
 import yaml
 from jsonschema import Draft4Validator
@@ -72,6 +74,18 @@ def _inline(node: Any, root: dict[str, Any]) -> Any:
     if isinstance(node, list):
         return [_inline(v, root) for v in node]
     return node
+
+
+async def _reference() -> Response:
+    """The contract's offline reference page (D12), built by contract.page, never fetched."""
+    from contract import page  # the publishing package; imported when the page is asked for
+
+    try:
+        body = await anyio.to_thread.run_sync(page.page_for, spec.spec_path())
+    except page.PageUnavailable as err:
+        return Response(f"The reference page is not available: {err}. Swagger UI is at /docs.\n",
+                        status_code=503, media_type="text/plain")
+    return Response(body, media_type="text/html; charset=utf-8")
 
 
 class _Route:
@@ -159,6 +173,9 @@ class ControlMiddleware:
         if scope["type"] == "http" and path == "/openapi.yaml":
             body = spec.spec_path().read_bytes()
             await Response(body, media_type="application/yaml")(scope, receive, send)
+            return
+        if scope["type"] == "http" and path == "/reference":
+            await (await _reference())(scope, receive, send)
             return
         if scope["type"] != "http" or not (path.startswith(PREFIX) or path == PREFIX[:-1]):
             await self.app(scope, receive, send)
