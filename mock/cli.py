@@ -20,6 +20,7 @@ import uvicorn  # noqa: E402
 from mock import config as config_mod  # noqa: E402
 from mock.config import Config  # noqa: E402
 from mock.domain.fixtures import FixtureError  # noqa: E402
+from mock.version import version  # noqa: E402
 from mock.web.app import build_service, create_app  # noqa: E402
 
 _ENV = "LAYERS_MOCK_CONFIG"
@@ -47,6 +48,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="layers-mock",
         description="Stateful mock of the Layers content-regeneration API (openapi.yaml).")
+    p.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     config_mod.add_arguments(p)  # every option and its default come from mock.config.Config
     return p.parse_args(argv)
 

@@ -237,9 +237,10 @@ def test_transactions_are_awaitable_off_the_loop(store):
 
 
 def test_redis_regenerate_stays_within_its_round_trip_budget(redis_server):
-    """A regenerate with an Idempotency-Key, through the whole web stack, over Redis: 7 round
-    trips (fault check, claim read and commit, two reads and a commit, journal), where the
-    WATCH/MULTI transactions took about 19; a getJob 3."""
+    """A regenerate with an Idempotency-Key, through the whole web stack, over Redis: 9 round
+    trips today (fault check; claim read and commit; the container, the org, the deadline
+    index's two documents and one commit; journal), where WATCH/MULTI transactions took about
+    19; a getJob 3 (fault check, the job, journal)."""
     from starlette.testclient import TestClient
 
     from mock.config import Config
@@ -264,5 +265,5 @@ def test_redis_regenerate_stays_within_its_round_trip_budget(redis_server):
         store.clear()
         store.close()
     print(f"redis round trips: regenerate {regenerate}, getJob {get_job}")
-    assert regenerate <= 8, regenerate
+    assert regenerate <= 10, regenerate
     assert get_job <= 3, get_job

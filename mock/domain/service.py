@@ -15,7 +15,7 @@ from typing import Any
 
 from mock.config import Config
 from mock.domain import fixtures as fixtures_mod
-from mock.domain import operations
+from mock.domain import jobs, operations
 from mock.domain.auth import Keyring, Principal
 from mock.domain.clock import Clock
 from mock.domain.operations import Ctx, Reply, Settings
@@ -47,6 +47,7 @@ class MockService:
                                  retention_seconds=config.retention_seconds,
                                  moderation_terms=fx.moderation_terms)
         self.idempotency_ttl = config.idempotency_ttl
+        self.due = jobs.DueSweeper(min(jobs.DUE_BUCKET_SECONDS, config.stage_seconds))
 
     def reset(self) -> None:
         """Back to the fixtures: state, journal and (manual) clock."""
@@ -62,11 +63,13 @@ class MockService:
     def authenticate(self, api_key: str | None, authorization: str | None) -> Principal:
         return self.keyring.authenticate(api_key, authorization)
 
-    def call(self, tx: Tx, operation: Callable[..., Reply], principal: Principal, *,
-             fail_job: bool = False, **params: Any) -> Reply:
+    def call(self, tx: Tx, operation_id: str, operation: Callable[..., Reply],
+             principal: Principal, *, fail_job: bool = False, **params: Any) -> Reply:
         """Run one operation inside the caller's transaction; raises ApiError on refusal."""
         ctx = Ctx(principal=principal, now=self.clock.now_in(tx), settings=self.settings,
                   fail_job=fail_job)
+        # Jobs end whether or not anyone reads them (jobs.settle_due), in this same transaction.
+        self.due.run_in(tx, ctx.now, exact=operation_id in operations.READS_BALANCE)
         return operation(tx, ctx, **params)
 
     def execute(self, operation_id: str, principal: Principal, *, fail_job: bool = False,
@@ -74,4 +77,4 @@ class MockService:
         """One operation in a transaction of its own (for tools and the domain's tests)."""
         fn = domain_function(operation_id)
         return self.store.atomic(
-            lambda tx: self.call(tx, fn, principal, fail_job=fail_job, **params))
+            lambda tx: self.call(tx, operation_id, fn, principal, fail_job=fail_job, **params))

@@ -2,6 +2,7 @@
 
 Layers, outermost first:
     OuterMiddleware      request id, X-Request-Id, last-resort 500, journal
+    CORSMiddleware       preflights and CORS headers, not on /__mock/ (left out with --no-cors)
     ControlMiddleware    /__mock/* and /openapi.yaml
     RouteMiddleware      our route lookup in the operation registry (built once from the spec)
     FaultMiddleware      injected faults, before authentication
@@ -32,6 +33,7 @@ from mock.domain.clock import ManualClock, RealClock
 from mock.domain.service import MockService
 from mock.store.base import Store, open_store
 from mock.web.control import ControlMiddleware
+from mock.web.cors import CORSMiddleware
 from mock.web.dispatch import ApiMiddleware, RouteMiddleware
 from mock.web.errors import HANDLERS
 from mock.web.faults import FaultMiddleware
@@ -86,7 +88,8 @@ def create_app(config: Config | None = None, service: MockService | None = None)
     control = ControlMiddleware(routed, service,
                                 enabled=is_loopback(config.host) or config.admin_token is not None,
                                 admin_token=config.admin_token)
-    app = OuterMiddleware(control, service)
+    inner = CORSMiddleware(control, config.cors_origins, registry) if config.cors else control
+    app = OuterMiddleware(inner, service)
     app.service = service  # type: ignore[attr-defined]  # for tests and the CLI
     app.registry = registry  # type: ignore[attr-defined]
     app.api = api  # type: ignore[attr-defined]  # its `steps` take more checks (rate limits)

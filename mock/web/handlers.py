@@ -42,7 +42,8 @@ async def handle(st: RequestState, kwargs: dict[str, Any]) -> Response:
     checking = bool(op.responses)
 
     def execute(tx: Tx) -> Stored:
-        reply = service.call(tx, op.domain, st.principal, fail_job=prefs.job_fail, **kwargs)
+        reply = service.call(tx, op.operation_id, op.domain, st.principal,
+                             fail_job=prefs.job_fail, **kwargs)
         if checking:
             check_response(st, reply.status, reply.body)
         return responses.stored(reply, st.request_id)

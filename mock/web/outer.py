@@ -40,7 +40,8 @@ class OuterMiddleware:
                 status.append(message["status"])
                 # The journal entry is written before the client can see the answer, so a
                 # client that reads the journal next finds it there.
-                await self._journal(scope, st, message["status"])
+                if not st.dropped:
+                    await self._journal(scope, st, message["status"])
                 headers = list(message.get("headers", []))
                 names = {k.lower() for k, _ in headers}
                 if b"x-request-id" not in names:
@@ -52,7 +53,7 @@ class OuterMiddleware:
 
         try:
             await self.app(scope, receive, send_with_headers)
-        except DropConnection:
+        except DropConnection:  # an injected fault cut the connection (st.dropped is set)
             raise
         except ApiError as err:  # a layer refused the request (a fault, say): its D5 answer
             if status:
@@ -65,10 +66,13 @@ class OuterMiddleware:
             await error(ApiError(code="INTERNAL"), st.request_id)(scope, receive,
                                                                   send_with_headers)
         finally:
-            if not status:  # no answer at all (the client went away first)
+            if st.dropped:  # an injected fault cut the connection: no answer was given
+                await self._journal(scope, st, 0, dropped=True)
+            elif not status:  # no answer at all (the client went away first)
                 await self._journal(scope, st, 0)
 
-    async def _journal(self, scope: Scope, st: state.RequestState, status: int) -> None:
+    async def _journal(self, scope: Scope, st: state.RequestState, status: int,
+                       dropped: bool = False) -> None:
         path = scope.get("path", "")
         if path.startswith("/__mock/"):
             return
@@ -79,7 +83,7 @@ class OuterMiddleware:
                 "query": scope.get("query_string", b"").decode("latin-1"),
                 "operationId": st.operation_id, "status": status,
                 "key": st.principal.masked if st.principal else None,
-                "replayed": st.replayed,
+                "replayed": st.replayed, **({"dropped": True} if dropped else {}),
                 "durationMs": round((time.perf_counter() - st.started) * 1000, 2),
             })
         except Exception:  # the journal must never break a response

@@ -32,6 +32,7 @@ class RequestState:
     routed: bool = False  # the spec routes method and path to an operationId
     principal: Principal | None = None
     replayed: bool = False
+    dropped: bool = False  # an injected fault cuts the connection instead of answering
     scope: dict | None = None  # the ASGI scope
     headers: dict[str, str] = field(default_factory=dict)  # lower-cased names, parsed once
     body: Any = None  # the request's JSON body, parsed once by the body guard
