@@ -12,6 +12,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from mock import spec
 from mock.domain import ids
 from mock.domain.errors import STATUS_BY_CODE, ApiError
 from mock.store.base import Store, Tx
@@ -123,5 +124,6 @@ class FaultMiddleware:
                     raise DropConnection()
                 if fault["code"]:
                     raise ApiError(fault.get("message") or "Injected fault.",
+                                   spec.documented_error_details(fault["code"]),
                                    code=fault["code"], status=fault["status"])
         await self.app(scope, receive, send)
