@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from starlette.testclient import TestClient
 
-from mock.web.app import Config, build_service, create_app
+from mock.config import Config
+from mock.web.app import build_service, create_app
 from tests.support.process import MockProcess, start_mock
 from tests.support.redis_server import RedisServer
 

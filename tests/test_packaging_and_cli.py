@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from mock.web.app import Config, create_app
+from mock.config import Config
+from mock.web.app import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import copy
 import ipaddress
-from dataclasses import dataclass
-from pathlib import Path
 
 from connexion import AsyncApp
 from connexion.datastructures import MediaTypeDict
@@ -32,6 +30,7 @@ from connexion.validators import VALIDATOR_MAP
 from starlette.types import ASGIApp
 
 from mock import spec
+from mock.config import Config
 from mock.domain import fixtures
 from mock.domain.clock import ManualClock, RealClock
 from mock.domain.service import MockService
@@ -44,21 +43,6 @@ from mock.web.errors import HANDLERS
 from mock.web.faults import FaultMiddleware
 from mock.web.outer import OuterMiddleware
 from mock.web.validation import BodyValidator, ParamsValidator
-
-
-@dataclass(frozen=True)
-class Config:
-    host: str = "127.0.0.1"
-    store: str = "memory"
-    fixtures: Path | None = None
-    stage_seconds: float = 2.0
-    clock: str = "real"
-    admin_token: str | None = None
-    validate_responses: bool = False
-    idempotency_ttl: float = 24 * 3600.0
-    retention_seconds: float = 7 * 24 * 3600.0
-    journal_size: int = 1000
-    reset_on_start: bool = False
 
 
 def is_loopback(host: str) -> bool:
@@ -77,9 +61,7 @@ def build_service(config: Config, store: Store | None = None) -> MockService:
     if config.clock not in ("real", "manual"):
         raise ValueError("--clock takes real or manual")
     clock = ManualClock(store) if config.clock == "manual" else RealClock()
-    service = MockService(store, clock, fx, stage_seconds=config.stage_seconds,
-                          idempotency_ttl=config.idempotency_ttl,
-                          retention_seconds=config.retention_seconds)
+    service = MockService(store, clock, fx, config)
     if config.reset_on_start:
         service.reset()
     else:

@@ -1,4 +1,5 @@
-"""The control API under /__mock/ (D9), outside the contract, plus the spec as YAML.
+"""The control API under /__mock/ (D9), outside the contract, plus the spec as YAML and the
+reference page at /reference (D12).
 
     POST   /__mock/reset             back to the fixtures (state, journal, faults, clock)
     GET    /__mock/clock             the clock's kind and reading
@@ -19,6 +20,7 @@ import json
 import math
 from typing import Any
 
+import anyio
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -48,6 +50,18 @@ async def _body(request: Request) -> dict[str, Any]:
     return data
 
 
+async def _reference() -> Response:
+    """The contract's offline reference page (D12), built by contract.page, never fetched."""
+    from contract import page  # the publishing package; imported when the page is asked for
+
+    try:
+        body = await anyio.to_thread.run_sync(page.page_for, spec.spec_path())
+    except page.PageUnavailable as err:
+        return Response(f"The reference page is not available: {err}. Swagger UI is at /docs.\n",
+                        status_code=503, media_type="text/plain")
+    return Response(body, media_type="text/html; charset=utf-8")
+
+
 class ControlMiddleware:
     def __init__(self, app: ASGIApp, service: MockService, *, enabled: bool,
                  admin_token: str | None) -> None:
@@ -70,6 +84,9 @@ class ControlMiddleware:
         if scope["type"] == "http" and path == "/openapi.yaml":
             body = spec.spec_path().read_bytes()
             await Response(body, media_type="application/yaml")(scope, receive, send)
+            return
+        if scope["type"] == "http" and path == "/reference":
+            await (await _reference())(scope, receive, send)
             return
         if scope["type"] != "http" or not path.startswith("/__mock"):
             await self.app(scope, receive, send)
