@@ -11,6 +11,7 @@ from pathlib import Path
 
 from conformance import bundled
 from conformance.failures import Unreachable
+from conformance.proxy import command as proxy_command
 from conformance.reporting import Console, JUnit, Report
 from conformance.runner import UsageError, run
 from conformance.target import Target
@@ -57,6 +58,7 @@ def parser() -> argparse.ArgumentParser:
     out.add_argument("--junit-xml", type=Path, help="write JUnit XML here")
     out.add_argument("--report", type=Path, help="write a report (.md or .html)")
     out.add_argument("-v", "--verbose", action="store_true", help="show expected/received live")
+    proxy_command.add_parser(sub)
     return p
 
 
@@ -72,6 +74,8 @@ def _target(args: argparse.Namespace, base_url: str) -> Target:
 def main(argv: list[str] | None = None) -> int:
     p = parser()
     args = p.parse_args(argv)
+    if args.command == "proxy":
+        return proxy_command.run(args)
     if not args.mock and not (args.base_url and args.api_key):
         p.print_usage(sys.stderr)
         print("layers-conformance: give --base-url and --api-key, or --mock", file=sys.stderr)

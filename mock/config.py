@@ -54,6 +54,11 @@ class Config:
         7 * 24 * 3600.0, "seconds ended jobs and superseded assets are kept",
         flag="--retention", metavar="S")
     log_level: str = option("warning", "log level; info adds an access log", choices=LOG_LEVELS)
+    cors: bool = option(True, "turn CORS off (it is on for any origin by default)",
+                        flag="--no-cors", action="store_false")
+    cors_origins: list[str] = option(
+        [], "allow only this browser origin, e.g. http://localhost:3000 (repeatable; default: "
+            "any origin)", flag="--cors-origin", action="append", metavar="ORIGIN")
     # Not options: fixed sizes a test may lower.
     journal_size: int = 1000
 
@@ -92,7 +97,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
             kwargs.setdefault("action", "store_true")
         else:
             kwargs.setdefault("type", {"int": int, "float": float}.get(str(f.type), str))
-            if default is not None:
+            if default not in (None, [], ()):
                 help_text += f" (default {default:g})" if isinstance(default, float) \
                     else f" (default {default})"
         parser.add_argument(_flag(f), dest=f.name, default=default, help=help_text, **kwargs)

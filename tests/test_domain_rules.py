@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from mock.domain import jobs
+from mock.domain import jobs, tenancy
 from mock.domain.service import MockService
 from tests.support import ids
 
@@ -349,5 +349,6 @@ def test_caption_history_is_bounded_and_captions_stay_unique(api):
         caption = api.content(ids.CNT_NOT_REQUIRED)["caption"]
         assert caption not in seen
         seen.add(caption)
-    stored = api.service.store.atomic(lambda tx: tx.get("container", ids.CNT_NOT_REQUIRED))
+    stored = api.service.store.atomic(
+        lambda tx: tenancy.get_container(tx, DEMO, ids.CNT_NOT_REQUIRED))
     assert len(stored["captions"]) == 20

@@ -2,6 +2,7 @@
 
 Layers, outermost first:
     OuterMiddleware      request id, X-Request-Id, last-resort 500, journal
+    CORSMiddleware       preflights and CORS headers, not on /__mock/ (left out with --no-cors)
     ControlMiddleware    /__mock/* and /openapi.yaml
     Connexion:           ServerError, Exception (D5 handlers), Swagger UI (/docs, /openapi.json),
                          Routing, FaultMiddleware, AuthMiddleware, BodyGuardMiddleware,
@@ -38,6 +39,7 @@ from mock.store.base import Store, open_store
 from mock.web.auth import AuthMiddleware
 from mock.web.body import BodyGuardMiddleware
 from mock.web.control import ControlMiddleware
+from mock.web.cors import CORSMiddleware
 from mock.web.dispatch import DispatchMiddleware
 from mock.web.errors import HANDLERS
 from mock.web.faults import FaultMiddleware
@@ -98,6 +100,7 @@ def create_app(config: Config | None = None, service: MockService | None = None)
     control = ControlMiddleware(connexion_app, service,
                                 enabled=is_loopback(config.host) or config.admin_token is not None,
                                 admin_token=config.admin_token)
-    app = OuterMiddleware(control, service)
+    inner = CORSMiddleware(control, config.cors_origins) if config.cors else control
+    app = OuterMiddleware(inner, service)
     app.service = service  # type: ignore[attr-defined]  # for tests and the CLI
     return app
