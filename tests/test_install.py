@@ -34,6 +34,10 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("mock", "conformance", "contract")  # contract/: the publishing package, once it lands
+# Made by setup.py at build time: the spec's copy always; the contract's reference page when
+# the build finds Redocly (a wheel built from the sdist, as here, does not).
+BUILT = {"mock/openapi.yaml"}
+BUILT_IF_TOOLS = {"contract/reference.html", "contract/reference.sha256"}
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 VERSION = PYPROJECT["project"]["version"]
 
@@ -94,7 +98,9 @@ def test_wheel_holds_every_module_and_data_file_of_the_source_tree(dist):
     with zipfile.ZipFile(dist["wheel"]) as z:
         names = set(z.namelist())
         shipped = {n for n in names if n.split("/")[0] in PACKAGES}
-        assert _source_files() | {"mock/openapi.yaml"} == shipped
+        source = _source_files()
+        assert source | BUILT <= shipped, sorted(source | BUILT - shipped)
+        assert shipped - source - BUILT <= BUILT_IF_TOOLS, sorted(shipped - source - BUILT)
         assert z.read("mock/openapi.yaml") == (ROOT / "openapi.yaml").read_bytes()
         assert not [n for n in names if n.startswith(("tests/", "bench/"))]
         (meta_name,) = [n for n in names if n.endswith(".dist-info/METADATA")]
@@ -148,14 +154,21 @@ def test_every_directly_imported_distribution_is_declared_with_bounds():
 # -- the installed wheel, used from an empty folder ---------------------------------------
 
 def test_the_installed_commands_come_from_the_wheel_and_know_their_version(venv, empty):
-    where = _run(venv, "python", "-c", "import conformance, mock; print(mock.__file__); "
-                 "print(conformance.__file__)", cwd=empty)
+    """Imports resolve inside the venv; test-only tools (build, ruff, playwright) are absent."""
+    where = _run(venv, "python", "-c", "import conformance, contract, mock; "
+                 "print(mock.__file__, conformance.__file__, contract.__file__)", cwd=empty)
     assert where.returncode == 0, where.stderr
     for line in where.stdout.split():
         assert line.startswith(str(venv)), line
+    absent = _run(venv, "python", "-c", "import importlib.util as u; print([m for m in "
+                  "('build', 'ruff', 'playwright') if u.find_spec(m)])", cwd=empty)
+    assert absent.stdout.strip() == "[]", absent.stdout + absent.stderr
     for command in ("layers-mock", "layers-conformance"):
         out = _run(venv, command, "--version", cwd=empty)
         assert (out.returncode, out.stdout.strip()) == (0, f"{command} {VERSION}")
+    contract = _run(venv, "layers-contract", "version", cwd=empty)  # reads the packaged spec
+    assert contract.returncode == 0, contract.stderr
+    assert re.fullmatch(r"\d+\.\d+\.\d+\S*", contract.stdout.strip()), contract.stdout
     check = subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"),
                             "check"], capture_output=True, text=True, timeout=120, cwd=empty)
     assert check.returncode == 0, check.stdout  # every Requires-Dist satisfied, transitively
