@@ -20,6 +20,7 @@ from typing import Any
 import re2
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from mock import spec
 from mock.domain import ids
 from mock.domain.errors import STATUS_BY_CODE, ApiError
 from mock.store.base import Store, Tx
@@ -148,8 +149,8 @@ def take(store: Store, method: str, path: str, op_id: str | None) -> dict[str, A
 def fault_error(fault: dict[str, Any]) -> ApiError:
     """The D5 answer of a fault, with Retry-After where D5 promises it."""
     headers = {"Retry-After": "1"} if fault["code"] in RETRY_AFTER_CODES else {}
-    return ApiError(fault.get("message") or None, code=fault["code"], status=fault["status"],
-                    headers=headers)
+    return ApiError(fault.get("message") or None, spec.documented_error_details(fault["code"]),
+                    code=fault["code"], status=fault["status"], headers=headers)
 
 
 class FaultMiddleware:

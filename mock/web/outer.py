@@ -23,6 +23,17 @@ class DropConnection(Exception):
     """Raised after the response has started, so the server cuts the connection."""
 
 
+def _is_drop(exc: BaseException | None) -> bool:
+    """A DropConnection, perhaps wrapped by a framework layer on the way out."""
+    for _ in range(10):
+        if exc is None:
+            return False
+        if isinstance(exc, DropConnection):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 class OuterMiddleware:
     def __init__(self, app: ASGIApp, service: MockService) -> None:
         self.app = app
@@ -50,10 +61,10 @@ class OuterMiddleware:
 
         try:
             await self.app(scope, receive, send_with_headers)
-        except DropConnection:  # an injected fault cut the connection: no answer was given
-            dropped = True
-            raise
-        except Exception:
+        except Exception as exc:
+            if _is_drop(exc):  # an injected fault cut the connection: no answer was given
+                dropped = True
+                raise DropConnection() from None  # bare, so the server's log filter knows it
             if status:
                 raise
             log.exception("unhandled error in request %s", st.request_id)
