@@ -130,3 +130,21 @@ def test_reference_without_redocly_says_what_to_do(monkeypatch, tmp_path):
         answer = client.get("/reference")
     assert answer.status_code == 503
     assert "npm ci" in answer.text and "/docs" in answer.text
+
+
+def test_a_packaged_page_is_served_without_node(monkeypatch, tmp_path):
+    """An installed wheel has no node: the page built into it (setup.py) is used when it was
+    built from this very contract, and never when the contract differs."""
+    from contract import page
+
+    packaged, digest = tmp_path / "reference.html", tmp_path / "reference.sha256"
+    packaged.write_text("<html>packaged</html>")
+    monkeypatch.setattr(page, "_PACKAGED", packaged)
+    monkeypatch.setattr(page, "_PACKAGED_HASH", digest)
+    monkeypatch.setattr(page, "redocly", lambda: None)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    digest.write_text(page.spec_hash(spec_path().read_bytes()) + "\n")
+    assert page.page_for(spec_path()) == b"<html>packaged</html>"
+    digest.write_text("0" * 64 + "\n")
+    with pytest.raises(page.PageUnavailable):
+        page.page_for(spec_path())
