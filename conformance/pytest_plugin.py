@@ -18,7 +18,16 @@ import pytest
 
 from conformance.contract import Contract
 from conformance.registry import Check
-from conformance.runner import FAILED, NOT_RUN, preflight, run_check, select
+from conformance.runner import (
+    ERROR,
+    FAILED,
+    INCONCLUSIVE,
+    NOT_RUN,
+    WAIVED,
+    preflight,
+    run_check,
+    select,
+)
 from conformance.target import Target
 
 _SKIP = {"base_url", "container_ids", "job_timeout", "poll_interval", "request_timeout"}
@@ -50,9 +59,14 @@ class CheckItem(pytest.Item):
 
     def runtest(self) -> None:
         state = self.session.config.stash[_STATE]
-        outcome = run_check(self.check, state["target"], state["contract"], state["rotation"])
-        if outcome.status == NOT_RUN:
-            pytest.skip(f"{outcome.rule}: not run: {outcome.message}")
+        outcome = run_check(self.check, state["target"], state["contract"], state["rotation"],
+                            observations=state["observations"], problems=state["problems"])
+        # failed -> fail; not run, inconclusive, waived -> skip with the reason; error -> error
+        if outcome.status in (NOT_RUN, INCONCLUSIVE, WAIVED):
+            pytest.skip(f"{outcome.rule}: {outcome.status}: {outcome.message}")
+        if outcome.status == ERROR:
+            raise RuntimeError(f"the kit failed (not the target): {outcome.message}\n"
+                               f"{outcome.traceback or ''}")
         if outcome.status == FAILED:
             lines = [f"{outcome.rule} {outcome.title}", outcome.message]
             if outcome.expected:
@@ -105,7 +119,10 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
             raise pytest.UsageError("--layers-base-url needs --layers-api-key")
         state["target"] = _target(config, base_url)
     state["contract"] = Contract(state["target"].base_url)
-    preflight(state["target"], state["contract"])
+    state["problems"] = preflight(state["target"], state["contract"]).problems
+    from conformance.observations import Observations
+
+    state["observations"] = Observations()
     ids = state["target"].container_ids
     state["rotation"] = itertools.cycle(ids) if ids else iter(())
     config.stash[_STATE] = state
