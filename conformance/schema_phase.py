@@ -59,13 +59,23 @@ def _parameters(contract: Contract | None, project_id: str | None,
     """Pin the path parameters the spec names for a project and a container to real ids."""
     if contract is None:
         return ""
+    doc = contract.doc
+
+    def name(param: dict) -> str | None:
+        while isinstance(param, dict) and "$ref" in param:  # '#/components/parameters/X'
+            node: dict = doc
+            for part in param["$ref"].lstrip("#/").split("/"):
+                node = node.get(part, {})
+            param = node
+        return param.get("name") if isinstance(param, dict) else None
+
     names = set()
-    for item in (contract.doc.get("paths") or {}).values():
-        for param in item.get("parameters") or []:
-            names.add(param.get("name"))
+    for item in (doc.get("paths") or {}).values():
+        params = list(item.get("parameters") or [])
         for op in item.values():
             if isinstance(op, dict):
-                names |= {p.get("name") for p in op.get("parameters") or []}
+                params += op.get("parameters") or []
+        names |= {name(p) for p in params}
     pins = {}
     if project_id and "projectId" in names:
         pins["path.projectId"] = project_id
