@@ -1,10 +1,16 @@
-"""Copies the root openapi.yaml into the mock package at build time.
+"""Copies the root openapi.yaml into the mock package at build time, and builds the contract's
+reference page into the contract package when the node tools are present.
 
 The root file is the single source; the package ships a copy so that a non-editable install
-finds the spec at run time.
+finds the spec at run time. The reference page (contract/page.py) needs Redocly, which an
+installed wheel has no node to run: a wheel built in a checkout with `npm ci` done carries the
+page (with the hash of the contract it shows), so `/reference` works wherever it is installed.
+Without the tools the wheel is built without the page and says so.
 """
 
+import importlib.util
 import shutil
+import sys
 from pathlib import Path
 
 from setuptools import setup
@@ -19,6 +25,21 @@ class BuildWithSpec(build_py):
         target = Path(self.build_lib) / "mock" / "openapi.yaml"
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(ROOT / "openapi.yaml", target)
+        self._reference_page(Path(self.build_lib) / "contract")
+
+    @staticmethod
+    def _reference_page(package: Path) -> None:
+        # page.py uses the standard library only: load it alone (no PyYAML in a build env)
+        spec_obj = importlib.util.spec_from_file_location("_page", ROOT / "contract" / "page.py")
+        page = importlib.util.module_from_spec(spec_obj)
+        spec_obj.loader.exec_module(page)
+        spec = ROOT / "openapi.yaml"
+        try:
+            page.build(spec, package / "reference.html")
+        except (page.PageUnavailable, OSError) as err:
+            print(f"note: the wheel carries no reference page ({err})", file=sys.stderr)
+            return
+        (package / "reference.sha256").write_text(page.spec_hash(spec.read_bytes()) + "\n")
 
 
 setup(cmdclass={"build_py": BuildWithSpec})

@@ -253,7 +253,8 @@ def profile_hot_path(n: int = 1500) -> None:
     import warnings
 
     warnings.filterwarnings("ignore", message="Using `httpx`")
-    from mock.web.app import Config, create_app
+    from mock.config import Config
+    from mock.web.app import create_app
 
     app = create_app(Config(stage_seconds=0.0005))
 

@@ -3,12 +3,24 @@
     from conformance import Target, run
     result = run(Target(base_url="https://...", api_key="...", project_id="prj_..."))
     assert result.exit_code == 0
+
+Names load lazily: the pytest plugin lives in this package, and an unrelated project's test
+session must not pay for openapi-core, httpx or Schemathesis (tests/test_install.py).
 """
 
-from conformance.failures import NotRunnable, Violation
-from conformance.registry import Check, all_checks, check
-from conformance.runner import Outcome, RunResult, run
-from conformance.target import Target
+from importlib import import_module
 
-__all__ = ["Check", "NotRunnable", "Outcome", "RunResult", "Target", "Violation",
-           "all_checks", "check", "run"]
+_HOME = {
+    "NotRunnable": "conformance.failures", "Violation": "conformance.failures",
+    "Check": "conformance.registry", "all_checks": "conformance.registry",
+    "check": "conformance.registry",
+    "Outcome": "conformance.runner", "RunResult": "conformance.runner", "run": "conformance.runner",
+    "Target": "conformance.target",
+}
+__all__ = sorted(_HOME)
+
+
+def __getattr__(name: str):
+    if name in _HOME:
+        return getattr(import_module(_HOME[name]), name)
+    raise AttributeError(name)

@@ -13,11 +13,13 @@ from pathlib import Path
 
 from conformance import bundled
 from conformance.failures import Unreachable
+from conformance.proxy import command as proxy_command
 from conformance.reporting import REPORT_SUFFIXES, SPEND_NOTE, Console, JUnit, Report
 from conformance.runner import UsageError, run
 from conformance.target import Target
 from conformance.waivers import WaiverError
 from conformance.waivers import load as load_waivers
+from mock.version import version
 
 VERDICTS_HELP = ("Verdicts: passed; failed (the target broke the rule: exit 1); not run (an "
                  "input is missing: the option that would run it is named); inconclusive (the "
@@ -31,6 +33,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="layers-conformance",
                                 description="Check an implementation of the Layers "
                                             "regenerate API against its contract.")
+    p.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="run the checks against a target", epilog=VERDICTS_HELP)
     where = r.add_argument_group("target")
@@ -78,6 +81,7 @@ def parser() -> argparse.ArgumentParser:
                      help="write a report: .md, .html or .json (versioned schema, README); "
                           "Schemathesis' JUnit and HAR are kept in the same folder")
     out.add_argument("-v", "--verbose", action="store_true", help="show expected/received live")
+    proxy_command.add_parser(sub)
     return p
 
 
@@ -93,6 +97,8 @@ def _target(args: argparse.Namespace, base_url: str) -> Target:
 def main(argv: list[str] | None = None) -> int:
     p = parser()
     args = p.parse_args(argv)
+    if args.command == "proxy":
+        return proxy_command.run(args)
     if not args.mock and not (args.base_url and args.api_key):
         p.print_usage(sys.stderr)
         print("layers-conformance: give --base-url and --api-key, or --mock", file=sys.stderr)

@@ -70,14 +70,27 @@ class Contract:
         try:
             self.openapi.validate_response(_Request(response.request), _Response(response))
         except Exception as exc:  # openapi-core raises a family of errors
-            causes = [str(exc)]
-            inner = getattr(exc, "__cause__", None)
-            for detail in getattr(inner, "schema_errors", []) or []:
-                path = "/".join(str(p) for p in detail.path)
-                causes.append(f"{path or '(body)'}: {detail.message}")
-            return [c[:300] for c in causes]
+            return _causes(exc)
         return []
 
+    def request_errors(self, request: httpx.Request) -> list[str]:
+        """Why the request breaks the contract (empty when it conforms): the validating
+        proxy's view of a client."""
+        try:
+            self.openapi.validate_request(_Request(request))
+        except Exception as exc:
+            return _causes(exc)
+        return []
+
+
+def _causes(exc: Exception) -> list[str]:
+    """openapi-core's error and the schema errors under it, one readable line each."""
+    causes = [str(exc).splitlines()[0] if str(exc) else type(exc).__name__]
+    inner = getattr(exc, "__cause__", None)
+    for detail in getattr(inner, "schema_errors", []) or []:
+        path = "/".join(str(p) for p in detail.path)
+        causes.append(f"{path or '(body)'}: {detail.message}")
+    return [c[:300] for c in causes]
 
 def _operations(doc: dict) -> list[tuple[str, re.Pattern, str]]:
     """(method, path pattern, operationId) for every operation, read from the spec."""

@@ -7,30 +7,32 @@
 Each check becomes an item `layers::<rule>::<check>`; a check whose input was not given is
 skipped with the option that would run it. Without a `--layers-*` target nothing is added.
 The `layers_target` fixture gives the Target to a team's own tests.
+
+The `layers_mock` fixture (with `layers_mock_options`, `--layers-mock-store` and
+`--layers-mock-stage-seconds`) gives a team's own tests the real mock, one process per session.
+
+Installed, this plugin loads in every pytest session of the environment, so it must cost
+nothing there: only pytest and the standard library at import; the kit (openapi-core, httpx,
+Schemathesis) loads when a `--layers-*` target is given, the mock when `layers_mock` is used.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import itertools
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from conformance.contract import Contract
-from conformance.registry import Check
-from conformance.runner import (
-    ERROR,
-    FAILED,
-    INCONCLUSIVE,
-    NOT_RUN,
-    WAIVED,
-    preflight,
-    run_check,
-    select,
-)
-from conformance.target import Target
+from conformance.target import Target  # a plain dataclass: the options are its fields
 
-_SKIP = {"base_url", "container_ids", "job_timeout", "poll_interval", "request_timeout"}
+if TYPE_CHECKING:
+    from conformance.registry import Check
+    from mock.embed import MockServer
+
+_SKIP = {"base_url", "container_ids", "job_timeout", "poll_interval", "request_timeout",
+         "max_wait"}
 _FIELDS = [f.name for f in dataclasses.fields(Target) if f.name not in _SKIP]
 
 
@@ -45,6 +47,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="an existing completed container (repeatable)")
     group.addoption("--layers-only", action="append", help="only these rule ids")
     group.addoption("--layers-job-timeout", type=float, default=300.0)
+    group.addoption("--layers-max-wait", type=float, default=120.0,
+                    help="the kit's --max-wait (429/503 Retry-After, seconds per request)")
+    _add_mock_fixture_options(group)
 
 
 class LayersFailure(Exception):
@@ -58,6 +63,8 @@ class CheckItem(pytest.Item):
         self.add_marker(pytest.mark.layers)
 
     def runtest(self) -> None:
+        from conformance.runner import ERROR, FAILED, INCONCLUSIVE, NOT_RUN, WAIVED, run_check
+
         state = self.session.config.stash[_STATE]
         outcome = run_check(self.check, state["target"], state["contract"], state["rotation"],
                             observations=state["observations"], problems=state["problems"])
@@ -92,7 +99,7 @@ def _target(config: pytest.Config, base_url: str) -> Target:
     values = {k: v for k, v in values.items() if v}
     return Target(base_url=base_url, container_ids=tuple(config.getoption(
         "--layers-container-id")), job_timeout=config.getoption("--layers-job-timeout"),
-        **values)
+        max_wait=config.getoption("--layers-max-wait"), **values)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -103,7 +110,10 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
                                   items: list[pytest.Item]) -> None:
     base_url = config.getoption("--layers-base-url")
     if not base_url and not config.getoption("--layers-mock"):
-        return
+        return  # nothing of the kit is imported unless a target is given
+    from conformance.contract import Contract
+    from conformance.runner import preflight, select
+
     state: dict = {}
     if config.getoption("--layers-mock"):
         from conformance import bundled
@@ -138,3 +148,42 @@ def layers_target(request: pytest.FixtureRequest) -> Target:
     if state is None:
         pytest.skip("no --layers-base-url or --layers-mock given")
     return state["target"]
+
+
+# The mock as a fixture for a team's own tests (D11). Kept apart from the checks above.
+
+def _add_mock_fixture_options(group: pytest.OptionGroup) -> None:
+    group.addoption("--layers-mock-store", default="memory",
+                    help="store of the layers_mock fixture's mock: memory (default), "
+                         "sqlite:///path.db or redis://host:port/db")
+    group.addoption("--layers-mock-stage-seconds", type=float, default=1.0,
+                    help="length of each of a job's 5 stages in the layers_mock fixture's "
+                         "mock (default 1.0; its clock is manual)")
+
+
+@pytest.fixture(scope="session")
+def layers_mock_options(pytestconfig: pytest.Config) -> dict[str, Any]:
+    """Keyword arguments of `mock.serve` for the session's mock; override it in a conftest.py.
+
+    `clock` must stay "manual": `layers_mock.advance()` moves time.
+    """
+    return {"clock": "manual",
+            "store": pytestconfig.getoption("--layers-mock-store"),
+            "stage_seconds": pytestconfig.getoption("--layers-mock-stage-seconds")}
+
+
+@pytest.fixture(scope="session")
+def _layers_mock_server(layers_mock_options: dict[str, Any]) -> Iterator[MockServer]:
+    from mock.embed import serve
+
+    with serve(**layers_mock_options) as server:
+        yield server
+
+
+@pytest.fixture
+def layers_mock(_layers_mock_server: MockServer) -> MockServer:
+    """The real mock on a free loopback port, one process per session, reset to its fixtures
+    before each test that uses it: `url`, `keys`, `reset()`, `advance(seconds)`,
+    `requests(**filters)`, `fault(**spec)`, `clear_faults()`."""
+    _layers_mock_server.reset()
+    return _layers_mock_server

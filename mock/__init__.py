@@ -1,11 +1,20 @@
-"""Stateful mock of the Layers content-regeneration API, driven by openapi.yaml."""
+"""Stateful mock of the Layers content-regeneration API, driven by openapi.yaml.
 
-__all__ = ["create_app"]
+    from mock import serve           # the real mock on a free port, for tests and notebooks
+
+Attributes load lazily: importing `mock` (or `mock.domain`) must not pull in the web stack.
+"""
+
+__all__ = ["MockServer", "create_app", "serve"]
 
 
-def __getattr__(name: str):  # lazy: importing mock.domain must not pull in the web stack
+def __getattr__(name: str):
     if name == "create_app":
         from mock.web.app import create_app
 
         return create_app
+    if name in ("serve", "MockServer"):
+        from mock import embed
+
+        return getattr(embed, name)
     raise AttributeError(name)

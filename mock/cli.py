@@ -10,8 +10,6 @@ import os
 import signal
 import sys
 import warnings
-from dataclasses import asdict
-from pathlib import Path
 
 # Connexion imports Starlette's test client at import time, which warns about httpx; noise for
 # a server's user.
@@ -19,8 +17,11 @@ warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testcli
 
 import uvicorn  # noqa: E402
 
+from mock import config as config_mod  # noqa: E402
+from mock.config import Config  # noqa: E402
 from mock.domain.fixtures import FixtureError  # noqa: E402
-from mock.web.app import Config, build_service, create_app  # noqa: E402
+from mock.version import version  # noqa: E402
+from mock.web.app import build_service, create_app  # noqa: E402
 
 _ENV = "LAYERS_MOCK_CONFIG"
 
@@ -47,46 +48,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="layers-mock",
         description="Stateful mock of the Layers content-regeneration API (openapi.yaml).")
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=4010, help="port (default 4010; 0 picks a free one)")
-    p.add_argument("--fixtures", type=Path, help="fixtures YAML (default: the bundled ones)")
-    p.add_argument("--store", default="memory",
-                   help="memory (default), sqlite:///path/to/file.db or redis://host:port/db")
-    p.add_argument("--stage-seconds", type=float, default=2.0,
-                   help="duration of each of the 5 job stages (default 2.0)")
-    p.add_argument("--clock", choices=("real", "manual"), default="real",
-                   help="real time, or a clock moved only by POST /__mock/clock/advance")
-    p.add_argument("--admin-token", help="require this X-Admin-Token on /__mock/ (and allow "
-                                         "the control API on a non-loopback address)")
-    p.add_argument("--workers", type=int, default=1,
-                   help="worker processes (needs a shared store: sqlite or redis)")
-    p.add_argument("--reset", action="store_true",
-                   help="reload the fixtures even if a durable store already holds state")
-    p.add_argument("--validate-responses", action="store_true",
-                   help="check every response against the spec (a broken one becomes a 500)")
-    p.add_argument("--idempotency-ttl", type=float, default=24 * 3600.0,
-                   help="seconds an Idempotency-Key is remembered (default 86400)")
-    p.add_argument("--retention", type=float, default=7 * 24 * 3600.0,
-                   help="seconds ended jobs and superseded assets are kept (default 7 days)")
-    p.add_argument("--log-level", default="warning",
-                   choices=("critical", "error", "warning", "info", "debug"))
+    p.add_argument("--version", action="version", version=f"%(prog)s {version()}")
+    config_mod.add_arguments(p)  # every option and its default come from mock.config.Config
     return p.parse_args(argv)
-
-
-def _config(args: argparse.Namespace) -> Config:
-    return Config(host=args.host, store=args.store, fixtures=args.fixtures,
-                  stage_seconds=args.stage_seconds, clock=args.clock,
-                  admin_token=args.admin_token, validate_responses=args.validate_responses,
-                  idempotency_ttl=args.idempotency_ttl, reset_on_start=args.reset,
-                  retention_seconds=args.retention)
 
 
 def worker_app():
     """Factory for uvicorn worker processes: the config travels in the environment."""
-    raw = json.loads(os.environ[_ENV])
-    raw["fixtures"] = Path(raw["fixtures"]) if raw["fixtures"] else None
-    raw["reset_on_start"] = False  # the parent already seeded the shared store
-    return create_app(Config(**raw))
+    config = Config.from_json(json.loads(os.environ[_ENV]))
+    # The parent already seeded the shared store.
+    return create_app(config.replace(reset_on_start=False))
 
 
 def banner(service, url: str, config: Config, workers: int) -> str:
@@ -115,16 +86,16 @@ def banner(service, url: str, config: Config, workers: int) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    config = _config(args)
-    if args.workers < 1:
+    config = config_mod.from_args(args)
+    if config.workers < 1:
         print("layers-mock: --workers must be at least 1", file=sys.stderr)
         return 2
-    if args.workers > 1 and config.store == "memory":
+    if config.workers > 1 and config.store == "memory":
         print("layers-mock: --workers needs a shared store: each worker would keep its own "
               "memory and clients would see requests split between them. Use --store "
               "sqlite:///path.db or --store redis://host:port/0.", file=sys.stderr)
         return 2
-    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s %(message)s")
+    logging.basicConfig(level=config.log_level.upper(), format="%(levelname)s %(name)s %(message)s")
     try:
         service = build_service(config)
         app = create_app(config, service)
@@ -135,28 +106,28 @@ def main(argv: list[str] | None = None) -> int:
         print(f"layers-mock: cannot start: {exc}", file=sys.stderr)
         return 2
 
-    uv_config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level,
-                               access_log=args.log_level in ("info", "debug"), lifespan="on")
+    uv_config = uvicorn.Config(app, host=config.host, port=config.port, log_level=config.log_level,
+                               access_log=config.log_level in ("info", "debug"), lifespan="on")
     try:
         sock = uv_config.bind_socket()
     except SystemExit:
-        print(f"layers-mock: cannot listen on {args.host}:{args.port}", file=sys.stderr)
+        print(f"layers-mock: cannot listen on {config.host}:{config.port}", file=sys.stderr)
         return 2
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
-    print(banner(service, f"http://{shown}:{port}", config, args.workers), flush=True)
+    print(banner(service, f"http://{shown}:{port}", config, config.workers), flush=True)
 
-    if args.workers == 1:
+    if config.workers == 1:
         _Server(uv_config).run(sockets=[sock])
         service.store.close()
         print("layers-mock stopped", flush=True)
         return 0
     service.store.close()
-    os.environ[_ENV] = json.dumps({**asdict(config), "fixtures": str(config.fixtures or "")})
+    os.environ[_ENV] = json.dumps(config.to_json())
     from uvicorn.supervisors import Multiprocess
 
-    multi_config = uvicorn.Config("mock.cli:worker_app", factory=True, host=args.host,
-                                  port=port, workers=args.workers, log_level=args.log_level,
+    multi_config = uvicorn.Config("mock.cli:worker_app", factory=True, host=config.host,
+                                  port=port, workers=config.workers, log_level=config.log_level,
                                   access_log=False)
     Multiprocess(multi_config, sockets=[sock]).run()
     print("layers-mock stopped", flush=True)

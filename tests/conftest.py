@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from starlette.testclient import TestClient
 
-from mock.web.app import Config, build_service, create_app
+from mock.config import Config
+from mock.web.app import build_service, create_app
 from tests.support.process import MockProcess, start_mock
 from tests.support.redis_server import RedisServer
 
@@ -18,7 +19,7 @@ def app():
 
 @pytest.fixture
 def client(app) -> TestClient:
-    with TestClient(app, headers={"X-Api-Key": "lp_test_full"}) as c:
+    with TestClient(app, base_url="http://127.0.0.1", headers={"X-Api-Key": "lp_test_full"}) as c:
         yield c
 
 
@@ -55,7 +56,7 @@ def live_mocks(request, tmp_path_factory):
 
 def _reset(mp: MockProcess) -> MockProcess:
     with mp.client(None) as c:
-        assert c.post("/__mock/reset").status_code == 200
+        assert c.post("/__mock/reset", json={}).status_code == 200
     return mp
 
 

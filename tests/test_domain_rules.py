@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from mock.domain import jobs
+from mock.domain import jobs, tenancy
 from mock.domain.service import MockService
 from tests.support import ids
 
@@ -323,7 +323,8 @@ def test_ended_jobs_and_superseded_assets_are_kept_for_the_retention_period(tmp_
     """Bounded memory: the storage lifecycle forgets ended jobs and superseded assets."""
     import time
 
-    from mock.web.app import Config, build_service
+    from mock.config import Config
+    from mock.web.app import build_service
 
     service = build_service(Config(clock="manual", stage_seconds=1.0, retention_seconds=0.3))
     api = Api(service)
@@ -348,5 +349,6 @@ def test_caption_history_is_bounded_and_captions_stay_unique(api):
         caption = api.content(ids.CNT_NOT_REQUIRED)["caption"]
         assert caption not in seen
         seen.add(caption)
-    stored = api.service.store.atomic(lambda tx: tx.get("container", ids.CNT_NOT_REQUIRED))
+    stored = api.service.store.atomic(
+        lambda tx: tenancy.get_container(tx, DEMO, ids.CNT_NOT_REQUIRED))
     assert len(stored["captions"]) == 20

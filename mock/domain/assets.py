@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from mock.domain import ids
+from mock.domain import ids, tenancy
 from mock.store.base import Tx
 
 CDN = "https://cdn.mock.layers.test/assets"
@@ -25,7 +25,7 @@ def create_for(tx: Tx, container: dict[str, Any], at_iso: str) -> list[str]:
         specs = [("video", "video/mp4", 1080, 1920, True, "mp4")]
     for kind, mime, width, height, is_video, ext in specs:
         aid = ids.asset_id()
-        tx.put("asset", aid, {
+        tenancy.put_asset(tx, container["orgId"], {
             "assetId": aid, "containerId": container["id"], "kind": kind,
             "url": f"{CDN}/{aid}.{ext}", "mimeType": mime, "width": width, "height": height,
             "durationMs": _spread(aid, 12000, 45000) if is_video else None,
@@ -35,16 +35,17 @@ def create_for(tx: Tx, container: dict[str, Any], at_iso: str) -> list[str]:
     return made
 
 
-def supersede(tx: Tx, asset_ids: list[str], at_iso: str,
+def supersede(tx: Tx, org_id: str, asset_ids: list[str], at_iso: str,
               retention: float | None = None) -> None:
     """R7: replaced assets stay readable, marked with the time they were replaced, until the
     retention period (storage lifecycle) ends."""
     for aid in asset_ids:
-        asset = tx.get("asset", aid)
+        asset = tenancy.get_asset(tx, org_id, aid)
         if asset is not None and asset["supersededAt"] is None:
             asset["supersededAt"] = at_iso
-            tx.put("asset", aid, asset, ttl=retention)
+            tenancy.put_asset(tx, org_id, asset, ttl=retention)
 
 
-def load(tx: Tx, asset_ids: list[str]) -> list[dict[str, Any]]:
-    return [a for a in (tx.get("asset", aid) for aid in asset_ids) if a is not None]
+def load(tx: Tx, org_id: str, asset_ids: list[str]) -> list[dict[str, Any]]:
+    return [a for a in (tenancy.get_asset(tx, org_id, aid) for aid in asset_ids)
+            if a is not None]

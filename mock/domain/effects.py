@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mock.domain import assets, billing, captions, review
+from mock.domain import assets, billing, captions, review, tenancy
 from mock.store.base import Tx
 
 CAPTION_HISTORY = 20
@@ -18,8 +18,9 @@ def on_completed(tx: Tx, job: dict[str, Any], at: str) -> dict[str, Any]:
     pending = job["pending"]
     project = tx.get("project", job["projectId"])
     new_assets: list[dict[str, Any]] = []
+    org = job["orgId"]
     for cid in job["containerIds"]:
-        c = tx.get("container", cid)
+        c = tenancy.get_container(tx, org, cid)
         if job["kind"] == "content_regenerate":
             # R5: brief fields given replace, the others stay; valuePropositions as a whole.
             c["brief"] = {**c["brief"], **(pending.get("brief") or {})}
@@ -28,7 +29,7 @@ def on_completed(tx: Tx, job: dict[str, Any], at: str) -> dict[str, Any]:
                                    **pending["references"]}
         if not pending.get("preserveAssets"):
             # R3 + R7: the new set replaces the old one, which stays readable as superseded.
-            assets.supersede(tx, c["assetIds"], at, job.get("retention"))
+            assets.supersede(tx, org, c["assetIds"], at, job.get("retention"))
             c["assetIds"] = assets.create_for(tx, c, at)
         # R6: with preserveAssets the asset ids stay as they are.
         c["generation"] = c.get("generation", 0) + 1
@@ -37,18 +38,18 @@ def on_completed(tx: Tx, job: dict[str, Any], at: str) -> dict[str, Any]:
         # caption unlike any older one.
         c["captions"] = [*c["captions"], c["caption"]][-CAPTION_HISTORY:]
         if review.needs_review(tx, project):
-            c["approvalStatus"] = "pending"  # R8, even when it was approved
+            review.set_approval(tx, c, "pending")  # R8, even when it was approved
             project = tx.get("project", job["projectId"])
         elif job["kind"] == "content_generate":
-            c["approvalStatus"] = "not_required"
+            review.set_approval(tx, c, "not_required")
         # R9: scheduledPostIds and the posts themselves are not touched.
         c["status"] = "completed"
         c["completedAt"] = at
         c["updatedAt"] = at
         c["currentJobId"] = None
         c["lastError"] = None
-        tx.put("container", cid, c)
-        new_assets.extend(assets.load(tx, c["assetIds"]))
+        tenancy.put_container(tx, c)
+        new_assets.extend(assets.load(tx, org, c["assetIds"]))
     billing.settle(tx, job["orgId"], job["cost"])
     result: dict[str, Any] = {"containerId": job["containerIds"][0], "assets": new_assets}
     if job["kind"] == "content_generate":
@@ -73,12 +74,12 @@ def on_canceled(tx: Tx, job: dict[str, Any], at: str) -> None:
 def _restore(tx: Tx, job: dict[str, Any], at: str, *, failed_status: str,
              last_error: dict[str, Any] | None) -> None:
     for cid in job["containerIds"]:
-        c = tx.get("container", cid)
+        c = tenancy.get_container(tx, job["orgId"], cid)
         # A container that never completed has nothing to go back to.
         c["status"] = "completed" if c.get("generation", 0) > 0 else failed_status
         c["currentJobId"] = None
         c["updatedAt"] = at
         if last_error is not None:
             c["lastError"] = last_error
-        tx.put("container", cid, c)
+        tenancy.put_container(tx, c)
     billing.release(tx, job["orgId"], job["cost"])

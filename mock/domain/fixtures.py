@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from mock.domain import assets, captions, ids, jobs
+from mock.domain import assets, captions, ids, jobs, review, tenancy
 from mock.domain.clock import iso
 from mock.domain.moderation import DEFAULT_TERMS
 from mock.domain.operations import new_container
@@ -94,8 +94,7 @@ def seed(store: Store, fx: Fixtures, now: float) -> None:
             policy = {"policy": p.get("policy", "auto_approve"), "updatedAt": at, "usedN": 0}
             if policy["policy"] == "review_first_n":
                 policy["firstN"] = int(p.get("firstN", 1))
-            tx.put("project", p["id"], {"id": p["id"], "orgId": p["org"], "policy": policy,
-                                        "containerIds": []})
+            tx.put("project", p["id"], {"id": p["id"], "orgId": p["org"], "policy": policy})
         for spec in fx.data.get("containers") or []:
             _seed_container(tx, spec, now, at)
 
@@ -112,7 +111,7 @@ def _seed_container(tx, spec: dict[str, Any], now: float, at: str) -> None:
     c["caption"] = captions.write(brief, [], 1)
     c["captions"] = [c["caption"]]
     c["assetIds"] = assets.create_for(tx, c, at)
-    c["approvalStatus"] = spec.get("approval", "not_required")
+    review.set_approval(tx, c, spec.get("approval", "not_required"))
     c["completedAt"] = at
     if c["approvalStatus"] == "approved":
         c["approvedAt"], c["approvedBy"] = at, "fixtures"
@@ -131,6 +130,4 @@ def _seed_container(tx, spec: dict[str, Any], now: float, at: str) -> None:
                                           "preserveAssets": False})
         c["currentJobId"] = job["jobId"]
         c["status"] = "generating"
-    project["containerIds"].append(c["id"])
-    tx.put("project", project["id"], project)
-    tx.put("container", c["id"], c)
+    tenancy.put_container(tx, c)

@@ -18,7 +18,6 @@ import orjson
 from mock.domain.errors import IdempotencyConflict, IdempotencyInProgress
 from mock.store.base import Store, Tx
 
-DEFAULT_TTL = 24 * 3600.0
 LEASE_SECONDS = 60.0
 
 
@@ -39,7 +38,7 @@ def _doc_key(scope: str, key: str) -> str:
     return f"{scope}:{hashlib.sha256(key.encode()).hexdigest()}"
 
 
-def begin(store: Store, scope: str, key: str, fp: str, ttl: float = DEFAULT_TTL) -> Stored | None:
+def begin(store: Store, scope: str, key: str, fp: str, ttl: float) -> Stored | None:
     """Claim the key. None: go ahead. A Stored: replay it. Raises the two D6 conflicts."""
     doc_key = _doc_key(scope, key)
 
@@ -61,7 +60,7 @@ def begin(store: Store, scope: str, key: str, fp: str, ttl: float = DEFAULT_TTL)
 
 
 def record(tx: Tx, scope: str, key: str, fp: str, response: Stored,
-           ttl: float = DEFAULT_TTL) -> None:
+           ttl: float) -> None:
     """Keep the response for replays (call inside the operation's own transaction)."""
     tx.put("idem", _doc_key(scope, key), {
         "fingerprint": fp, "state": "done",

@@ -3,6 +3,14 @@
 A job's state is a function of its start time and the clock; nothing runs in the background.
 Whoever reads a job or its container first after a stage boundary moves it forward (`advance`),
 inside the store transaction, so the completion effects happen exactly once.
+
+A job nobody reads must still end on time: its credits, its container's busy flag and its
+retention depend on it. Every job is entered in a deadline index when it starts (`due`
+documents: a schedule of buckets, each listing its jobs and their deadlines), and `settle_due`
+ends the jobs whose deadline has passed. The service runs it before the operations that read
+balances (exactly) and, at most once per `DueSweeper.interval` of clock time, before any other
+(so retention sees quiet orgs' jobs end too). Its cost is the number of due jobs, each settled
+once, never the size of a project or of the store.
 """
 
 from __future__ import annotations
@@ -15,13 +23,16 @@ import orjson
 
 from mock.domain import effects
 from mock.domain.clock import iso
-from mock.store.base import Tx
+from mock.store.base import Store, Tx
 
 STAGES = ("queued", "planning", "generating_visuals", "assembling", "finalizing")
 TERMINAL = frozenset({"completed", "failed", "canceled"})
 # Where a job asked to fail (Prefer: job=fail) fails.
 FAIL_AT_STAGE = STAGES.index("generating_visuals")
 UNCANCELABLE_STAGE = STAGES.index("finalizing")
+DUE, SCHEDULE = "due", "schedule"
+DUE_BUCKET_SECONDS = 1.0  # width of a deadline bucket, in clock seconds
+SETTLE_LIMIT = 50  # jobs looked at per sweep; the rest wait for the next request
 
 
 def start(tx: Tx, *, job_id: str, kind: str, org_id: str, project_id: str,
@@ -35,7 +46,84 @@ def start(tx: Tx, *, job_id: str, kind: str, org_id: str, project_id: str,
         "finishedAt": None, "result": None, "error": None, "retention": retention,
     }
     tx.put("job", job_id, job)
+    _index(tx, job)
     return job
+
+
+def deadline(job: dict[str, Any]) -> float:
+    """When the clock ends the job: completion, or the failure a `job=fail` asked for."""
+    stages = job["failAt"] + 1 if job["failAt"] is not None else len(STAGES)
+    return job["t0"] + stages * job["stageSeconds"]
+
+
+def _index(tx: Tx, job: dict[str, Any]) -> None:
+    at = deadline(job)
+    bucket = str(math.floor(at / DUE_BUCKET_SECONDS))
+    doc = tx.get(DUE, bucket) or {"jobs": {}}
+    doc["jobs"][job["jobId"]] = at
+    tx.put(DUE, bucket, doc)
+    schedule = tx.get(DUE, SCHEDULE) or {"buckets": {}}
+    if schedule["buckets"].get(bucket, math.inf) > at:
+        schedule["buckets"][bucket] = at  # the earliest deadline in the bucket
+        tx.put(DUE, SCHEDULE, schedule)
+
+
+def settle_due(tx: Tx, now: float, limit: int = SETTLE_LIMIT) -> tuple[bool, float | None]:
+    """End every indexed job whose deadline has passed (at most `limit` looked at).
+
+    Returns whether more are due already, and the earliest deadline still waiting.
+    """
+    schedule = tx.get(DUE, SCHEDULE)
+    if not schedule or not schedule["buckets"]:
+        return False, None
+    seen = 0
+    more = changed = False
+    for bucket, earliest in sorted(schedule["buckets"].items(), key=lambda kv: kv[1]):
+        if earliest > now:
+            break
+        if seen >= limit:
+            more = True
+            break
+        doc = tx.get(DUE, bucket) or {"jobs": {}}
+        changed = True
+        rest: dict[str, float] = {}
+        for job_id, at in doc["jobs"].items():
+            if at > now or seen >= limit:
+                more = more or at <= now
+                rest[job_id] = at
+                continue
+            seen += 1
+            job = tx.get("job", job_id)
+            if job is not None and job["status"] == "running":
+                advance(tx, job, now)
+        if rest:
+            tx.put(DUE, bucket, {"jobs": rest})
+            schedule["buckets"][bucket] = min(rest.values())
+        else:
+            tx.delete(DUE, bucket)
+            del schedule["buckets"][bucket]
+    if changed:
+        tx.put(DUE, SCHEDULE, schedule)
+    return more, min(schedule["buckets"].values(), default=None)
+
+
+class DueSweeper:
+    """Runs `settle_due` from the service: always when asked to be exact, else at most once
+    per `interval` of clock time per process (or sooner when a known deadline comes)."""
+
+    def __init__(self, interval: float = DUE_BUCKET_SECONDS) -> None:
+        self.interval = interval
+        self._next = -math.inf
+
+    def run(self, store: Store, now: float, *, exact: bool = False) -> None:
+        if not exact and now < self._next:
+            return
+        more, earliest = store.atomic(lambda tx: settle_due(tx, now))
+        if more:
+            self._next = now
+        else:
+            self._next = now + self.interval if earliest is None else min(
+                now + self.interval, earliest)
 
 
 def advance(tx: Tx, job: dict[str, Any], now: float) -> dict[str, Any]:

@@ -10,7 +10,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from mock.domain import assets, billing, ids, jobs, moderation, review
+from mock.domain import assets, billing, ids, jobs, moderation, review, tenancy
 from mock.domain.auth import Principal
 from mock.domain.clock import iso
 from mock.domain.errors import ApprovalRequired, Conflict, NotFound
@@ -19,10 +19,12 @@ from mock.store.base import Tx
 
 @dataclass(frozen=True)
 class Settings:
-    stage_seconds: float = 2.0
+    """What the rules need of the configuration (`mock.config.Config` holds the defaults)."""
+
+    stage_seconds: float
     # How long ended jobs and superseded assets are kept (the storage lifecycle the reference
     # page mentions); keeps a long-running mock's memory bounded.
-    retention_seconds: float = 7 * 24 * 3600.0
+    retention_seconds: float
     moderation_terms: tuple[str, ...] = moderation.DEFAULT_TERMS
 
 
@@ -41,12 +43,18 @@ class Reply:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+# Operations that read an org's balance: the service ends due jobs exactly before them
+# (jobs.settle_due), so credits of a job that ended unobserved are already settled.
+READS_BALANCE = frozenset({"regenerateContent", "generateContent"})
+
+
 # ---- lookups: another org's resource is exactly as missing as a missing one (D8, R12) -------
 
 def _container(tx: Tx, ctx: Ctx, raw_id: str) -> dict[str, Any]:
     cid = ids.canonical_container_id(raw_id)
-    c = tx.get("container", cid) if cid else None
-    if c is None or c["orgId"] != ctx.principal.org_id:
+    # Keyed per org (tenancy.py): another org's container is not even read.
+    c = tenancy.get_container(tx, ctx.principal.org_id, cid) if cid else None
+    if c is None:
         raise NotFound("No container with this id exists in your organization.")
     return _settle(tx, ctx, c)
 
@@ -57,7 +65,7 @@ def _settle(tx: Tx, ctx: Ctx, c: dict[str, Any]) -> dict[str, Any]:
         job = tx.get("job", c["currentJobId"])
         if job is not None and job["status"] == "running":
             jobs.advance(tx, job, ctx.now)
-            return tx.get("container", c["id"])
+            return tenancy.get_container(tx, c["orgId"], c["id"])
     return c
 
 
@@ -80,7 +88,8 @@ def container_view(tx: Tx, c: dict[str, Any]) -> dict[str, Any]:
         "id": c["id"], "projectId": c["projectId"], "status": c["status"],
         "approvalStatus": c["approvalStatus"], "format": c["format"], "brief": c["brief"],
         "references": c["references"], "caption": c["caption"],
-        "assets": assets.load(tx, c["assetIds"]), "scheduledPostIds": c["scheduledPostIds"],
+        "assets": assets.load(tx, c["orgId"], c["assetIds"]),
+        "scheduledPostIds": c["scheduledPostIds"],
         "currentJobId": c["currentJobId"], "lastError": c["lastError"],
         "createdAt": c["createdAt"], "updatedAt": c["updatedAt"],
         "completedAt": c["completedAt"],
@@ -118,7 +127,7 @@ def regenerate_content(tx: Tx, ctx: Ctx, container_id: str, body: dict[str, Any]
     c["currentJobId"] = job["jobId"]
     c["status"] = "generating"  # D7: previous assets and caption stay until completion
     c["updatedAt"] = iso(ctx.now)
-    tx.put("container", c["id"], c)
+    tenancy.put_container(tx, c)
     return _accepted(job)
 
 
@@ -128,7 +137,8 @@ def generate_content(tx: Tx, ctx: Ctx, project_id: str, body: dict[str, Any]) ->
     fmt = body.get("format", "auto")
     count = int(body.get("variantCount", 1))
     first = f"cnt_{body['id'].lower()}" if body.get("id") else None
-    if first and tx.get("container", first) is not None:
+    # Only the caller's own org is looked at: another org's id is as free as an unused one.
+    if first and tenancy.get_container(tx, project["orgId"], first) is not None:
         raise Conflict("A container with this id already exists.")
     cost = billing.generate_cost(fmt, count)
     billing.reserve(tx, project["orgId"], cost)
@@ -138,11 +148,10 @@ def generate_content(tx: Tx, ctx: Ctx, project_id: str, body: dict[str, Any]) ->
     brief = {"topic": None, "angle": None, "cta": None, "valuePropositions": [],
              **body["brief"]}
     refs = {"sourcePostIds": [], "assetIds": [], **(body.get("references") or {})}
+    # The project document is not touched: its cost must not grow with its containers.
     for cid in container_ids:
-        tx.put("container", cid, new_container(
+        tenancy.put_container(tx, new_container(
             cid, project, fmt, brief, refs, iso(ctx.now), status="generating", job_id=job_id))
-    project["containerIds"].extend(container_ids)
-    tx.put("project", project["id"], project)
     job = jobs.start(
         tx, job_id=job_id, kind="content_generate", org_id=project["orgId"],
         project_id=project["id"], container_ids=container_ids, now=ctx.now,
@@ -170,7 +179,7 @@ def get_content(tx: Tx, ctx: Ctx, container_id: str) -> Reply:
 
 def get_content_asset(tx: Tx, ctx: Ctx, container_id: str, asset_id: str) -> Reply:
     c = _container(tx, ctx, container_id)
-    asset = tx.get("asset", asset_id)
+    asset = tenancy.get_asset(tx, c["orgId"], asset_id)
     if asset is None or asset["containerId"] != c["id"]:
         raise NotFound("No asset with this id belongs to this container.")
     return Reply(200, asset)  # R7: superseded assets too
@@ -183,12 +192,12 @@ def approve_content(tx: Tx, ctx: Ctx, container_id: str, body: dict[str, Any]) -
     if c["status"] != "completed" and c.get("generation", 0) == 0:
         raise Conflict("This container has no completed generation to approve yet.")
     if c["approvalStatus"] != "approved":
-        c["approvalStatus"] = "approved"
+        review.set_approval(tx, c, "approved")
         c["approvedAt"] = iso(ctx.now)
         c["approvedBy"] = ctx.principal.key_id
         c["approvalNote"] = body.get("note")
         c["updatedAt"] = iso(ctx.now)
-        tx.put("container", c["id"], c)
+        tenancy.put_container(tx, c)
     return Reply(200, {"id": c["id"], "approvalStatus": "approved",
                        "approvedAt": c["approvedAt"], "approvedBy": c["approvedBy"],
                        "note": c.get("approvalNote")})
@@ -205,7 +214,7 @@ def schedule_content(tx: Tx, ctx: Ctx, container_id: str, body: dict[str, Any]) 
             "caption": c["caption"], "createdAt": iso(ctx.now)}
     tx.put("post", post["id"], post)
     c["scheduledPostIds"].append(post["id"])
-    tx.put("container", c["id"], c)
+    tenancy.put_container(tx, c)
     return Reply(201, post_view(post))
 
 

@@ -12,8 +12,9 @@ from typing import Any
 
 import orjson
 
+from mock.config import Config
 from mock.domain import fixtures as fixtures_mod
-from mock.domain import idempotency, operations
+from mock.domain import idempotency, jobs, operations
 from mock.domain.auth import Keyring, Principal
 from mock.domain.clock import Clock
 from mock.domain.errors import STORED_ERROR_CODES, ApiError, envelope
@@ -54,17 +55,18 @@ class Idem:
 
 
 class MockService:
-    def __init__(self, store: Store, clock: Clock, fx: fixtures_mod.Fixtures, *,
-                 stage_seconds: float = 2.0,
-                 idempotency_ttl: float = idempotency.DEFAULT_TTL,
-                 retention_seconds: float = Settings.retention_seconds) -> None:
+    def __init__(self, store: Store, clock: Clock, fx: fixtures_mod.Fixtures,
+                 config: Config) -> None:
         self.store = store
         self.clock = clock
         self.fixtures = fx
+        self.config = config
         self.keyring = Keyring(fx.keys)
-        self.settings = Settings(stage_seconds=stage_seconds, retention_seconds=retention_seconds,
+        self.settings = Settings(stage_seconds=config.stage_seconds,
+                                 retention_seconds=config.retention_seconds,
                                  moderation_terms=fx.moderation_terms)
-        self.idempotency_ttl = idempotency_ttl
+        self.idempotency_ttl = config.idempotency_ttl
+        self.due = jobs.DueSweeper(min(jobs.DUE_BUCKET_SECONDS, config.stage_seconds))
 
     def reset(self) -> None:
         """Back to the fixtures: state, journal and (manual) clock."""
@@ -96,6 +98,8 @@ class MockService:
         op = OPERATIONS[operation_id]
         ctx = Ctx(principal=principal, now=self.clock.now(), settings=self.settings,
                   fail_job=fail_job)
+        # Jobs end whether or not anyone reads them (jobs.settle_due).
+        self.due.run(self.store, ctx.now, exact=operation_id in operations.READS_BALANCE)
 
         def run(tx) -> Stored:
             reply = op(tx, ctx, **params)

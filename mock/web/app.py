@@ -2,6 +2,7 @@
 
 Layers, outermost first:
     OuterMiddleware      request id, X-Request-Id, last-resort 500, journal
+    CORSMiddleware       preflights and CORS headers, not on /__mock/ (left out with --no-cors)
     ControlMiddleware    /__mock/* and /openapi.yaml
     Connexion:           ServerError, Exception (D5 handlers), Swagger UI (/docs, /openapi.json),
                          Routing, FaultMiddleware, AuthMiddleware, BodyGuardMiddleware,
@@ -13,8 +14,6 @@ from __future__ import annotations
 
 import copy
 import ipaddress
-from dataclasses import dataclass
-from pathlib import Path
 
 from connexion import AsyncApp
 from connexion.datastructures import MediaTypeDict
@@ -32,6 +31,7 @@ from connexion.validators import VALIDATOR_MAP
 from starlette.types import ASGIApp
 
 from mock import spec
+from mock.config import Config
 from mock.domain import fixtures
 from mock.domain.clock import ManualClock, RealClock
 from mock.domain.service import MockService
@@ -39,26 +39,12 @@ from mock.store.base import Store, open_store
 from mock.web.auth import AuthMiddleware
 from mock.web.body import BodyGuardMiddleware
 from mock.web.control import ControlMiddleware
+from mock.web.cors import CORSMiddleware
 from mock.web.dispatch import DispatchMiddleware
 from mock.web.errors import HANDLERS
 from mock.web.faults import FaultMiddleware
 from mock.web.outer import OuterMiddleware
 from mock.web.validation import BodyValidator, ParamsValidator
-
-
-@dataclass(frozen=True)
-class Config:
-    host: str = "127.0.0.1"
-    store: str = "memory"
-    fixtures: Path | None = None
-    stage_seconds: float = 2.0
-    clock: str = "real"
-    admin_token: str | None = None
-    validate_responses: bool = False
-    idempotency_ttl: float = 24 * 3600.0
-    retention_seconds: float = 7 * 24 * 3600.0
-    journal_size: int = 1000
-    reset_on_start: bool = False
 
 
 def is_loopback(host: str) -> bool:
@@ -77,9 +63,7 @@ def build_service(config: Config, store: Store | None = None) -> MockService:
     if config.clock not in ("real", "manual"):
         raise ValueError("--clock takes real or manual")
     clock = ManualClock(store) if config.clock == "manual" else RealClock()
-    service = MockService(store, clock, fx, stage_seconds=config.stage_seconds,
-                          idempotency_ttl=config.idempotency_ttl,
-                          retention_seconds=config.retention_seconds)
+    service = MockService(store, clock, fx, config)
     if config.reset_on_start:
         service.reset()
     else:
@@ -116,6 +100,7 @@ def create_app(config: Config | None = None, service: MockService | None = None)
     control = ControlMiddleware(connexion_app, service,
                                 enabled=is_loopback(config.host) or config.admin_token is not None,
                                 admin_token=config.admin_token)
-    app = OuterMiddleware(control, service)
+    inner = CORSMiddleware(control, config.cors_origins) if config.cors else control
+    app = OuterMiddleware(inner, service)
     app.service = service  # type: ignore[attr-defined]  # for tests and the CLI
     return app

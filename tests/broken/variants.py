@@ -10,7 +10,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from mock.domain import assets, effects, errors, idempotency, jobs, moderation, operations, review
+from mock.domain import (
+    assets,
+    effects,
+    errors,
+    idempotency,
+    jobs,
+    moderation,
+    operations,
+    review,
+    tenancy,
+)
 from mock.domain.clock import iso
 
 
@@ -27,10 +37,10 @@ def brief_replaced() -> None:
         pending = job["pending"].get("brief")
         if pending is not None:
             for cid in job["containerIds"]:
-                c = tx.get("container", cid)
+                c = tenancy.get_container(tx, job["orgId"], cid)
                 c["brief"] = {"topic": None, "angle": None, "cta": None,
                               "valuePropositions": []}
-                tx.put("container", cid, c)
+                tenancy.put_container(tx, c)
         return original(tx, job, at)
 
     effects.on_completed = completed
@@ -43,7 +53,7 @@ def value_propositions_appended() -> None:
     def completed(tx, job, at):
         brief = job["pending"].get("brief") or {}
         if "valuePropositions" in brief:
-            c = tx.get("container", job["containerIds"][0])
+            c = tenancy.get_container(tx, job["orgId"], job["containerIds"][0])
             brief["valuePropositions"] = c["brief"]["valuePropositions"] + \
                 brief["valuePropositions"]
         return original(tx, job, at)
@@ -65,9 +75,9 @@ def old_assets_vanish() -> None:
     """Superseded assets are deleted instead of kept readable (the real signature, so
     completion still works and only R7 breaks)."""
 
-    def supersede(tx, asset_ids, at_iso, retention=None):
+    def supersede(tx, org_id, asset_ids, at_iso, retention=None):
         for aid in asset_ids:
-            tx.delete("asset", aid)
+            tx.delete(tenancy.ASSET, f"{org_id}/{aid}")
 
     assets.supersede = supersede
 
@@ -79,7 +89,11 @@ def other_org_forbidden() -> None:
         from mock.domain import ids
 
         cid = ids.canonical_container_id(raw_id)
-        c = tx.get("container", cid) if cid else None
+        c = None
+        for org in ("org_00000000-0000-4000-8000-00000000000a",
+                    "org_00000000-0000-4000-8000-00000000000b",
+                    "org_00000000-0000-4000-8000-00000000000c"):
+            c = c or (tenancy.get_container(tx, org, cid) if cid else None)
         if c is None:
             raise errors.NotFound("No container with this id exists in your organization.")
         if c["orgId"] != ctx.principal.org_id:
@@ -175,7 +189,7 @@ def scheduled_caption_updated() -> None:
     def completed(tx, job, at):
         result = original(tx, job, at)
         for cid in job["containerIds"]:
-            c = tx.get("container", cid)
+            c = tenancy.get_container(tx, job["orgId"], cid)
             for pid in c["scheduledPostIds"]:
                 post = tx.get("post", pid)
                 post["caption"] = c["caption"]
@@ -192,10 +206,11 @@ def busy_container_allowed() -> None:
     def regenerate(tx, ctx, container_id, body):
         from mock.domain import ids
 
-        c = tx.get("container", ids.canonical_container_id(container_id) or "")
+        c = tenancy.get_container(tx, ctx.principal.org_id,
+                                  ids.canonical_container_id(container_id) or "")
         if c is not None and c["currentJobId"]:
             c["currentJobId"] = None
-            tx.put("container", c["id"], c)
+            tenancy.put_container(tx, c)
         return original(tx, ctx, container_id, body)
 
     operations.regenerate_content = regenerate

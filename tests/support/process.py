@@ -1,4 +1,4 @@
-"""The real `layers-mock` as a separate process on a free loopback port (via the kit's launcher).
+"""The real `layers-mock` as a separate process on a free loopback port (via mock.launcher).
 
 The port is chosen by the mock itself (--port 0) and read from its banner, so runs never race
 for a port. Stopped by its process id: SIGTERM, then SIGKILL.
@@ -11,8 +11,8 @@ import signal
 
 import httpx
 
-from conformance.bundled import RunningMock
-from conformance.bundled import start_mock as _start
+from mock.launcher import RunningMock
+from mock.launcher import start_mock as _start
 
 
 class MockProcess(RunningMock):

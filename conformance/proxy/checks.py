@@ -1,0 +1,435 @@
+"""The rules one exchange (or a short run of them) can show, judged on real traffic.
+
+Each check is a plain function registered with its side (server or client), its rule id and a
+name; it reads a `View` of one exchange and yields `Finding`s. What checks need to remember
+across exchanges (idempotency keys, the jobs' last states) lives in `Memory`, bounded, and is
+learnt after every check has judged the exchange. Nothing here knows the mock: every check
+follows from openapi.yaml and the rules D5-D8 and R1.
+
+Client violations are the caller's (a body that breaks the spec, no key, an unknown route, a
+key reused for another request); server violations are the implementation's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from conformance.contract import Contract
+from conformance.proxy.exchange import Exchange
+from conformance.proxy.ledger import CLIENT, SERVER, Finding
+from conformance.proxy.routes import Routes
+
+STAGES = ("queued", "planning", "generating_visuals", "assembling", "finalizing")  # D7 order
+TERMINAL = frozenset({"completed", "failed", "canceled"})
+IDEMPOTENCY_TTL = 24 * 3600.0  # D6: a key is remembered for 24 hours
+# D6: the outcomes a server keeps for a key; any other answer leaves the key unused.
+_KEPT_CODES = frozenset({"NOT_FOUND", "CONFLICT", "APPROVAL_REQUIRED", "BILLING_EXHAUSTED",
+                         "MODERATION_BLOCKED"})
+
+
+@dataclass
+class View:
+    """One exchange with what the checks ask of it, computed once."""
+
+    ex: Exchange
+    routes: Routes
+    contract: Contract
+    memory: Memory
+    known_path: bool = False
+    operation: str | None = None
+
+    @cached_property
+    def response(self):
+        return self.ex.http_response()
+
+    @cached_property
+    def json(self) -> Any:
+        try:
+            return self.response.json()
+        except ValueError:
+            return None
+
+    @cached_property
+    def request_json(self) -> Any:
+        try:
+            return json.loads(self.ex.request_body or b"")
+        except ValueError:
+            return None
+
+    @cached_property
+    def credential(self) -> str | None:
+        """Who called, as a digest (D8: X-Api-Key wins over Authorization)."""
+        raw = self.ex.header("x-api-key", response=False) or \
+            self.ex.header("authorization", response=False)
+        return hashlib.sha256(raw.encode()).hexdigest()[:32] if raw else None
+
+    @cached_property
+    def request_errors(self) -> list[str]:
+        return self.contract.request_errors(self.ex.http_request())
+
+    @cached_property
+    def key_scope(self) -> str | None:
+        """D6: an Idempotency-Key is scoped to the API key that sent it."""
+        key = self.ex.header("idempotency-key", response=False)
+        if not key or self.ex.method not in ("POST", "PATCH", "PUT", "DELETE"):
+            return None
+        return f"{self.credential}|{key}"
+
+    @cached_property
+    def idempotency(self) -> tuple[str, str] | None:
+        """(the key's scope, the request's D6 fingerprint) when an Idempotency-Key came."""
+        if self.key_scope is None:
+            return None
+        body = self.request_json
+        canonical = json.dumps(body, sort_keys=True, separators=(",", ":")).encode() \
+            if body is not None else (self.ex.request_body or b"")
+        fp = hashlib.sha256(self.ex.method.encode() + b" " + self.ex.path.encode() + b"\n"
+                            + canonical).hexdigest()
+        return self.key_scope, fp
+
+    @property
+    def replayed(self) -> bool:
+        return (self.ex.header("idempotent-replayed") or "").lower() == "true"
+
+    @property
+    def error_code(self) -> str | None:
+        body = self.json
+        if isinstance(body, dict) and isinstance(body.get("error"), dict):
+            code = body["error"].get("code")
+            return code if isinstance(code, str) else None
+        return None
+
+
+@dataclass(frozen=True)
+class Check:
+    side: str
+    rule: str
+    name: str
+    title: str
+    fn: Callable[[View], Iterator[Finding]]
+    # judged only for requests of a known operation that carry a key and match the spec
+    needs_valid_request: bool = False
+
+
+CHECKS: list[Check] = []
+
+
+def check(side: str, rule: str, name: str, title: str, *, needs_valid_request: bool = False):
+    def register(fn: Callable[[View], Iterator[Finding]]):
+        CHECKS.append(Check(side, rule, name, title, fn, needs_valid_request))
+        return fn
+    return register
+
+
+def _finding(check_name: str, message: str, expected: Any = None,
+             received: Any = None) -> Finding:
+    cut = lambda v: None if v is None else str(v)[:500]  # noqa: E731
+    return Finding(check_name, message, cut(expected), cut(received))
+
+
+# ---- client side --------------------------------------------------------------------------
+
+@check(CLIENT, "D2", "client.known-operation", "The request names an operation of the contract")
+def known_operation(v: View) -> Iterator[Finding]:
+    if not v.known_path:
+        yield _finding("client.known-operation", "the path is not a route of the contract",
+                       expected="a path of openapi.yaml", received=f"{v.ex.method} {v.ex.path}")
+    elif v.operation is None:
+        yield _finding("client.known-operation", "the contract has no such method on this path",
+                       expected="a documented method", received=f"{v.ex.method} {v.ex.path}")
+
+
+@check(CLIENT, "D8", "client.credentials", "The request carries an API key")
+def credentials(v: View) -> Iterator[Finding]:
+    if v.operation and v.credential is None:
+        yield _finding("client.credentials", "the request has no X-Api-Key and no Authorization",
+                       expected="X-Api-Key: <key> or Authorization: Bearer <key>",
+                       received="neither header")
+
+
+@check(CLIENT, "SCHEMA", "client.request-schema", "The request matches openapi.yaml")
+def request_schema(v: View) -> Iterator[Finding]:
+    if v.operation and v.credential and v.request_errors:
+        yield _finding("client.request-schema", "the request breaks openapi.yaml",
+                       expected="a request the contract documents",
+                       received="; ".join(v.request_errors))
+
+
+@check(CLIENT, "D6", "client.idempotency-key-reuse",
+       "An Idempotency-Key is not reused for another request within 24 h",
+       needs_valid_request=True)
+def key_reuse(v: View) -> Iterator[Finding]:
+    first = v.memory.first_of(v)
+    if first is not None and first.fingerprint != v.idempotency[1]:
+        yield _finding("client.idempotency-key-reuse",
+                       "the Idempotency-Key was used earlier with another method, path or body",
+                       expected="a fresh key for a new request", received=v.ex.header(
+                           "idempotency-key", response=False))
+
+
+# ---- server side --------------------------------------------------------------------------
+
+@check(SERVER, "D5", "server.answers", "The server answers every request")
+def answers(v: View) -> Iterator[Finding]:
+    if v.ex.error:
+        yield _finding("server.answers", "the target gave no complete answer",
+                       expected="an HTTP response", received=v.ex.error)
+
+
+@check(SERVER, "SCHEMA", "server.response-schema", "The response matches openapi.yaml")
+def response_schema(v: View) -> Iterator[Finding]:
+    if v.operation and v.ex.status is not None:
+        errors = v.contract.response_errors(v.response)
+        if errors:
+            yield _finding("server.response-schema", "the response breaks openapi.yaml",
+                           expected="a response the contract documents for "
+                                    f"{v.operation}", received=f"{v.ex.status}: "
+                                                               + "; ".join(errors))
+
+
+@check(SERVER, "D5", "server.request-id", "Every response has X-Request-Id")
+def request_id(v: View) -> Iterator[Finding]:
+    if v.ex.status is not None and not v.ex.header("x-request-id"):
+        yield _finding("server.request-id", "the response has no X-Request-Id header",
+                       expected="X-Request-Id: req_…", received=f"{v.ex.status} without it")
+
+
+@check(SERVER, "D5", "server.error-envelope",
+       "Errors carry the D5 envelope, its code matches the status and its requestId "
+       "equals X-Request-Id")
+def error_envelope(v: View) -> Iterator[Finding]:
+    if v.ex.status is None or v.ex.status < 400:
+        return
+    name = "server.error-envelope"
+    body = v.json
+    inner = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(inner, dict) or not all(
+            isinstance(inner.get(k), str) for k in ("code", "message", "requestId")):
+        yield _finding(name, "the error body is not the D5 envelope",
+                       expected='{"error": {"code", "message", "requestId"}}',
+                       received=(v.ex.response_body or b"(empty)")[:300].decode("utf-8",
+                                                                                 "replace"))
+        return
+    rid = v.ex.header("x-request-id")
+    if rid and inner["requestId"] != rid:
+        yield _finding(name, "error.requestId differs from the X-Request-Id header",
+                       expected=rid, received=inner["requestId"])
+    statuses = v.routes.status_of_code.get(inner["code"])
+    if statuses and v.ex.status not in statuses:
+        yield _finding(name, f"the code {inner['code']} travels with another status",
+                       expected=" or ".join(map(str, sorted(statuses))), received=v.ex.status)
+
+
+@check(SERVER, "D5", "server.rejects-invalid-request",
+       "A request that breaks the spec is refused (VALIDATION_FAILED), never carried out")
+def rejects_invalid(v: View) -> Iterator[Finding]:
+    if v.operation and v.credential and v.request_errors and v.ex.status is not None \
+            and v.ex.status < 400:
+        yield _finding("server.rejects-invalid-request",
+                       "a request that breaks openapi.yaml was answered with success",
+                       expected="422 VALIDATION_FAILED",
+                       received=f"{v.ex.status}, while: " + "; ".join(v.request_errors))
+
+
+@check(SERVER, "R1", "server.location", "A 202 job envelope's Location equals its locationUrl",
+       needs_valid_request=True)
+def location(v: View) -> Iterator[Finding]:
+    body = v.json
+    if v.ex.status == 202 and isinstance(body, dict) and "locationUrl" in body:
+        got = v.ex.header("location")
+        if got != body["locationUrl"]:
+            yield _finding("server.location", "the Location header differs from locationUrl",
+                           expected=body["locationUrl"], received=got)
+
+
+@check(SERVER, "D7", "server.job-etag", "getJob sends an ETag, which changes with the job",
+       needs_valid_request=True)
+def job_etag(v: View) -> Iterator[Finding]:
+    if v.operation != "getJob" or v.ex.status != 200:
+        return
+    etag = v.ex.header("etag")
+    if not etag:
+        yield _finding("server.job-etag", "getJob answered 200 without an ETag",
+                       expected="ETag: <version>", received="no ETag header")
+        return
+    state = _job_state(v.json)
+    before = v.memory.job_before(v)
+    if state and before and before.etag == etag and before.state != state:
+        yield _finding("server.job-etag", "the job changed but its ETag did not",
+                       expected=f"a new ETag after {before.state}",
+                       received=f"{etag} again with {state}")
+
+
+@check(SERVER, "D7", "server.job-progress",
+       "A job's stage and progress never go back; a terminal status never changes",
+       needs_valid_request=True)
+def job_progress(v: View) -> Iterator[Finding]:
+    if v.operation != "getJob" or v.ex.status != 200:
+        return
+    state = _job_state(v.json)
+    before = v.memory.job_before(v)
+    if state is None or before is None:
+        return
+    (status, stage, progress), (was_status, was_stage, was_progress) = state, before.state
+    name = "server.job-progress"
+    if was_status in TERMINAL and status != was_status:
+        yield _finding(name, "a terminal job changed its status",
+                       expected=was_status, received=status)
+    if progress < was_progress:
+        yield _finding(name, "progress went back between two reads of the job",
+                       expected=f">= {was_progress}", received=progress)
+    if status == "running" == was_status and STAGES.index(stage) < STAGES.index(was_stage):
+        yield _finding(name, "the stage went back between two reads of the job",
+                       expected=f"{was_stage} or later", received=stage)
+
+
+@check(SERVER, "D6", "server.idempotent-replay",
+       "Idempotent-Replayed only on a repeated key, repeating the first answer; a repeated "
+       "request is replayed, not run again", needs_valid_request=True)
+def idempotent_replay(v: View) -> Iterator[Finding]:
+    name = "server.idempotent-replay"
+    if v.ex.status is None:
+        return
+    if v.replayed and v.idempotency is None:
+        yield _finding(name, "Idempotent-Replayed on a request without an Idempotency-Key",
+                       expected="no Idempotent-Replayed header", received="true")
+        return
+    if v.idempotency is None:
+        return
+    first = v.memory.first_of(v)
+    same = first is not None and first.fingerprint == v.idempotency[1]
+    if v.replayed and not v.memory.seen_before(v):
+        yield _finding(name, "Idempotent-Replayed on the first use of an Idempotency-Key",
+                       expected="the request carried out, no Idempotent-Replayed",
+                       received="Idempotent-Replayed: true")
+    elif v.replayed and same and first.answer is not None and first.answer != _answer(v):
+        yield _finding(name, "the replay differs from the first answer to the key",
+                       expected=f"status {first.answer[0]} and the same body bytes",
+                       received=f"status {v.ex.status}, body {_text(v.ex.response_body)}")
+    elif not v.replayed and same and first.answer is not None and 200 <= v.ex.status < 300:
+        yield _finding(name, "a repeated request with the same Idempotency-Key ran again",
+                       expected=f"a replay of the first {first.answer[0]} with "
+                                "Idempotent-Replayed: true",
+                       received=f"{v.ex.status} without Idempotent-Replayed")
+    elif first is not None and not same and 200 <= v.ex.status < 300:
+        yield _finding(name, "a key reused with another request was carried out",
+                       expected="409 IDEMPOTENCY_CONFLICT", received=v.ex.status)
+
+
+def _text(body: bytes | None) -> str:
+    return (body or b"")[:200].decode("utf-8", "replace")
+
+
+def _answer(v: View) -> tuple[int, str]:
+    return v.ex.status or 0, hashlib.sha256(v.response.content).hexdigest()
+
+
+def _job_state(body: Any) -> tuple[str, str, float] | None:
+    if not isinstance(body, dict):
+        return None
+    status, stage, progress = body.get("status"), body.get("stage"), body.get("progress")
+    if status not in ("running", *TERMINAL) or stage not in STAGES or \
+            not isinstance(progress, int | float) or not isinstance(body.get("jobId"), str):
+        return None
+    return status, stage, float(progress)
+
+
+# ---- memory -------------------------------------------------------------------------------
+
+@dataclass
+class _Key:
+    at: float  # monotonic time of the first answer kept
+    fingerprint: str
+    answer: tuple[int, str] | None  # (status, body digest) of the kept first answer
+
+
+@dataclass
+class _JobRead:
+    ended: float
+    state: tuple[str, str, float]
+    etag: str | None
+
+
+@dataclass
+class Memory:
+    """What checks remember across exchanges, bounded (least recently used goes first)."""
+
+    max_keys: int = 100_000
+    max_jobs: int = 50_000
+    _first_use: OrderedDict[str, float] = field(default_factory=OrderedDict)
+    _keys: OrderedDict[str, _Key] = field(default_factory=OrderedDict)
+    _jobs: OrderedDict[str, deque[_JobRead]] = field(default_factory=OrderedDict)
+    forgot_keys: bool = False
+
+    def started(self, v: View) -> None:
+        """A request reached the proxy (called in arrival order, before any answer is judged):
+        remember when its Idempotency-Key was first used."""
+        scope = v.key_scope
+        if scope is None:
+            return
+        if scope not in self._first_use:
+            self._first_use[scope] = v.ex.started
+            while len(self._first_use) > self.max_keys:
+                self._first_use.popitem(last=False)
+                self.forgot_keys = True
+
+    def seen_before(self, v: View) -> bool:
+        """Did an earlier request with this key reach the proxy? (True once memory has
+        overflowed: a forgotten key must not be called new.)"""
+        first = self._first_use.get(v.key_scope)
+        return self.forgot_keys or (first is not None and first < v.ex.started)
+
+    def first_of(self, v: View) -> _Key | None:
+        entry = self._keys.get(v.key_scope) if v.key_scope else None
+        if entry is not None and v.ex.started - entry.at > IDEMPOTENCY_TTL:
+            return None
+        return entry
+
+    def job_before(self, v: View) -> _JobRead | None:
+        """The latest read of this job whose answer ended before this request began (reads
+        that crossed in flight prove nothing about order)."""
+        body = v.json
+        job_id = body.get("jobId") if isinstance(body, dict) else None
+        for read in reversed(self._jobs.get(job_id, ())):
+            if read.ended < v.ex.started:
+                return read
+        return None
+
+    def learn(self, v: View) -> None:
+        if v.ex.status is None:
+            return
+        self._learn_key(v)
+        self._learn_job(v)
+
+    def _learn_key(self, v: View) -> None:
+        if v.idempotency is None or v.replayed:
+            return
+        scope, fp = v.idempotency
+        if self.first_of(v) is not None:
+            return
+        kept = 200 <= v.ex.status < 300 or v.error_code in _KEPT_CODES
+        if kept:
+            self._keys[scope] = _Key(v.ex.started, fp, _answer(v))
+            while len(self._keys) > self.max_keys:
+                self._keys.popitem(last=False)
+
+    def _learn_job(self, v: View) -> None:
+        state = _job_state(v.json)
+        # getJob's reads, and the 202 that started the job (a replayed 202 is an old answer)
+        started = v.ex.status == 202 and not v.replayed
+        if state is None or not ((v.operation == "getJob" and v.ex.status == 200) or started):
+            return
+        job_id = v.json["jobId"]
+        reads = self._jobs.get(job_id)
+        if reads is None:
+            reads = self._jobs[job_id] = deque(maxlen=8)
+        self._jobs.move_to_end(job_id)
+        reads.append(_JobRead(v.ex.ended, state, v.ex.header("etag")))
+        while len(self._jobs) > self.max_jobs:
+            self._jobs.popitem(last=False)

@@ -1,0 +1,97 @@
+"""The release in CI (D12): the contract against its latest release, the changelog, the publish
+command's files, and the lint command that runs the project's two lint gates."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from contract import changelog, cli, publish, releases
+from contract.diff import diff
+from contract.document import load
+from contract.report import as_text
+from mock.spec import spec_path
+from tests.support.tools import require_npm_tool
+
+
+def test_openapi_yaml_keeps_the_promise_of_the_latest_release():
+    """The gate `make test` runs: a breaking change needs a new major version (and a release)."""
+    latest = releases.latest()
+    assert latest is not None, "no release kept in contract/releases"
+    result = diff(load(latest), load(spec_path()))
+    assert not result.gate_fails, as_text(result, breaking_only=True)
+
+
+def test_the_current_version_has_its_changelog_section():
+    version = load(spec_path()).version
+    body = changelog.section(version)
+    assert body is not None, f"contract/CHANGELOG.md has no `## {version}` section"
+    assert {"Added", "Changed", "Deprecated"} <= set(changelog.kinds_of(body))
+
+
+def test_every_release_has_its_changelog_section():
+    text = changelog.CHANGELOG.read_text()
+    assert set(releases.versions()) <= set(changelog.sections(text))
+
+
+def test_release_refuses_to_rewrite_a_released_version(tmp_path, monkeypatch):
+    spec = tmp_path / "openapi.yaml"
+    spec.write_bytes(spec_path().read_bytes())
+    root = tmp_path / "releases"
+    first = releases.snapshot(spec, root=root)
+    assert first.read_bytes() == spec.read_bytes()
+    spec.write_text(spec.read_text() + "\n# edited\n")
+    with pytest.raises(ValueError, match="never changes"):
+        releases.snapshot(spec, root=root)
+    assert releases.snapshot(spec, root=root, force=True).read_text().endswith("# edited\n")
+    data = yaml.safe_load(spec.read_text())
+    data["info"]["version"] = "9.9.9"
+    spec.write_text(yaml.safe_dump(data))
+    with pytest.raises(ValueError, match=r"no section for 9\.9\.9"):
+        releases.snapshot(spec, root=root)
+
+
+def test_publish_writes_the_release_files(tmp_path):
+    out = tmp_path / "1.0.0"
+    written = publish.publish(spec_path(), out, html=b"<!doctype html><title>page</title>")
+    assert [p.name for p in written] == ["openapi.yaml", "openapi.json", "index.html",
+                                         "CHANGELOG.md", "SHA256SUMS"]
+    as_yaml = yaml.safe_load((out / "openapi.yaml").read_text())
+    assert as_yaml == json.loads((out / "openapi.json").read_text())
+    assert "$ref" not in json.dumps(as_yaml).replace('"$ref": "#/', "")  # local refs only
+    for line in (out / "SHA256SUMS").read_text().splitlines():
+        digest, name = line.split("  ")
+        assert hashlib.sha256((out / name).read_bytes()).hexdigest() == digest
+
+
+def test_publish_command_builds_the_offline_page(tmp_path, monkeypatch):
+    """The real command with Redocly: a self-contained page that names no CDN."""
+    require_npm_tool("redocly")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    out = tmp_path / "dist"
+    assert cli.main(["publish", "--out", str(out)]) == 0
+    html = (out / "index.html").read_text()
+    assert len(html) > 500_000 and "<script" in html
+    assert "cdn.redoc.ly" not in html and "fonts.googleapis" not in html
+    check = subprocess.run(["sha256sum", "-c", "SHA256SUMS"], cwd=out, capture_output=True,
+                           text=True, check=False)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_lint_command_runs_both_gates():
+    """`layers-contract lint` runs Spectral and Redocly and exits 0 only when both are clean."""
+    require_npm_tool("spectral")
+    require_npm_tool("redocly")
+    done = subprocess.run([sys.executable, "-m", "contract", "lint"], capture_output=True,
+                          text=True, timeout=300, check=False)
+    assert done.returncode in (0, 1), done.stderr
+    counts = [line for line in done.stdout.splitlines()
+              if line.startswith(("spectral (", "redocly ("))]
+    assert len(counts) == 2, done.stdout
+    clean = all(" 0 error(s), 0 warning(s)" in line for line in counts)
+    assert done.returncode == (0 if clean else 1), done.stdout

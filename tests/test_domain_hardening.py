@@ -1,0 +1,185 @@
+"""Domain defects of issue 13, on the domain layer alone: the tenant oracle of generateContent,
+jobs that end unobserved, and costs that must not grow with a project's size (counted in store
+operations, not timed)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+from mock.domain import jobs, review, tenancy
+from mock.domain.operations import new_container
+from mock.store.base import open_store
+from mock.store.counting import CountingStore
+from mock.web.app import Config, build_service
+from tests.support import ids
+
+DEMO = "org_00000000-0000-4000-8000-00000000000a"
+OTHER_ORG = "org_00000000-0000-4000-8000-00000000000b"
+
+
+class Api:
+    def __init__(self, service, key: str = ids.FULL) -> None:
+        self.service = service
+        self.principal = service.authenticate(key, None)
+
+    def call(self, op: str, fail_job: bool = False, **params):
+        stored = self.service.execute(op, self.principal, "req_test", fail_job=fail_job,
+                                      **params)
+        return stored.status, (json.loads(stored.body) if stored.body else None)
+
+    def generate(self, project: str, fail_job: bool = False, **body):
+        return self.call("generateContent", project_id=project, fail_job=fail_job,
+                         body={"brief": {"topic": "Hardening"}, **body})
+
+    def org(self, org_id: str = DEMO) -> dict:
+        return self.service.store.atomic(lambda tx: tx.get("org", org_id))
+
+
+@pytest.fixture
+def counted():
+    store = CountingStore(open_store("memory"))
+    service = build_service(Config(clock="manual", stage_seconds=1.0), store=store)
+    return service, store
+
+
+# ---- D8/R12: no tenant existence oracle in generateContent ------------------------------------
+
+def test_generate_with_another_orgs_container_id_is_like_a_free_id(counted):
+    service, _ = counted
+    other_before = service.store.atomic(
+        lambda tx: tenancy.get_container(tx, OTHER_ORG, ids.CNT_OTHER))
+    taken = ids.CNT_OTHER.removeprefix("cnt_")
+    free = str(uuid.uuid4())
+    demo = Api(service)
+    s_taken, b_taken = demo.generate(ids.PRJ_AUTO, id=taken)
+    s_free, _ = demo.generate(ids.PRJ_AUTO, id=free)
+    assert (s_taken, s_free) == (202, 202)
+    assert b_taken["containerId"] == ids.CNT_OTHER  # the caller's own container, same id
+    # The other org's container was neither changed nor even read under its key.
+    other_after = service.store.atomic(
+        lambda tx: tenancy.get_container(tx, OTHER_ORG, ids.CNT_OTHER))
+    assert other_after == other_before
+    status, view = Api(service, ids.OTHER).call("getContent", container_id=ids.CNT_OTHER)
+    assert status == 200 and view["status"] == "completed" and view["projectId"] == ids.PRJ_OTHER
+    # And within one's own org the id is in use: 409 as before.
+    assert demo.generate(ids.PRJ_AUTO, id=taken)[0] == 409
+
+
+def test_generate_with_another_orgs_id_costs_the_same_store_work_as_a_free_id(counted):
+    service, store = counted
+    demo = Api(service)
+    demo.generate(ids.PRJ_AUTO)  # warm: the deadline bucket of this clock reading exists
+    store.take()
+    demo.generate(ids.PRJ_AUTO, id=ids.CNT_OTHER.removeprefix("cnt_"))
+    taken = store.take()
+    demo.generate(ids.PRJ_AUTO, id=str(uuid.uuid4()))
+    free = store.take()
+    assert (taken.reads, taken.writes) == (free.reads, free.writes)
+
+
+# ---- D7: jobs end unobserved ------------------------------------------------------------------
+
+def test_a_failed_job_nobody_reads_releases_its_credits_before_the_next_charge(counted):
+    service, _ = counted
+    demo = Api(service)
+    start = demo.org()
+    status, job = demo.generate(ids.PRJ_AUTO, variantCount=2, fail_job=True)
+    assert status == 202
+    assert demo.org()["reserved"] == start["reserved"] + 240
+    service.clock.advance(10)  # past the failure; nobody reads the job or its containers
+    status, _ = demo.generate(ids.PRJ_AUTO)  # reads the balance
+    org = demo.org()
+    assert status == 202
+    assert org["reserved"] == start["reserved"] + 120  # the failed job's 240 came back
+    stored = service.store.atomic(lambda tx: tx.get("job", job["jobId"]))
+    assert stored["status"] == "failed"
+
+
+def test_a_completed_job_nobody_reads_ends_on_any_later_request(counted):
+    service, _ = counted
+    demo = Api(service)
+    _, job = demo.generate(ids.PRJ_AUTO)
+    service.clock.advance(10)
+    # Any request at all (here another org's read) lets the sweep end it.
+    Api(service, ids.OTHER).call("getContent", container_id=ids.CNT_OTHER)
+    stored = service.store.atomic(lambda tx: tx.get("job", job["jobId"]))
+    assert stored["status"] == "completed"
+    assert demo.org()["spent"] >= 120
+    container = service.store.atomic(
+        lambda tx: tenancy.get_container(tx, DEMO, job["containerId"]))
+    assert container["status"] == "completed" and container["currentJobId"] is None
+    # The ended job now has its retention (a TTL in the store); a running one has none.
+    assert service.store._data[("job", job["jobId"])][1] is not None
+
+
+def test_the_deadline_index_empties_as_jobs_end(counted):
+    service, _ = counted
+    demo = Api(service)
+    for _ in range(5):
+        demo.generate(ids.PRJ_AUTO)
+    service.clock.advance(10)
+    demo.generate(ids.PRJ_AUTO)  # settles the five, indexes one
+    schedule = service.store.atomic(lambda tx: tx.get(jobs.DUE, jobs.SCHEDULE))
+    # Left: the new job's bucket, and the fixtures' hour-long running job.
+    assert len(schedule["buckets"]) == 2
+
+
+# ---- cost independent of project size ------------------------------------------------------
+
+def _fill(service, project_id: str, n: int) -> None:
+    """n completed containers in the project, every tenth pending approval."""
+    def write(tx) -> None:
+        project = tx.get("project", project_id)
+        for i in range(n):
+            c = new_container(f"cnt_{uuid.uuid4()}", project, "video_remix",
+                              {"topic": f"t{i}"}, {}, "2026-01-01T00:00:00.000Z",
+                              status="completed", job_id=None)
+            review.set_approval(tx, c, "pending" if i % 10 == 0 else "approved")
+            tenancy.put_container(tx, c)
+
+    service.store.atomic(write)
+
+
+def _costs(n: int):
+    store = CountingStore(open_store("memory"))
+    service = build_service(Config(clock="manual", stage_seconds=1.0), store=store)
+    _fill(service, ids.PRJ_AUTO, n)
+    demo = Api(service)
+    demo.generate(ids.PRJ_AUTO)  # warm: the deadline bucket of this clock reading exists
+    store.take()
+    assert demo.generate(ids.PRJ_AUTO, variantCount=3)[0] == 202
+    generate = store.take()
+    status, policy = demo.call("getReviewPolicy", project_id=ids.PRJ_AUTO)
+    assert status == 200 and policy["pendingCount"] == n // 10
+    read_policy = store.take()
+    return generate, read_policy
+
+
+def test_generate_and_get_review_policy_cost_the_same_at_10_and_10000_containers():
+    small_gen, small_policy = _costs(10)
+    big_gen, big_policy = _costs(10_000)
+    assert (big_gen.reads, big_gen.writes) == (small_gen.reads, small_gen.writes)
+    assert (big_policy.reads, big_policy.writes) == (small_policy.reads, small_policy.writes)
+    # No document grows with the project either (bytes within a few percent).
+    assert big_gen.bytes_read <= small_gen.bytes_read * 1.1 + 64
+    assert big_gen.bytes_written <= small_gen.bytes_written * 1.1 + 64
+    assert big_policy.bytes_read <= small_policy.bytes_read * 1.1 + 64
+
+
+def test_pending_count_follows_approvals_and_completions(counted):
+    service, _ = counted
+    demo = Api(service)
+
+    def pending() -> int:
+        return demo.call("getReviewPolicy", project_id=ids.PRJ_REVIEW_ALL)[1]["pendingCount"]
+
+    assert pending() == 1  # the fixtures' pending container
+    assert demo.call("approveContent", container_id=ids.CNT_PENDING, body={})[0] == 200
+    assert pending() == 0
+    _, job = demo.generate(ids.PRJ_REVIEW_ALL, variantCount=2)
+    service.clock.advance(10)
+    demo.call("getJob", job_id=job["jobId"], if_none_match=None)
+    assert pending() == 2  # review_all: both new containers wait for approval
