@@ -8,6 +8,7 @@ check failed (the target broke a rule); 2 usage error, or the target is unreacha
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -20,6 +21,12 @@ from conformance.target import Target
 from conformance.waivers import WaiverError
 from conformance.waivers import load as load_waivers
 from mock.version import version
+
+# Keys may come from the environment, so that `ps` never shows them.
+KEY_ENV = {"api": "LAYERS_API_KEY", "readonly": "LAYERS_READONLY_KEY",
+           "other": "LAYERS_OTHER_ORG_KEY", "broke": "LAYERS_BROKE_KEY"}
+_KEY_ARGS = {"api": "api_key", "readonly": "readonly_key", "other": "other_org_key",
+             "broke": "broke_key"}
 
 VERDICTS_HELP = ("Verdicts: passed; failed (the target broke the rule: exit 1); not run (an "
                  "input is missing: the option that would run it is named); inconclusive (the "
@@ -38,17 +45,25 @@ def parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run the checks against a target", epilog=VERDICTS_HELP)
     where = r.add_argument_group("target")
     where.add_argument("--base-url", help="the implementation's base URL")
-    where.add_argument("--api-key", help="a key with every scope of the API")
+    where.add_argument("--api-key",
+                       help=f"a key with every scope of the API (or ${KEY_ENV['api']}, which "
+                            "keeps it off the command line)")
     where.add_argument("--mock", action="store_true",
                        help="start the bundled mock on a free port and test it")
     unlock = r.add_argument_group("inputs that unlock more checks")
     unlock.add_argument("--project-id", help="a project the kit may create containers in")
     unlock.add_argument("--container-id", action="append", default=[],
                         help="an existing completed container (repeatable)")
-    unlock.add_argument("--readonly-key", help="a key without content:write (scopes, D8)")
-    unlock.add_argument("--other-org-key", help="a key of another org (tenancy, R12/D8)")
+    unlock.add_argument("--readonly-key",
+                        help="a key without content:write (scopes, D8; needs content:read, "
+                             f"or ${KEY_ENV['readonly']})")
+    unlock.add_argument("--other-org-key",
+                        help="a key of another org (tenancy, R12/D8; needs content:read "
+                             f"content:write jobs:read jobs:cancel, or ${KEY_ENV['other']})")
     unlock.add_argument("--other-project-id", help="a project of that other org")
-    unlock.add_argument("--broke-key", help="a key of an org without credits (R12)")
+    unlock.add_argument("--broke-key",
+                        help="a key of an org without credits (R12; needs content:write, or "
+                             f"${KEY_ENV['broke']})")
     unlock.add_argument("--broke-container-id", help="a container of that org")
     unlock.add_argument("--moderation-text", help="brief text the safety check refuses (R12)")
     how = r.add_argument_group("how")
@@ -97,6 +112,10 @@ def _target(args: argparse.Namespace, base_url: str) -> Target:
 def main(argv: list[str] | None = None) -> int:
     p = parser()
     args = p.parse_args(argv)
+    if args.command == "run" and not args.mock:  # --mock brings its own keys
+        for role, attr in _KEY_ARGS.items():
+            if getattr(args, attr) is None:
+                setattr(args, attr, os.environ.get(KEY_ENV[role]))
     if args.command == "proxy":
         return proxy_command.run(args)
     if not args.mock and not (args.base_url and args.api_key):

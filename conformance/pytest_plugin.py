@@ -4,8 +4,9 @@
            --layers-project-id prj_... [--layers-readonly-key ...]
     pytest --layers-mock          # the bundled mock, all inputs filled in
 
-Each check becomes an item `layers::<rule>::<check>`; a check whose input was not given is
-skipped with the option that would run it. Without a `--layers-*` target nothing is added.
+Each check becomes an item `layers::<rule>::<check>`: `failed` fails, `error` (the kit's own
+failure) errors, and `not run` (with the option that would run it), `inconclusive` (with what it
+needed) and `waived` skip with the reason. Without a `--layers-*` target nothing is added.
 The `layers_target` fixture gives the Target to a team's own tests.
 
 The `layers_mock` fixture (with `layers_mock_options`, `--layers-mock-store` and

@@ -41,12 +41,25 @@ def kit(*args: str, timeout: float = 300, cwd: Path | None = None,
 
 
 def _run_variant(name: str):
+    """The variant's run, or the exception that stopped it (reported by its own test)."""
     variant = VARIANTS[name]
-    mock = bundled.start_mock(*variant.mock_args, "--broken", name, module="tests.broken")
+    try:
+        mock = bundled.start_mock(*variant.mock_args, "--broken", name, module="tests.broken")
+    except RuntimeError as exc:
+        return exc
     try:
         return run(bundled.target_for(mock.url, max_wait=30), schemathesis=False, jobs=8)
+    except Exception as exc:  # one variant's trouble must not hide the others
+        return exc
     finally:
         mock.stop()
+
+
+def _result(results: dict, name: str):
+    result = results[name]
+    if isinstance(result, Exception):
+        pytest.fail(f"{name} could not be run: {result}")
+    return result
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +72,7 @@ def variant_results():
 
 @pytest.mark.parametrize("name", sorted(VARIANTS))
 def test_each_variant_fails_exactly_the_rules_it_names(variant_results, name):
-    result, variant = variant_results[name], VARIANTS[name]
+    result, variant = _result(variant_results, name), VARIANTS[name]
     failed = {o.rule for o in result.failed}
     detail = [(o.status, o.name, o.message[:200]) for o in result.outcomes
               if o.status not in (PASSED, NOT_RUN)]
@@ -74,14 +87,14 @@ def test_each_variant_fails_exactly_the_rules_it_names(variant_results, name):
 
 
 def test_a_rate_limiting_target_passes_because_the_kit_waits(variant_results):
-    result = variant_results["rate_limited"]
+    result = _result(variant_results, "rate_limited")
     refused = sum(n for (_, status), n in result.coverage().items() if status == 429)
     assert refused > 0, "the variant never rate-limited the run: the test proves nothing"
     assert result.exit_code == 0 and {o.status for o in result.outcomes} <= {PASSED, NOT_RUN}
 
 
 def test_stages_faster_than_any_poll_are_inconclusive_not_passed(variant_results):
-    result = variant_results["stages_too_fast"]
+    result = _result(variant_results, "stages_too_fast")
     verdicts = {o.name: o for o in result.outcomes}
     for name in ("d7_stage_order", "d7_progress_monotonic"):
         assert verdicts[name].status == INCONCLUSIVE
@@ -319,3 +332,9 @@ def test_pytest_plugin_runs_the_checks(pytester, real_clock_mock):
     unmet = [c for c in picked if {"readonly", "other_org"} & set(c.needs)]
     assert len(unmet) == 2  # readonly and other-org inputs are not given: skipped, not passed
     result.assert_outcomes(passed=1 + len(picked) - len(unmet), skipped=len(unmet))
+
+
+def test_keys_can_come_from_the_environment(real_clock_mock):
+    out = kit("--base-url", real_clock_mock.url, "--no-schemathesis", "--only", "R12",
+              env={"LAYERS_API_KEY": ids.FULL})
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-1000:]

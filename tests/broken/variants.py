@@ -285,8 +285,8 @@ def replay_rerendered() -> None:
 
     original = idempotency.begin
 
-    def begin(store, scope, key, fp, ttl=idempotency.DEFAULT_TTL):
-        stored = original(store, scope, key, fp, ttl)
+    def begin(store, *args, **kwargs):
+        stored = original(store, *args, **kwargs)
         if stored is None or stored.status != 202:
             return stored
         first = orjson.loads(stored.body)
