@@ -20,6 +20,7 @@ token, every call must carry it in `X-Admin-Token`, and the token alone guards i
 from __future__ import annotations
 
 import functools
+import hashlib
 import hmac
 import ipaddress
 import re
@@ -45,9 +46,9 @@ from mock.domain.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
-from mock.domain.service import MockService, dumps
+from mock.domain.service import MockService
 from mock.web import faults
-from mock.web.responses import error
+from mock.web.responses import dumps, error
 from mock.web.validation import describe
 
 CONTROL_SPEC = Path(__file__).resolve().parent.parent / "control.yaml"
@@ -152,12 +153,13 @@ def _is_json(content_type: str | None) -> bool:
 
 class ControlMiddleware:
     def __init__(self, app: ASGIApp, service: MockService, *, enabled: bool,
-                 admin_token: str | None) -> None:
+                 admin_digest: str | None) -> None:
         self.app = app
         self.service = service
         self.enabled = enabled
-        # Compared as bytes in constant time; a non-ASCII token is refused at start (config).
-        self.admin_token = admin_token
+        # The token's SHA-256: workers never hold the token itself (Config.to_json). Digests
+        # compare in constant time; a non-ASCII token is refused at start (config).
+        self.admin_digest = admin_digest
         self.handlers = {
             "controlSpec": self.control_spec, "reset": self.reset, "getClock": self.clock,
             "advanceClock": self.advance, "listRequests": self.requests,
@@ -191,10 +193,10 @@ class ControlMiddleware:
         if not self.enabled:
             raise NotFound("The control API is off: the mock listens beyond loopback without "
                            "--admin-token.")
-        if self.admin_token is not None:
+        if self.admin_digest is not None:
             given = request.headers.get("x-admin-token", "")
-            if not hmac.compare_digest(given.encode("utf-8", "surrogateescape"),
-                                       self.admin_token.encode()):
+            digest = hashlib.sha256(given.encode("utf-8", "surrogateescape")).hexdigest()
+            if not hmac.compare_digest(digest, self.admin_digest):
                 raise Unauthenticated("The control API needs the X-Admin-Token header.")
         else:
             server = request.scope.get("server")

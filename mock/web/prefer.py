@@ -85,7 +85,7 @@ def forced_response(operation_id: str, prefs: Preferences, request_id: str,
         headers = {"Retry-After": "1"} if prefs.error in ("RATE_LIMITED",
                                                           "IDEMPOTENCY_IN_PROGRESS") else {}
         return ApiError(f"Forced by Prefer: error={prefs.error}.", code=prefs.error,
-                        headers=headers)
+                        headers=headers, details=spec.documented_error_details(prefs.error))
     if prefs.code is None or prefs.code in success_statuses:
         return None
     found = documented_example(operation_id, prefs.code)
