@@ -419,7 +419,8 @@ class _Differ:
             error_code = ptr.endswith("/schema/properties/error/properties/code") and (
                 "/responses/4" in ptr or "/responses/5" in ptr)
             if n.enum - b.enum:
-                self.add("error-code-added" if error_code else "response-enum-value-added", eptr,
+                self.add("response-error-code-added" if error_code
+                         else "response-enum-value-added", eptr,
                          f"{where}: {_fmt(n.enum - b.enum)} may now be sent")
             if b.enum - n.enum:
                 self.add("response-enum-value-removed", eptr,

@@ -20,7 +20,7 @@ from mock.domain.clock import iso
 
 def replay_new_job() -> None:
     """The replay runs the operation again (a new job) instead of replaying."""
-    idempotency.begin = lambda *a, **k: None
+    idempotency.claim_in = lambda *a, **k: None
 
 
 def brief_replaced() -> None:
@@ -206,10 +206,7 @@ def busy_container_allowed() -> None:
             tenancy.put_container(tx, c)
         return original(tx, ctx, container_id, body)
 
-    operations.regenerate_content = regenerate
-    from mock.domain import service
-
-    service.OPERATIONS["regenerateContent"] = regenerate
+    operations.regenerate_content = regenerate  # the registry finds it by name at start
 
 
 def cancel_applies_changes() -> None:
@@ -227,9 +224,6 @@ def never_304() -> None:
     """If-None-Match is ignored: never a 304."""
     original = operations.get_job
     operations.get_job = lambda tx, ctx, job_id, if_none_match: original(tx, ctx, job_id, None)
-    from mock.domain import service
-
-    service.OPERATIONS["getJob"] = operations.get_job
 
 
 def scopes_ignored() -> None:
@@ -237,7 +231,7 @@ def scopes_ignored() -> None:
     from mock.domain import auth
 
     auth.require_scopes = lambda principal, scopes: None
-    import mock.web.auth as web_auth
+    import mock.web.auth as web_auth  # imports it by name
 
     web_auth.require_scopes = auth.require_scopes
 
@@ -262,9 +256,9 @@ def request_id_mismatch() -> None:
         out["error"]["requestId"] = "req_01HXZ9G7KMV2QX8Y1S5RJW3B7T"
         return out
 
-    import mock.domain.service as service
+    import mock.web.responses as responses
 
-    service.envelope = envelope
+    responses.envelope = envelope
 
 
 # name -> (the rule the kit must report as failed, the patch)

@@ -1,4 +1,5 @@
-"""Released versions of the contract, kept in the repository: `contract/releases/<version>/`.
+"""Released versions of the contract, kept in the repository: `contract/releases/<version>/`
+(this package holds the snapshots beside its code).
 
 A release is a snapshot of `openapi.yaml` as partners received it. `make test` diffs the current
 contract against the latest one (the D12 gate); `layers-contract release` takes the snapshot of
@@ -13,7 +14,7 @@ from pathlib import Path
 from contract import changelog
 from contract.document import Document, load
 
-RELEASES = Path(__file__).parent / "releases"
+RELEASES = Path(__file__).parent  # the snapshots live beside this module
 
 
 def _key(version: str) -> tuple:
