@@ -54,6 +54,9 @@ class Config:
         7 * 24 * 3600.0, "seconds ended jobs and superseded assets are kept",
         flag="--retention", metavar="S")
     log_level: str = option("warning", "log level; info adds an access log", choices=LOG_LEVELS)
+    rate_limits: str = option(
+        "off", "put every key on this rate-limit tier of the fixtures (lp_test_limited is "
+               "always on standard)", choices=("standard", "off"))
     cors: bool = option(True, "turn CORS off (it is on for any origin by default)",
                         flag="--no-cors", action="store_false")
     cors_origins: list[str] = option(

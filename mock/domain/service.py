@@ -14,7 +14,7 @@ import orjson
 
 from mock.config import Config
 from mock.domain import fixtures as fixtures_mod
-from mock.domain import idempotency, jobs, operations
+from mock.domain import idempotency, jobs, operations, ratelimit
 from mock.domain.auth import Keyring, Principal
 from mock.domain.clock import Clock
 from mock.domain.errors import STORED_ERROR_CODES, ApiError, envelope
@@ -67,6 +67,10 @@ class MockService:
                                  moderation_terms=fx.moderation_terms)
         self.idempotency_ttl = config.idempotency_ttl
         self.due = jobs.DueSweeper(min(jobs.DUE_BUCKET_SECONDS, config.stage_seconds))
+        self.rate_tiers = ratelimit.tiers(fx.data)
+        if config.rate_limits != ratelimit.OFF and config.rate_limits not in self.rate_tiers:
+            raise ValueError(f"--rate-limits {config.rate_limits}: the fixtures define no such "
+                             f"tier (they have: {', '.join(self.rate_tiers) or 'none'})")
 
     def reset(self) -> None:
         """Back to the fixtures: state, journal and (manual) clock."""
@@ -81,6 +85,12 @@ class MockService:
 
     def authenticate(self, api_key: str | None, authorization: str | None) -> Principal:
         return self.keyring.authenticate(api_key, authorization)
+
+    def rate_limit(self, principal: Principal, rate_class: str | None) -> None:
+        """D13: take a token from the key's bucket for the class; RateLimited when empty."""
+        tier = ratelimit.tier_for(principal.rate_tier, self.config.rate_limits, self.rate_tiers)
+        if tier is not None and rate_class is not None:
+            ratelimit.take(self.store, principal.key_id, rate_class, tier, self.clock.now())
 
     def claim(self, principal: Principal, key: str, method: str, path: str,
               body: Any) -> tuple[Idem, Stored | None]:

@@ -1,4 +1,5 @@
-"""Authentication and scopes (D8), after routing so that the operation is known.
+"""Authentication, rate limits (D13) and scopes (D8), after routing so that the operation is
+known.
 
 Connexion does not enforce scopes for apiKey and bearer schemes; the spec names each
 operation's scope in `x-required-scopes`, and this layer checks it before any validation, so a
@@ -44,5 +45,8 @@ class AuthMiddleware:
         principal = st.service.authenticate(headers.get("x-api-key"),
                                             headers.get("authorization"))
         st.principal = principal
+        # D13: every authenticated request takes a token, before its scope and its shape are
+        # looked at; a 429 is raised before any idempotency claim, so it is never stored.
+        st.service.rate_limit(principal, st.rate_class)
         require_scopes(principal, self.scopes.get(op_id, []))
         await self.app(scope, receive, send)
