@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: mock test lint system-deps fuzz bench conformance clean
+.PHONY: mock test lint system-deps fuzz bench conformance clean publish release
 
 $(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,15 @@ test: $(STAMP) $(NODE_STAMP) system-deps lint
 # Long property-based run against a fresh mock; bounded by FUZZ_EXAMPLES and FUZZ_SECONDS.
 fuzz: $(STAMP)
 	$(BIN)/python -m tests.support.fuzz --examples $${FUZZ_EXAMPLES:-500} --seconds $${FUZZ_SECONDS:-900}
+
+# The release files of the current contract version (D12): dist/contract/<info.version>/.
+publish: $(STAMP) $(NODE_STAMP)
+	$(BIN)/layers-contract publish --out dist/contract/$$($(BIN)/layers-contract version)
+
+# Snapshot openapi.yaml as its version's release (contract/releases/<version>/); the version
+# needs its section in contract/CHANGELOG.md first.
+release: $(STAMP)
+	$(BIN)/layers-contract release $(ARGS)
 
 conformance: $(STAMP)
 	$(BIN)/layers-conformance run --mock $(ARGS)

@@ -419,7 +419,8 @@ class _Differ:
             error_code = ptr.endswith("/schema/properties/error/properties/code") and (
                 "/responses/4" in ptr or "/responses/5" in ptr)
             if n.enum - b.enum:
-                self.add("error-code-added" if error_code else "response-enum-value-added", eptr,
+                self.add("response-error-code-added" if error_code
+                         else "response-enum-value-added", eptr,
                          f"{where}: {_fmt(n.enum - b.enum)} may now be sent")
             if b.enum - n.enum:
                 self.add("response-enum-value-removed", eptr,
@@ -473,8 +474,9 @@ class _Differ:
 
 
 def _error_codes(doc: Document) -> set[str]:
-    """The error codes a document declares: `error.code` enums of its 4xx/5xx responses and of
-    its component schemas and responses shaped as the error envelope."""
+    """The error codes a document declares: its `x-error-codes` registry, and the `error.code`
+    enums of its 4xx/5xx responses and of its component schemas and responses shaped as the
+    error envelope."""
     schemas: list[Any] = []
     for _path, _item, op in doc.operations().values():
         for status, raw in (op.get("responses") or {}).items():
@@ -484,7 +486,7 @@ def _error_codes(doc: Document) -> set[str]:
     schemas += list((components.get("schemas") or {}).values())
     for raw in (components.get("responses") or {}).values():
         schemas += [m.get("schema") for m in (doc.deref(raw).get("content") or {}).values()]
-    codes: set[str] = set()
+    codes: set[str] = set(doc.data.get("x-error-codes") or {})  # the registry (issue 10)
     for schema in schemas:
         view = flatten(schema, doc.resolve)
         if set(view.properties) != {"error"}:  # an envelope, not e.g. a job with an `error`

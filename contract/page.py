@@ -11,11 +11,15 @@ Where the page comes from, in order (`page_for`):
 2. a page built before by this function for the same contract, in the cache directory;
 3. a page built now with Redocly (about 2-4 s), then cached.
 Without a packaged page and without node, `PageUnavailable` says what to do.
+
+The code-sample tabs are configured from the contract's own `x-codeSamples` (`_languages`),
+in a config file of the build alone: the project's `redocly.yaml` is the lint gate's.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -59,6 +63,26 @@ def _offline(html: str) -> str:
     return html
 
 
+def _languages(spec_file: Path) -> list[dict[str, str]]:
+    """The tabs of the code-sample panel: every `x-codeSamples` language of the contract, then
+    the request payload. Redoc shows a sample only when its `lang` is listed here, and its
+    default list has none of ours (Shell, TypeScript) in our labels."""
+    try:
+        import yaml  # a runtime dependency; absent only in an isolated build environment
+
+        spec = yaml.safe_load(spec_file.read_text(encoding="utf-8"))
+    except ImportError:
+        spec = json.loads(spec_file.read_text()) if spec_file.suffix == ".json" else {}
+    seen: dict[str, dict[str, str]] = {}
+    for item in (spec.get("paths") or {}).values():
+        for op in item.values():
+            for sample in (op.get("x-codeSamples") or []) if isinstance(op, dict) else []:
+                lang = sample.get("lang")
+                if lang and lang not in seen:
+                    seen[lang] = {"lang": lang, "label": sample.get("label") or lang}
+    return [*(seen.values() or [{"lang": "curl"}]), {"lang": "Payload"}]
+
+
 def build(spec_file: Path, out: Path, *, tool: str | None = None, timeout: float = 120) -> Path:
     """Build the page of `spec_file` into `out` with Redocly (raises PageUnavailable)."""
     tool = tool or redocly()
@@ -69,8 +93,12 @@ def build(spec_file: Path, out: Path, *, tool: str | None = None, timeout: float
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="layers-page-") as tmp:
         raw = Path(tmp) / "index.html"
+        config = Path(tmp) / "redocly-docs.yaml"
+        config.write_text(json.dumps({"openapi": {"codeSamples": {
+            "languages": _languages(spec_file)}}}))  # JSON is YAML
         done = subprocess.run(
-            [tool, "build-docs", str(spec_file), "--inlineBundle", "-o", str(raw)],
+            [tool, "build-docs", str(spec_file), "--inlineBundle", "--config", str(config),
+             "-o", str(raw)],
             capture_output=True, text=True, timeout=timeout, check=False,
             env={**os.environ, "REDOCLY_TELEMETRY": "off",
                  "REDOCLY_SUPPRESS_UPDATE_NOTICE": "true"})

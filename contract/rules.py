@@ -2,8 +2,11 @@
 
 Within v1, names, types, requiredness, error codes and URLs never change; optional request
 fields and new response fields may be added, so clients must ignore unknown response fields.
-Every change `layers-contract diff` reports carries one of these ids; `breaking` says whether
-the rule breaks that promise. The ids are stable: CI logs, JUnit reports and the README use them.
+Every enum is closed within a major version (the contract's "Versioning and enums"): a value
+added to a response enum, a new error code included, is breaking; an error response that now
+lists a code the contract already had is not. Every change `layers-contract diff` reports
+carries one of these ids; `breaking` says whether the rule breaks that promise. The ids are
+stable: CI logs, JUnit reports and the README use them.
 """
 
 from __future__ import annotations
@@ -84,7 +87,10 @@ _RULES = [
     Rule("response-nullable-added", True, "a response value may now be null"),
     Rule("response-constraint-changed", False, "a response constraint or pattern changed"),
     Rule("error-code-removed", True, "an error code is no longer documented anywhere"),
-    Rule("error-code-added", False, "an error code was added"),
+    Rule("error-code-added", True,
+         "a new error code (error codes are a closed enum within a major version)"),
+    Rule("response-error-code-added", False,
+         "an operation's response now documents an error code the contract already had"),
     # -- both directions ------------------------------------------------------------------------
     Rule("type-changed", True, "a value's type changed"),
     Rule("type-widened", False, "a request value accepts more types (or a response fewer)"),

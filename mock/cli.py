@@ -90,10 +90,13 @@ def banner(service, url: str, config: Config, workers: int) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    config = config_mod.from_args(args)
-    if config.workers < 1:
-        print("layers-mock: --workers must be at least 1", file=sys.stderr)
+    try:
+        config = config_mod.from_args(args)  # refuses values it cannot run with (issue 13)
+    except config_mod.ConfigError as exc:
+        print(f"layers-mock: {exc}", file=sys.stderr)
         return 2
+    # Read once; worker processes get the token's digest (Config.to_json), not the variable.
+    os.environ.pop(config_mod.ADMIN_TOKEN_ENV, None)
     if config.workers > 1 and config.store == "memory":
         print("layers-mock: --workers needs a shared store: each worker would keep its own "
               "memory and clients would see requests split between them. Use --store "

@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import hashlib
+import math
+import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -43,7 +46,12 @@ class Config:
                         choices=CLOCKS)
     admin_token: str | None = option(
         None, "require this X-Admin-Token on /__mock/ (and allow the control API on a "
-              "non-loopback address)", metavar="T")
+              "non-loopback address); visible in the process list: prefer "
+              "--admin-token-file or the LAYERS_MOCK_ADMIN_TOKEN environment variable",
+        metavar="T")
+    admin_token_file: Path | None = option(
+        None, "read the admin token from this file (its first line)", type=Path,
+        metavar="PATH")
     reset_on_start: bool = option(False, "reload the fixtures even if a durable store already "
                                          "holds state", flag="--reset")
     validate_responses: bool = option(False, "check every response against the spec (a broken "
@@ -64,6 +72,21 @@ class Config:
             "any origin)", flag="--cors-origin", action="append", metavar="ORIGIN")
     # Not options: fixed sizes a test may lower.
     journal_size: int = 1000
+    # What worker processes get instead of the token (to_json): they compare digests.
+    admin_token_sha256: str | None = None
+
+    def __post_init__(self) -> None:
+        """Refuse at start what could only fail later (issue 13): one clear sentence."""
+        problem = _problem(self)
+        if problem:
+            raise ConfigError(problem)
+
+    @property
+    def admin_digest(self) -> str | None:
+        """SHA-256 (hex) of the admin token, or None when the control API has no token."""
+        if self.admin_token is not None:
+            return hashlib.sha256(self.admin_token.encode()).hexdigest()
+        return self.admin_token_sha256
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)
@@ -72,16 +95,60 @@ class Config:
         """A JSON-able copy (for worker processes, which get the config in their environment)."""
         raw = dataclasses.asdict(self)
         raw["fixtures"] = str(self.fixtures) if self.fixtures else None
+        raw["admin_token_file"] = str(self.admin_token_file) if self.admin_token_file else None
+        # The environment of a process is readable by its user's other processes (and
+        # /proc/<pid>/environ): the workers get the token's digest, never the token.
+        raw["admin_token"], raw["admin_token_sha256"] = None, self.admin_digest
         return raw
 
     @classmethod
     def from_json(cls, raw: dict[str, Any]) -> Config:
         raw = dict(raw)
         raw["fixtures"] = Path(raw["fixtures"]) if raw.get("fixtures") else None
+        raw["admin_token_file"] = None  # the digest came along already
         return cls(**{k: v for k, v in raw.items() if k in _FIELD_NAMES})
 
 
 _FIELD_NAMES = {f.name for f in fields(Config)}
+ADMIN_TOKEN_ENV = "LAYERS_MOCK_ADMIN_TOKEN"
+
+
+class ConfigError(ValueError):
+    """An option value the mock cannot run with; the message names the option."""
+
+
+def _positive(value: float) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value) and value > 0
+
+
+def _problem(c: Config) -> str | None:
+    if not _positive(c.stage_seconds):
+        return f"--stage-seconds must be a finite number of seconds above 0, not {c.stage_seconds}"
+    if not _positive(c.idempotency_ttl):
+        return (f"--idempotency-ttl must be a finite number of seconds above 0, not "
+                f"{c.idempotency_ttl}")
+    if not _positive(c.retention_seconds):
+        return f"--retention must be a finite number of seconds above 0, not {c.retention_seconds}"
+    if not isinstance(c.port, int) or not 0 <= c.port <= 65535:
+        return f"--port must be a whole number from 0 to 65535, not {c.port}"
+    if c.workers < 1:
+        return "--workers must be at least 1"
+    token = c.admin_token
+    if token is not None and (not token or not all(0x21 <= ord(ch) <= 0x7E for ch in token)):
+        # An HTTP header carries ASCII: a token with other characters could never match.
+        return ("the admin token must be printable ASCII without spaces (an HTTP header "
+                "cannot carry anything else), and not empty")
+    return None
+
+
+def _read_token(path: Path) -> str:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"--admin-token-file {path}: cannot read it ({exc})") from None
+    if not lines or not lines[0].strip():
+        raise ConfigError(f"--admin-token-file {path}: the first line is empty")
+    return lines[0].strip()
 
 
 def _flag(f: dataclasses.Field) -> str:
@@ -106,6 +173,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         parser.add_argument(_flag(f), dest=f.name, default=default, help=help_text, **kwargs)
 
 
-def from_args(args: argparse.Namespace) -> Config:
-    """The `Config` of parsed options (fields without an option keep their default)."""
-    return Config(**{k: v for k, v in vars(args).items() if k in _FIELD_NAMES})
+def from_args(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Config:
+    """The `Config` of parsed options (fields without an option keep their default).
+
+    The admin token comes from --admin-token, else --admin-token-file, else the
+    LAYERS_MOCK_ADMIN_TOKEN environment variable. Raises ConfigError for a value the mock
+    cannot run with.
+    """
+    values = {k: v for k, v in vars(args).items() if k in _FIELD_NAMES}
+    env = os.environ if environ is None else environ
+    if values.get("admin_token") is None:
+        if values.get("admin_token_file") is not None:
+            values["admin_token"] = _read_token(values["admin_token_file"])
+        elif env.get(ADMIN_TOKEN_ENV):
+            values["admin_token"] = env[ADMIN_TOKEN_ENV]
+    return Config(**values)

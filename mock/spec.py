@@ -5,6 +5,7 @@ The root `openapi.yaml` is the source; an installed package carries a copy made 
 
 from __future__ import annotations
 
+import copy
 import functools
 import re
 from pathlib import Path
@@ -69,3 +70,34 @@ def operations() -> dict[str, dict[str, Any]]:
             if method in {"get", "post", "put", "patch", "delete"}:
                 out[op["operationId"]] = {"method": method.upper(), "path": path, "operation": op}
     return out
+
+
+@functools.cache
+def _documented_error_details() -> dict[str, dict[str, Any]]:
+    """Error code -> the `details` of its first example, for codes whose schema requires them."""
+    required = set()
+    for schema in load_spec()["components"]["schemas"].values():
+        codes = schema.get("properties", {}).get("code", {}).get("enum", [])
+        if len(codes) == 1 and "details" in schema.get("required", []):
+            required.add(codes[0])
+    found: dict[str, dict[str, Any]] = {}
+    for response in load_spec()["components"]["responses"].values():
+        media = resolve(response).get("content", {}).get("application/json", {})
+        values = [media["example"]] if "example" in media else []
+        values += [resolve(ex)["value"] for ex in (media.get("examples") or {}).values()]
+        for value in values:
+            error = value.get("error") if isinstance(value, dict) else None
+            if isinstance(error, dict) and error.get("code") in required and "details" in error:
+                found.setdefault(error["code"], error["details"])
+    return found
+
+
+def documented_error_details(code: str) -> dict[str, Any] | None:
+    """The example `details` of an error code, for errors forced without a real cause.
+
+    `Prefer: error=BILLING_EXHAUSTED` and injected faults have no real cost or field to report,
+    but the contract requires `details` for some codes (a generated client reads
+    `details.cost` as an int): they carry the documented example's, so they stay valid.
+    """
+    details = _documented_error_details().get(code)
+    return copy.deepcopy(details) if details is not None else None

@@ -19,7 +19,7 @@ def app():
 
 @pytest.fixture
 def client(app) -> TestClient:
-    with TestClient(app, headers={"X-Api-Key": "lp_test_full"}) as c:
+    with TestClient(app, base_url="http://127.0.0.1", headers={"X-Api-Key": "lp_test_full"}) as c:
         yield c
 
 
@@ -56,7 +56,7 @@ def live_mocks(request, tmp_path_factory):
 
 def _reset(mp: MockProcess) -> MockProcess:
     with mp.client(None) as c:
-        assert c.post("/__mock/reset").status_code == 200
+        assert c.post("/__mock/reset", json={}).status_code == 200
     return mp
 
 

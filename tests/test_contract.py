@@ -212,7 +212,10 @@ def test_optional_bodies_are_really_optional():
 def test_error_codes_of_the_spec_are_those_of_d5():
     from mock.domain.errors import STATUS_BY_CODE
 
-    assert set(DOC["components"]["schemas"]["ErrorCode"]["enum"]) == set(STATUS_BY_CODE)
+    registry = DOC["x-error-codes"]
+    assert {code: entry["status"] for code, entry in registry.items()} == STATUS_BY_CODE
+    # METHOD_NOT_ALLOWED answers a method a path does not have: no operation can list it.
+    assert set(error_schemas()) == set(STATUS_BY_CODE) - {"METHOD_NOT_ALLOWED"}
 
 
 def test_ids_follow_d3_patterns():
@@ -221,7 +224,187 @@ def test_ids_follow_d3_patterns():
     schemas = DOC["components"]["schemas"]
     assert re.match(schemas["JobId"]["pattern"], "job_01HXZ9G7KMV2QX8Y1S5RJW3B7T")
     assert not re.match(schemas["JobId"]["pattern"], "job_01HXZ9G7KMV2QX8Y1S5RJW3B7I")  # no I
-    cid = resolve(DOC["components"]["parameters"]["ContainerId"])["schema"]["pattern"]
+    cid = resolve(DOC["components"]["parameters"]["ContainerIdParam"])["schema"]["pattern"]
     assert re.match(cid, "cnt_6f1c2a54-8d3e-4b7a-9c21-0e5d4f3a2b1c")
     assert re.match(cid, "6f1c2a54-8d3e-4b7a-9c21-0e5d4f3a2b1c")  # D3: the bare UUID too
     assert not re.match(cid, "cnt_6f1c2a54-8d3e-3b7a-9c21-0e5d4f3a2b1c")  # not v4
+
+
+# ---- issue 10: an SDK-grade contract ----------------------------------------------------------
+
+SCHEMAS = DOC["components"]["schemas"]
+
+
+def error_schemas() -> dict[str, str]:
+    """Error code -> the name of its schema (an object whose `code` is a one-value enum)."""
+    out = {}
+    for name, schema in SCHEMAS.items():
+        codes = schema.get("properties", {}).get("code", {}).get("enum", [])
+        if name.endswith("Error") and len(codes) == 1:
+            out[codes[0]] = name
+    return out
+
+
+def _name(ref: str) -> str:
+    return ref.rsplit("/", 1)[-1]
+
+
+def _codes_of(error_node: dict) -> set[str]:
+    """The error codes an envelope's `error` admits: one member, or a discriminated oneOf."""
+    by_name = {v: k for k, v in error_schemas().items()}
+    target = resolve(error_node)
+    if "oneOf" in target:
+        members = [_name(m["$ref"]) for m in target["oneOf"]]
+        disc = target["discriminator"]
+        assert disc["propertyName"] == "code"
+        assert {k: _name(v) for k, v in disc["mapping"].items()} == {by_name[m]: m for m in members}
+        return {by_name[m] for m in members}
+    return {by_name[_name(error_node["$ref"])]}
+
+
+@pytest.mark.parametrize("op_id", sorted(D2_OPERATIONS))
+def test_every_error_response_is_the_discriminated_union_of_its_codes(op_id):
+    """D5 and issue 10: each 4xx/5xx names exactly the codes of its status, each typed."""
+    from mock.domain.errors import STATUS_BY_CODE
+
+    for status, resp in OPS[op_id]["operation"]["responses"].items():
+        if int(status) < 400:
+            continue
+        envelope = resolve(resolve(resp)["content"]["application/json"]["schema"])
+        assert envelope["required"] == ["error"], f"{op_id} {status}"
+        codes = _codes_of(envelope["properties"]["error"])
+        assert {STATUS_BY_CODE[c] for c in codes} == {int(status)}, f"{op_id} {status}: {codes}"
+        examples = resolve(resp)["content"]["application/json"]
+        shown = ([examples["example"]] if "example" in examples else []) + \
+            [resolve(e)["value"] for e in (examples.get("examples") or {}).values()]
+        assert {e["error"]["code"] for e in shown} <= codes, f"{op_id} {status}"
+
+
+def test_error_details_are_declared_and_typed():
+    """A generated client reads details.cost as an integer, issues as a list, and so on."""
+    def details(code):
+        return resolve(SCHEMAS[error_schemas()[code]]["properties"]["details"])
+
+    billing = details("BILLING_EXHAUSTED")
+    assert billing["required"] == ["cost", "available"]
+    assert billing["properties"]["cost"]["type"] == "integer"
+    assert billing["properties"]["available"]["type"] == "integer"
+    assert details("VALIDATION_FAILED")["required"] == ["issues"]
+    assert details("FORBIDDEN_SCOPE")["required"] == ["requiredScope"]
+    assert details("MODERATION_BLOCKED")["required"] == ["fields"]
+    assert set(details("CONFLICT")["properties"]) == {"jobId", "subcode"}
+    for code in ("VALIDATION_FAILED", "FORBIDDEN_SCOPE", "BILLING_EXHAUSTED",
+                 "MODERATION_BLOCKED"):
+        assert "details" in SCHEMAS[error_schemas()[code]]["required"], code
+
+
+def test_names_read_well_in_generated_code():
+    """No schema named Error; no parameter component shares a schema's name."""
+    assert "Error" not in SCHEMAS
+    assert not set(DOC["components"]["parameters"]) & set(SCHEMAS)
+
+
+def _inline_named_things(node: Any, where: str):
+    """Objects and multi-value enums below a component's top level that are not $refs."""
+    if not isinstance(node, dict) or "$ref" in node:
+        return
+    if "properties" in node or "oneOf" in node or len(node.get("enum", [])) > 1:
+        yield where
+    for name, sub in node.get("properties", {}).items():
+        yield from _inline_named_things(sub, f"{where}.{name}")
+    for key in ("allOf", "oneOf", "anyOf"):
+        for i, sub in enumerate(node.get(key, [])):
+            yield from _inline_named_things(sub, f"{where}/{key}/{i}")
+    if "items" in node:
+        yield from _inline_named_things(node["items"], f"{where}[]")
+
+
+def test_every_object_and_enum_has_a_component_name():
+    """Generators name inline objects Status1, Kind1, ContainerLastErrorType0: name them all."""
+    inline = []
+    for name, schema in SCHEMAS.items():
+        for key in ("properties", "items"):
+            subs = schema.get(key, {})
+            for prop, sub in (subs.items() if key == "properties" else [("[]", subs)]):
+                inline += _inline_named_things(sub, f"{name}.{prop}")
+    for op_id, o in OPS.items():
+        op = o["operation"]
+        media = [resolve(op.get("requestBody", {})).get("content", {})]
+        media += [resolve(r).get("content", {}) for r in op["responses"].values()]
+        for content in media:
+            for m in content.values():
+                inline += _inline_named_things(m["schema"], f"{op_id} body")
+    assert not inline
+
+
+def test_new_brief_requires_topic_and_matches_brief_update():
+    new, update = SCHEMAS["NewBrief"], SCHEMAS["BriefUpdate"]
+    assert new["required"] == ["topic"] and "allOf" not in new
+    assert new["additionalProperties"] is False
+    strip = {k: {kk: vv for kk, vv in v.items() if kk != "description"}
+             for k, v in update["properties"].items()}
+    assert {k: {kk: vv for kk, vv in v.items() if kk != "description"}
+            for k, v in new["properties"].items()} == strip
+
+
+def test_review_policy_variants_are_discriminated_by_policy():
+    union = SCHEMAS["ReviewPolicyUpdate"]
+    assert union["discriminator"]["propertyName"] == "policy"
+    for value, ref in union["discriminator"]["mapping"].items():
+        assert resolve({"$ref": ref})["properties"]["policy"]["enum"] == [value]
+    assert set(union["discriminator"]["mapping"]) == set(SCHEMAS["ReviewPolicyKind"]["enum"])
+
+
+@pytest.mark.parametrize("name", ["JobStatus", "JobStage", "JobFailureCode", "JobKind",
+                                  "ContainerStatus", "ApprovalStatus", "CancelRefusalReason",
+                                  "ReviewPolicyKind", "Format", "ConflictSubcode"])
+def test_enums_say_what_each_value_means(name):
+    schema = SCHEMAS[name]
+    assert set(schema["x-enum-descriptions"]) == set(schema["enum"]), name
+
+
+def test_job_failure_codes_are_an_enum_and_the_enum_policy_is_stated():
+    assert SCHEMAS["JobFailure"]["properties"]["code"] == {
+        "$ref": "#/components/schemas/JobFailureCode"}
+    assert SCHEMAS["LastError"]["properties"]["code"] == {
+        "$ref": "#/components/schemas/JobFailureCode"}
+    text = DOC["info"]["description"]
+    assert "## Versioning and enums" in text and "closed within v1" in text
+    assert "must ignore response fields they do not know" in text
+
+
+@pytest.mark.parametrize("op_id", sorted(D2_OPERATIONS))
+def test_description_names_the_required_scope(op_id):
+    op = OPS[op_id]["operation"]
+    assert op["description"].startswith(f"Requires the `{op['x-required-scopes'][0]}` scope.")
+
+
+def test_servers_info_license_and_contact():
+    assert [s["url"] for s in DOC["servers"]] == ["https://api.layers.com",
+                                                  "http://127.0.0.1:4010"]
+    assert DOC["info"]["license"]["name"] and DOC["info"]["license"]["url"]
+    assert DOC["info"]["contact"]["name"] and DOC["info"]["contact"]["url"]
+
+
+@pytest.mark.parametrize("op_id", sorted(D2_OPERATIONS))
+def test_every_operation_has_three_code_samples_in_redocly_format(op_id):
+    samples = OPS[op_id]["operation"]["x-codeSamples"]
+    assert [(s["lang"], s["label"]) for s in samples] == [
+        ("Shell", "curl"), ("TypeScript", "TypeScript (fetch)"), ("Python", "Python (httpx)")]
+    for s in samples:
+        assert "http://127.0.0.1:4010" in s["source"] and "lp_test_full" in s["source"]
+
+
+@pytest.mark.parametrize("prefer", ["error=BILLING_EXHAUSTED", "error=MODERATION_BLOCKED",
+                                    "error=VALIDATION_FAILED", "error=FORBIDDEN_SCOPE"])
+def test_forced_errors_carry_the_details_their_schema_requires(client, prefer):
+    """`Prefer: error=...` must not hand a generated client a body its types refuse."""
+    from mock.domain.errors import STATUS_BY_CODE
+
+    code = prefer.split("=", 1)[1]
+    r = client.post("/v1/content/cnt_00000000-0000-4000-8000-000000000103/regenerate",
+                    json={}, headers={"Prefer": prefer})
+    assert r.status_code == STATUS_BY_CODE[code]
+    validator = OAS30Validator({"$ref": f"#/components/schemas/{error_schemas()[code]}",
+                                "components": DOC["components"]})
+    assert not [e.message for e in validator.iter_errors(r.json()["error"])]

@@ -193,6 +193,8 @@ BREAKING: dict[str, Mutation] = {
     "response-enum-value-added": lambda d: props(d, "Thing")["status"]["enum"].append("archived"),
     "response-enum-removed": lambda d: props(d, "Thing")["status"].pop("enum"),
     "response-nullable-added": lambda d: props(d, "Thing")["size"].update(nullable=True),
+    "error-code-added": lambda d: _at(d, *SCHEMAS, "ErrorBody", "properties", "error",
+                                      "properties", "code")["enum"].append("RATE_LIMITED"),
     "error-code-removed": lambda d: _at(d, *SCHEMAS, "ErrorBody", "properties", "error",
                                         "properties", "code").update(enum=["NOT_FOUND"]),
     "type-changed": lambda d: props(d, "Thing")["size"].update(type="string"),
@@ -238,8 +240,9 @@ ALLOWED: dict[str, Mutation] = {
         required=["id", "status", "size"]),
     "response-enum-value-removed": lambda d: props(d, "Thing")["status"].update(enum=["done"]),
     "response-constraint-changed": lambda d: props(d, "Thing")["id"].update(maxLength=64),
-    "error-code-added": lambda d: _at(d, *SCHEMAS, "ErrorBody", "properties", "error",
-                                      "properties", "code")["enum"].append("RATE_LIMITED"),
+    "response-error-code-added": lambda d: _at(
+        d, *SCHEMAS, "ErrorBody", "properties", "error", "properties", "code")["enum"].append(
+        "RATE_LIMITED"),
     "response-variant-narrowed": lambda d: (
         _at(d, *SCHEMAS).__setitem__("NotFoundError", {
             "type": "object", "required": ["error"], "properties": {"error": {
@@ -283,6 +286,10 @@ def test_allowed_change_is_not_breaking(rule):
 
         def mutate(d):
             d["paths"]["/v1/things/{thingId}"]["get"]["parameters"][-1]["required"] = False
+    elif rule == "response-error-code-added":  # a code the contract's registry already had
+        def base_mutate(d):
+            d["x-error-codes"] = {"RATE_LIMITED": {"status": 429}}
+        mutate = ALLOWED[rule]
     elif rule == "request-property-became-optional":
         def base_mutate(d):
             _at(d, *SCHEMAS, "ThingUpdate")["required"] = ["note"]

@@ -4,6 +4,7 @@ command's files, and the lint command that runs the project's two lint gates."""
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import subprocess
 import sys
@@ -25,6 +26,23 @@ def test_openapi_yaml_keeps_the_promise_of_the_latest_release():
     assert latest is not None, "no release kept in contract/releases"
     result = diff(load(latest), load(spec_path()))
     assert not result.gate_fails, as_text(result, breaking_only=True)
+
+
+def test_each_release_keeps_the_promise_of_the_one_before():
+    """1.0.0 -> 1.1.0 is issue 10's reshaping (component renames, a oneOf error union per
+    status, descriptions, x-codeSamples, a second server): nothing on the wire, nothing
+    breaking; the unions' narrowing is reported under its own rule."""
+    kept = releases.versions()
+    assert kept[:2] == ["1.0.0", "1.1.0"]
+    for older, newer in itertools.pairwise(kept):
+        result = diff(load(releases.RELEASES / older / "openapi.yaml"),
+                      load(releases.RELEASES / newer / "openapi.yaml"))
+        assert result.breaking == [] or result.major_raised, as_text(result, breaking_only=True)
+    first = diff(load(releases.RELEASES / "1.0.0" / "openapi.yaml"),
+                 load(releases.RELEASES / "1.1.0" / "openapi.yaml"))
+    rules = {c.rule for c in first.changes}
+    assert {"response-variant-narrowed", "server-added", "documentation-changed"} <= rules
+    assert "response-property-removed" not in rules and "path-removed" not in rules
 
 
 def test_the_current_version_has_its_changelog_section():
@@ -95,3 +113,38 @@ def test_lint_command_runs_both_gates():
     assert len(counts) == 2, done.stdout
     clean = all(" 0 error(s), 0 warning(s)" in line for line in counts)
     assert done.returncode == (0 if clean else 1), done.stdout
+
+
+def test_reference_without_redocly_says_what_to_do(monkeypatch, tmp_path):
+    """No packaged page and no node: /reference answers 503 with what to do, not a broken page."""
+    from starlette.testclient import TestClient
+
+    from contract import page
+    from mock.web.app import create_app
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(page, "redocly", lambda: None)
+    with pytest.raises(page.PageUnavailable, match="npm ci"):
+        page.page_for(spec_path())
+    with TestClient(create_app()) as client:
+        answer = client.get("/reference")
+    assert answer.status_code == 503
+    assert "npm ci" in answer.text and "/docs" in answer.text
+
+
+def test_a_packaged_page_is_served_without_node(monkeypatch, tmp_path):
+    """An installed wheel has no node: the page built into it (setup.py) is used when it was
+    built from this very contract, and never when the contract differs."""
+    from contract import page
+
+    packaged, digest = tmp_path / "reference.html", tmp_path / "reference.sha256"
+    packaged.write_text("<html>packaged</html>")
+    monkeypatch.setattr(page, "_PACKAGED", packaged)
+    monkeypatch.setattr(page, "_PACKAGED_HASH", digest)
+    monkeypatch.setattr(page, "redocly", lambda: None)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    digest.write_text(page.spec_hash(spec_path().read_bytes()) + "\n")
+    assert page.page_for(spec_path()) == b"<html>packaged</html>"
+    digest.write_text("0" * 64 + "\n")
+    with pytest.raises(page.PageUnavailable):
+        page.page_for(spec_path())

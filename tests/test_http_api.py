@@ -25,12 +25,12 @@ def http(request, live_mocks) -> httpx.Client:
     In process, then the real layers-mock over each store (D9: the same tests on every store).
     """
     if request.param == "in-process":
-        with TestClient(request.getfixturevalue("app")) as c:
+        with TestClient(request.getfixturevalue("app"), base_url="http://127.0.0.1") as c:
             yield c
     else:
         mp = live_mocks(request.param.removeprefix("process-"))
         with mp.client(None) as c:
-            assert c.post("/__mock/reset").status_code == 200
+            assert c.post("/__mock/reset", json={}).status_code == 200
             yield c
 
 

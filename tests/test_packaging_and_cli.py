@@ -66,16 +66,17 @@ def test_other_fixtures_can_be_loaded(tmp_path):
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "10.1.2.3"])
 def test_control_api_is_off_beyond_loopback_without_a_token(host):
-    with TestClient(create_app(Config(host=host))) as c:
-        r = c.post("/__mock/reset")
+    with TestClient(create_app(Config(host=host)), base_url="http://127.0.0.1") as c:
+        r = c.post("/__mock/reset", json={})
         assert r.status_code == 404 and r.json()["error"]["code"] == "NOT_FOUND"
 
 
 def test_admin_token_guards_the_control_api():
     with TestClient(create_app(Config(host="0.0.0.0", admin_token="s3cret"))) as c:
-        assert c.post("/__mock/reset").status_code == 401
-        assert c.post("/__mock/reset", headers={"X-Admin-Token": "nope"}).status_code == 401
-        assert c.post("/__mock/reset", headers={"X-Admin-Token": "s3cret"}).status_code == 200
+        assert c.post("/__mock/reset", json={}).status_code == 401
+        for token, status in (("nope", 401), ("s3cret", 200)):
+            r = c.post("/__mock/reset", json={}, headers={"X-Admin-Token": token})
+            assert r.status_code == status
 
 
 def test_banner_lists_keys_and_fixture_ids_and_stops_cleanly():

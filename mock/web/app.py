@@ -98,8 +98,8 @@ def create_app(config: Config | None = None, service: MockService | None = None)
     for exc_class, handler in HANDLERS:
         connexion_app.add_error_handler(exc_class, handler)
     control = ControlMiddleware(connexion_app, service,
-                                enabled=is_loopback(config.host) or config.admin_token is not None,
-                                admin_token=config.admin_token)
+                                enabled=is_loopback(config.host) or config.admin_digest is not None,
+                                admin_digest=config.admin_digest)
     inner = CORSMiddleware(control, config.cors_origins) if config.cors else control
     app = OuterMiddleware(inner, service)
     app.service = service  # type: ignore[attr-defined]  # for tests and the CLI

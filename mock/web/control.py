@@ -1,53 +1,80 @@
 """The control API under /__mock/ (D9), outside the contract, plus the spec as YAML and the
 reference page at /reference (D12).
 
-    POST   /__mock/reset             back to the fixtures (state, journal, faults, clock)
-    GET    /__mock/clock             the clock's kind and reading
-    POST   /__mock/clock/advance     {"seconds": n} moves a manual clock forward
-    GET    /__mock/requests          the journal, newest first (?limit=, ?operationId=)
-    GET    /__mock/faults            the faults still armed
-    POST   /__mock/faults            arm a fault (see faults.normalize)
-    DELETE /__mock/faults            disarm them all
+The control API is described by its own OpenAPI document, `mock/control.yaml`, served at
+`/__mock/openapi.json`; its routes, query parameters and request bodies are read from that
+document and every request is validated against it (422 VALIDATION_FAILED in the D5 envelope),
+so a malformed fault or clock move never reaches the store.
 
+Kept safe from a browser (a page on any origin can reach 127.0.0.1):
+- every POST needs `Content-Type: application/json` (415 otherwise): a browser cannot send
+  that cross-origin without a CORS preflight, and the control API answers no preflight;
+- the control API stays out of CORS: the CORS layer (issue 12, `--cors-origin`) must not
+  cover `/__mock/` — no Access-Control-* header is ever sent from here;
+- without `--admin-token`, the `Host` header must name the bound address or a loopback name
+  (`localhost`, 127.0.0.0/8, ::1), so a DNS-rebinding page (Host: evil.example) gets 404.
 Closed (404) when the mock listens on a non-loopback address without --admin-token; with a
-token, every call must carry it in `X-Admin-Token`.
+token, every call must carry it in `X-Admin-Token`, and the token alone guards it.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import hmac
-import json
-import math
+import ipaddress
+import re
+from pathlib import Path
 from typing import Any
 
 import anyio
+import orjson
+import yaml
+from jsonschema import Draft4Validator
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mock import spec
 from mock.domain.clock import iso
-from mock.domain.errors import ApiError, Conflict, NotFound, Unauthenticated, ValidationFailed
+from mock.domain.errors import (
+    ApiError,
+    Conflict,
+    NotFound,
+    PayloadTooLarge,
+    Unauthenticated,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
 from mock.domain.service import MockService, dumps
 from mock.web import faults
 from mock.web.responses import error
+from mock.web.validation import describe
+
+CONTROL_SPEC = Path(__file__).resolve().parent.parent / "control.yaml"
+PREFIX = "/__mock/"
+MAX_CONTROL_BODY = 64 * 1024
+_DIGITS = re.compile(r"[0-9]{1,9}")  # ASCII only: "²" is a digit to str.isdigit, not to int()
 
 
-def _json(body: Any, status: int = 200) -> Response:
-    return Response(dumps(body), status_code=status, media_type="application/json")
+@functools.cache
+def control_spec() -> dict[str, Any]:
+    """The control API's OpenAPI document (package data beside openapi.yaml)."""
+    return yaml.safe_load(CONTROL_SPEC.read_text(encoding="utf-8"))
 
 
-async def _body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if not raw:
-        return {}
-    try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise ValidationFailed([{"path": "body", "message": "is not valid JSON"}]) from None
-    if not isinstance(data, dict):
-        raise ValidationFailed([{"path": "body", "message": "must be a JSON object"}])
-    return data
+def _inline(node: Any, root: dict[str, Any]) -> Any:
+    """The node with its local $refs replaced by their targets (the document has no cycles)."""
+    if isinstance(node, dict):
+        if "$ref" in node:
+            target: Any = root
+            for part in node["$ref"].removeprefix("#/").split("/"):
+                target = target[part]
+            return _inline(target, root)
+        return {k: _inline(v, root) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_inline(v, root) for v in node]
+    return node
 
 
 async def _reference() -> Response:
@@ -62,22 +89,86 @@ async def _reference() -> Response:
     return Response(body, media_type="text/html; charset=utf-8")
 
 
+class _Route:
+    """One control operation as the document declares it."""
+
+    def __init__(self, method: str, path: str, op: dict[str, Any], root: dict[str, Any]) -> None:
+        self.method, self.path = method, path
+        self.operation_id = op["operationId"]
+        body = (op.get("requestBody") or {})
+        media = body.get("content", {}).get("application/json")
+        self.body_required = bool(body.get("required"))
+        self.body = Draft4Validator(_inline(media["schema"], root)) if media else None
+        self.params = {p["name"]: _inline(p["schema"], root) for p in op.get("parameters", [])}
+        self.param_validators = {name: Draft4Validator(s) for name, s in self.params.items()}
+
+
+@functools.cache
+def _routes() -> dict[tuple[str, str], _Route]:
+    root = control_spec()
+    return {(method.upper(), path): _Route(method.upper(), path, op, root)
+            for path, item in root["paths"].items() for method, op in item.items()}
+
+
+def _issues(prefix: str, validator: Draft4Validator, value: Any) -> list[dict[str, str]]:
+    errors = sorted(validator.iter_errors(value), key=lambda e: [str(p) for p in e.path])
+    out = []
+    for e in errors[:20]:
+        parts = [prefix, *(str(p) for p in e.absolute_path)]
+        # A schema may word its own error (x-error), where "one of the allowed shapes" says
+        # too little.
+        message = e.schema.get("x-error") or describe(e)
+        out.append({"path": ".".join(parts), "message": message})
+    return out
+
+
+def _host_name(host_header: str) -> str:
+    if host_header.startswith("["):
+        return host_header[1:].split("]", 1)[0]
+    return host_header.rsplit(":", 1)[0] if host_header.count(":") == 1 else host_header
+
+
+def host_is_local(host_header: str | None, bound: str | None) -> bool:
+    """DNS-rebinding guard: the Host names the bound address or a loopback name."""
+    if host_header is None:
+        return True  # HTTP/1.0 without Host: no browser sends that
+    name = _host_name(host_header.strip()).lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost") or (bound and name == bound.lower()):
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def _json(body: Any, status: int = 200) -> Response:
+    return Response(dumps(body), status_code=status, media_type="application/json")
+
+
+def _is_json(content_type: str | None) -> bool:
+    mime = (content_type or "").split(";", 1)[0].strip().lower()
+    return mime == "application/json" or (mime.startswith("application/")
+                                          and mime.endswith("+json"))
+
+
 class ControlMiddleware:
     def __init__(self, app: ASGIApp, service: MockService, *, enabled: bool,
-                 admin_token: str | None) -> None:
+                 admin_digest: str | None) -> None:
         self.app = app
         self.service = service
         self.enabled = enabled
-        self.admin_token = admin_token
-        self.routes = {
-            ("POST", "/__mock/reset"): self.reset,
-            ("GET", "/__mock/clock"): self.clock,
-            ("POST", "/__mock/clock/advance"): self.advance,
-            ("GET", "/__mock/requests"): self.requests,
-            ("GET", "/__mock/faults"): self.list_faults,
-            ("POST", "/__mock/faults"): self.add_fault,
-            ("DELETE", "/__mock/faults"): self.clear_faults,
+        # The token's SHA-256: workers never hold the token itself (Config.to_json). Digests
+        # compare in constant time; a non-ASCII token is refused at start (config).
+        self.admin_digest = admin_digest
+        self.handlers = {
+            "controlSpec": self.control_spec, "reset": self.reset, "getClock": self.clock,
+            "advanceClock": self.advance, "listRequests": self.requests,
+            "listFaults": self.list_faults, "addFault": self.add_fault,
+            "clearFaults": self.clear_faults,
         }
+        missing = {r.operation_id for r in _routes().values()} - set(self.handlers)
+        if missing:  # load once, fail fast: the document and the code must agree
+            raise RuntimeError(f"control.yaml operations without a handler: {sorted(missing)}")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
@@ -88,7 +179,7 @@ class ControlMiddleware:
         if scope["type"] == "http" and path == "/reference":
             await (await _reference())(scope, receive, send)
             return
-        if scope["type"] != "http" or not path.startswith("/__mock"):
+        if scope["type"] != "http" or not (path.startswith(PREFIX) or path == PREFIX[:-1]):
             await self.app(scope, receive, send)
             return
         request = Request(scope, receive)
@@ -102,16 +193,87 @@ class ControlMiddleware:
         if not self.enabled:
             raise NotFound("The control API is off: the mock listens beyond loopback without "
                            "--admin-token.")
-        if self.admin_token is not None:
+        if self.admin_digest is not None:
             given = request.headers.get("x-admin-token", "")
-            if not hmac.compare_digest(given.encode(), self.admin_token.encode()):
+            digest = hashlib.sha256(given.encode("utf-8", "surrogateescape")).hexdigest()
+            if not hmac.compare_digest(digest, self.admin_digest):
                 raise Unauthenticated("The control API needs the X-Admin-Token header.")
-        handler = self.routes.get((request.method, request.url.path.rstrip("/")))
-        if handler is None:
-            raise NotFound("No such control endpoint; see the README's control API section.")
-        return await handler(request)
+        else:
+            server = request.scope.get("server")
+            if not host_is_local(request.headers.get("host"), server[0] if server else None):
+                raise NotFound("The control API answers only a Host naming a loopback address "
+                               "(127.0.0.1, localhost, [::1]); start with --admin-token to "
+                               "reach it by another name.")
+        path = request.url.path
+        route = _routes().get((request.method, path))
+        if route is None:
+            allowed = [m for (m, p) in _routes() if p == path]
+            if allowed:
+                raise ApiError(code="METHOD_NOT_ALLOWED", headers={"Allow": ", ".join(allowed)})
+            raise NotFound("No such control endpoint; see /__mock/openapi.json.")
+        params = self._params(route, request)
+        body = await self._body(route, request)
+        return await self.handlers[route.operation_id](request, body=body, **params)
 
-    async def reset(self, request: Request) -> Response:
+    def _params(self, route: _Route, request: Request) -> dict[str, Any]:
+        issues: list[dict[str, str]] = []
+        values: dict[str, Any] = {}
+        for name in request.query_params:
+            if name not in route.params:
+                issues.append({"path": f"query.{name}", "message": "is not a known parameter"})
+        for name, schema in route.params.items():
+            raw = request.query_params.get(name)
+            if raw is None:
+                values[name] = schema.get("default")
+                continue
+            value: Any = raw
+            if schema.get("type") == "integer":
+                if not _DIGITS.fullmatch(raw):
+                    issues.append({"path": f"query.{name}", "message": "must be a whole number "
+                                   f"from {schema.get('minimum')} to {schema.get('maximum')}"})
+                    continue
+                value = int(raw)
+            found = _issues(f"query.{name}", route.param_validators[name], value)
+            issues.extend({"path": f"query.{name}", "message": i["message"]} for i in found)
+            values[name] = value
+        if issues:
+            raise ValidationFailed(issues)
+        return {"query": values}
+
+    async def _body(self, route: _Route, request: Request) -> Any:
+        if request.method != "POST":
+            return None
+        # A JSON content type on every POST, even an empty one: a browser cannot send it
+        # cross-origin without a preflight, which the control API never grants.
+        if not _is_json(request.headers.get("content-type")):
+            raise UnsupportedMediaType("Control calls take Content-Type: application/json "
+                                       "(even with an empty body).")
+        raw = b""
+        async for chunk in request.stream():
+            raw += chunk
+            if len(raw) > MAX_CONTROL_BODY:
+                raise PayloadTooLarge(f"A control request body is at most {MAX_CONTROL_BODY} "
+                                      "bytes.")
+        if not raw.strip():
+            if route.body_required:
+                raise ValidationFailed([{"path": "body", "message": "a JSON body is required"}])
+            return {}
+        try:
+            data = orjson.loads(raw)  # refuses nesting deeper than 1024, NaN, lone surrogates
+        except orjson.JSONDecodeError:
+            raise ValidationFailed([{"path": "body", "message": "is not valid JSON"}]) from None
+        if route.body is not None:
+            issues = _issues("body", route.body, data)
+            if issues:
+                raise ValidationFailed(issues)
+        return data
+
+    # ---- handlers, one per operationId of control.yaml ----------------------------------
+
+    async def control_spec(self, request: Request, **_: Any) -> Response:
+        return _json(control_spec())
+
+    async def reset(self, request: Request, **_: Any) -> Response:
         self.service.reset()
         return _json({"reset": True, "clock": self._clock()})
 
@@ -119,46 +281,34 @@ class ControlMiddleware:
         now = self.service.clock.now()
         return {"kind": self.service.clock.kind, "now": iso(now)}
 
-    async def clock(self, request: Request) -> Response:
+    async def clock(self, request: Request, **_: Any) -> Response:
         return _json(self._clock())
 
-    async def advance(self, request: Request) -> Response:
-        body = await _body(request)
-        seconds = body.get("seconds")
-        if (not isinstance(seconds, int | float) or isinstance(seconds, bool)
-                or not math.isfinite(seconds) or not 0 <= seconds <= 10 * 365 * 86400):
-            raise ValidationFailed([{"path": "body.seconds",
-                                     "message": "must be a number of seconds from 0 to 10 years"}])
+    async def advance(self, request: Request, body: dict[str, Any], **_: Any) -> Response:
         try:
-            self.service.clock.advance(float(seconds))
+            self.service.clock.advance(float(body["seconds"]))
         except ValueError as exc:
             raise Conflict(str(exc).capitalize() + ".") from None
         return _json(self._clock())
 
-    async def requests(self, request: Request) -> Response:
-        raw = request.query_params.get("limit", "100")
-        if not raw.isdigit() or not 1 <= int(raw) <= 1000:
-            raise ValidationFailed([{"path": "query.limit",
-                                     "message": "must be a whole number from 1 to 1000"}])
-        entries = self.service.store.journal(int(raw))
-        op = request.query_params.get("operationId")
+    async def requests(self, request: Request, query: dict[str, Any], **_: Any) -> Response:
+        entries = self.service.store.journal(query["limit"])
+        op = query.get("operationId")
         if op:
             entries = [e for e in entries if e.get("operationId") == op]
         return _json({"requests": entries})
 
-    async def list_faults(self, request: Request) -> Response:
+    async def list_faults(self, request: Request, **_: Any) -> Response:
         return _json({"faults": faults.listing(self.service.store)})
 
-    async def add_fault(self, request: Request) -> Response:
+    async def add_fault(self, request: Request, body: dict[str, Any], **_: Any) -> Response:
         try:
-            fault = faults.normalize(await _body(request))
+            fault = faults.normalize(body)
         except ValueError as exc:
             raise ValidationFailed([{"path": "body", "message": str(exc)}]) from None
         faults.add(self.service.store, fault)
         return _json(fault, 201)
 
-    async def clear_faults(self, request: Request) -> Response:
+    async def clear_faults(self, request: Request, **_: Any) -> Response:
         faults.clear(self.service.store)
         return _json({"faults": []})
-
-

@@ -23,6 +23,17 @@ class DropConnection(Exception):
     """Raised after the response has started, so the server cuts the connection."""
 
 
+def _is_drop(exc: BaseException | None) -> bool:
+    """A DropConnection, perhaps wrapped by a framework layer on the way out."""
+    for _ in range(10):
+        if exc is None:
+            return False
+        if isinstance(exc, DropConnection):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 class OuterMiddleware:
     def __init__(self, app: ASGIApp, service: MockService) -> None:
         self.app = app
@@ -34,6 +45,7 @@ class OuterMiddleware:
             return
         st = state.begin(self.service)
         status: list[int] = []
+        dropped = False
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -49,9 +61,10 @@ class OuterMiddleware:
 
         try:
             await self.app(scope, receive, send_with_headers)
-        except DropConnection:
-            raise
-        except Exception:
+        except Exception as exc:
+            if _is_drop(exc):  # an injected fault cut the connection: no answer was given
+                dropped = True
+                raise DropConnection() from None  # bare, so the server's log filter knows it
             if status:
                 raise
             log.exception("unhandled error in request %s", st.request_id)
@@ -59,9 +72,10 @@ class OuterMiddleware:
             await from_stored(error_response(err, st.request_id))(scope, receive,
                                                                    send_with_headers)
         finally:
-            self._journal(scope, st, status[0] if status else 0)
+            self._journal(scope, st, 0 if dropped or not status else status[0], dropped)
 
-    def _journal(self, scope: Scope, st: state.RequestState, status: int) -> None:
+    def _journal(self, scope: Scope, st: state.RequestState, status: int,
+                 dropped: bool = False) -> None:
         path = scope.get("path", "")
         if path.startswith("/__mock/"):
             return
@@ -72,7 +86,7 @@ class OuterMiddleware:
                 "query": scope.get("query_string", b"").decode("latin-1"),
                 "operationId": st.operation_id, "status": status,
                 "key": st.principal.masked if st.principal else None,
-                "replayed": st.replayed,
+                "replayed": st.replayed, **({"dropped": True} if dropped else {}),
                 "durationMs": round((time.perf_counter() - st.started) * 1000, 2),
             })
         except Exception:  # the journal must never break a response

@@ -11,6 +11,7 @@ Preferences apply after authentication and validation, and are never stored for 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,8 @@ from mock.domain.errors import STATUS_BY_CODE, ApiError, ValidationFailed
 from mock.domain.idempotency import Stored
 
 MAX_LATENCY_MS = 30000
+# ASCII digits only: "²" is a digit to str.isdigit but int() refuses it (it was a 500).
+_WHOLE = re.compile(r"[0-9]{1,6}")
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,7 @@ def parse(values: list[str]) -> Preferences:
                 prefs[name.strip().lower()] = val.strip().strip('"')
     code = error = None
     if "code" in prefs:
-        if not prefs["code"].isdigit() or not 100 <= int(prefs["code"]) <= 599:
+        if not _WHOLE.fullmatch(prefs["code"]) or not 100 <= int(prefs["code"]) <= 599:
             raise _bad("code must be an HTTP status, for example code=409")
         code = int(prefs["code"])
     if "error" in prefs:
@@ -54,7 +57,7 @@ def parse(values: list[str]) -> Preferences:
         raise _bad("job takes only the value fail")
     latency = 0
     if "latency" in prefs:
-        if not prefs["latency"].isdigit() or int(prefs["latency"]) > MAX_LATENCY_MS:
+        if not _WHOLE.fullmatch(prefs["latency"]) or int(prefs["latency"]) > MAX_LATENCY_MS:
             raise _bad(f"latency must be whole milliseconds from 0 to {MAX_LATENCY_MS}")
         latency = int(prefs["latency"])
     return Preferences(code, error, prefs.get("job") == "fail", latency)
@@ -82,7 +85,7 @@ def forced_response(operation_id: str, prefs: Preferences, request_id: str,
         headers = {"Retry-After": "1"} if prefs.error in ("RATE_LIMITED",
                                                           "IDEMPOTENCY_IN_PROGRESS") else {}
         return ApiError(f"Forced by Prefer: error={prefs.error}.", code=prefs.error,
-                        headers=headers)
+                        headers=headers, details=spec.documented_error_details(prefs.error))
     if prefs.code is None or prefs.code in success_statuses:
         return None
     found = documented_example(operation_id, prefs.code)

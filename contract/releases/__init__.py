@@ -1,0 +1,1 @@
+"""Released snapshots of the contract, one folder per version (data only; see contract.releases)."""
