@@ -142,7 +142,7 @@ def test_rate_limits_standard_applies_to_every_key_and_reset_refills(http):
     with http(rate_limits="standard") as c:
         _exhaust_job_start(c, ids.FULL)
         assert c.post(REGEN, headers={"X-Api-Key": ids.FULL}, json={}).status_code == 429
-        assert c.post("/__mock/reset").status_code == 200
+        assert c.post("/__mock/reset", json={}).status_code == 200
         assert c.post(REGEN, headers={"X-Api-Key": ids.FULL}, json={}).status_code == 202
 
 
