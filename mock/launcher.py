@@ -17,7 +17,9 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 _URL = re.compile(r"listening on (http://\S+)")
 # Loopback never goes through a proxy, whatever http_proxy says.
@@ -62,11 +64,17 @@ def _answers(url: str) -> bool:
         return False
 
 
-def start_mock(*args: str, module: str = "mock", timeout: float = 30) -> RunningMock:
-    """Run `python -m <module> --host 127.0.0.1 --port 0 ...` and wait until it answers HTTP."""
-    cmd = [sys.executable, "-m", module, "--host", "127.0.0.1", "--port", "0", *args]
+def start_mock(*args: str, module: str = "mock", timeout: float = 30,
+               command: Sequence[str] | None = None, cwd: Path | str | None = None,
+               env: Mapping[str, str] | None = None) -> RunningMock:
+    """Run `python -m <module> --host 127.0.0.1 --port 0 ...` and wait until it answers HTTP.
+
+    `command` replaces `python -m <module>` (e.g. an installed `layers-mock` script).
+    """
+    program = list(command) if command else [sys.executable, "-m", module]
+    cmd = [*program, "--host", "127.0.0.1", "--port", "0", *args]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+                            start_new_session=True, cwd=cwd, env=env)
     lines: list[str] = []
     found: list[str] = []
     ready = threading.Event()

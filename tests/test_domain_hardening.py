@@ -10,6 +10,7 @@ import uuid
 import pytest
 
 from mock.domain import jobs, review, tenancy
+from mock.domain.errors import ApiError, envelope
 from mock.domain.operations import new_container
 from mock.store.base import open_store
 from mock.store.counting import CountingStore
@@ -26,9 +27,11 @@ class Api:
         self.principal = service.authenticate(key, None)
 
     def call(self, op: str, fail_job: bool = False, **params):
-        stored = self.service.execute(op, self.principal, "req_test", fail_job=fail_job,
-                                      **params)
-        return stored.status, (json.loads(stored.body) if stored.body else None)
+        try:
+            reply = self.service.execute(op, self.principal, fail_job=fail_job, **params)
+        except ApiError as err:
+            return err.status, envelope(err, "req_test")
+        return reply.status, json.loads(json.dumps(reply.body))
 
     def generate(self, project: str, fail_job: bool = False, **body):
         return self.call("generateContent", project_id=project, fail_job=fail_job,

@@ -1,10 +1,12 @@
-"""The distribution and `layers-mock`: the packaged spec, start-up failures, control gating."""
+"""The commands and `layers-mock`: `--version`, start-up failures, control gating, the README's
+fixture example."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
-import zipfile
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -16,22 +18,24 @@ from mock.web.app import create_app
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_wheel_ships_the_spec_and_fixtures(tmp_path):
-    """A non-editable install finds the spec: the wheel carries a copy of the root file."""
-    out = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w",
-                          str(tmp_path), str(ROOT)], capture_output=True, text=True,
-                         timeout=300)
-    assert out.returncode == 0, out.stderr[-2000:]
-    (wheel,) = tmp_path.glob("*.whl")
-    with zipfile.ZipFile(wheel) as z:
-        names = set(z.namelist())
-        assert "mock/openapi.yaml" in names and "mock/fixtures.yaml" in names
-        assert z.read("mock/openapi.yaml") == (ROOT / "openapi.yaml").read_bytes()
-        assert any(n.endswith("entry_points.txt") for n in names)
-        entry_points = next(z.read(n).decode() for n in names if n.endswith("entry_points.txt"))
-    assert "layers-mock = mock.cli:main" in entry_points
-    assert "layers-conformance = conformance.cli:main" in entry_points
-    assert "layers_conformance = conformance.pytest_plugin" in entry_points
+# The wheel, the sdist and the installed commands: tests/test_install.py.
+
+@pytest.mark.parametrize("module, prog", [("mock", "layers-mock"),
+                                          ("conformance", "layers-conformance")])
+def test_version_is_the_distribution_version(module, prog):
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    out = subprocess.run([sys.executable, "-m", module, "--version"], capture_output=True,
+                         text=True, timeout=60)
+    assert (out.returncode, out.stdout.strip()) == (0, f"{prog} {version}")
+
+
+def test_readme_shows_the_partner_fixture_test_verbatim():
+    """The README's "Test your client against the mock" example is tests/test_partner_fixture.py,
+    so the example is run by the suite (and, installed from the wheel, by test_install)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Test your client against the mock", 1)[1]
+    block = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    assert block == (ROOT / "tests" / "test_partner_fixture.py").read_text(encoding="utf-8")
 
 
 def run_mock(*args: str) -> subprocess.CompletedProcess:

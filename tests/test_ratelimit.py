@@ -31,12 +31,13 @@ READ = f"/v1/content/{ids.CNT_NOT_REQUIRED}"
 # ---- the domain ---------------------------------------------------------------------------
 
 def _take(store, t: float, cls: str = "job_start") -> int | None:
-    try:
-        ratelimit.take(store, "key_x", cls, STANDARD, t)
-        return None
-    except RateLimited as exc:
-        assert exc.status == 429 and exc.code == "RATE_LIMITED"
-        return int(exc.headers["Retry-After"])
+    """None when granted, else the Retry-After seconds."""
+    return store.atomic(lambda tx: ratelimit.take(tx, "key_x", cls, STANDARD, t))
+
+
+def test_the_refusal_is_the_d5_429_with_retry_after():
+    err = RateLimited("job_start", 3)
+    assert (err.status, err.code, err.headers) == (429, "RATE_LIMITED", {"Retry-After": "3"})
 
 
 def test_a_full_bucket_allows_the_burst_then_says_when_a_token_is_back():

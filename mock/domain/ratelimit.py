@@ -7,8 +7,9 @@ the store (shared by every worker) that is topped up lazily when read, from the 
 gives: the manual clock refills buckets exactly as it moves jobs, and nothing runs in the
 background.
 
-Pure Python: no HTTP here. The web layer asks `take` after authentication and turns
-`RateLimited` into the D5 429 with `Retry-After`.
+Pure Python: no HTTP here. The service runs `take` in a store transaction after
+authentication and raises `RateLimited`, which the web layer answers as the D5 429 with
+`Retry-After`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mock.domain.errors import ApiError
-from mock.store.base import Store, Tx
+from mock.store.base import Tx
 
 KIND = "bucket"
 OFF = "off"
@@ -60,22 +61,16 @@ def refill(bucket: dict[str, float] | None, capacity: int, now: float) -> float:
     return min(float(capacity), bucket["tokens"] + elapsed * capacity / 60.0)
 
 
-def take_in(tx: Tx, key_id: str, rate_class: str, per_minute: int, now: float) -> int | None:
-    """Take one token; None when granted, else the whole seconds until a token is back."""
+def take(tx: Tx, key_id: str, rate_class: str, tier: Tier, now: float) -> int | None:
+    """Take one token; None when granted (or the class is unlimited), else the whole seconds
+    until a token is back."""
+    per_minute = tier.per_minute.get(rate_class)
+    if not per_minute:
+        return None
     doc_key = f"{key_id}:{rate_class}"
     tokens = refill(tx.get(KIND, doc_key), per_minute, now)
     if tokens >= 1.0 - 1e-9:  # a client that waited exactly Retry-After gets its token
-        tx.put(KIND, doc_key, {"tokens": tokens - 1.0, "at": now})
+        tx.put(KIND, doc_key, {"tokens": max(0.0, tokens - 1.0), "at": now})
         return None
     # Not written: a refused request costs nothing and the bucket keeps refilling.
     return max(1, math.ceil((1.0 - tokens) * 60.0 / per_minute - 1e-9))
-
-
-def take(store: Store, key_id: str, rate_class: str, tier: Tier, now: float) -> None:
-    """Raise RateLimited (429, Retry-After) when the key's bucket for this class is empty."""
-    per_minute = tier.per_minute.get(rate_class)
-    if not per_minute:
-        return
-    wait = store.atomic(lambda tx: take_in(tx, key_id, rate_class, per_minute, now))
-    if wait is not None:
-        raise RateLimited(rate_class, wait)

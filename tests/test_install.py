@@ -1,0 +1,207 @@
+"""What users install: the wheel and the sdist, built once, the wheel installed into a fresh venv.
+
+Everything here runs from an empty temporary folder with the venv's own executables, so nothing
+resolves from this checkout (its editable install lives in another venv). Offline: the build
+uses the test venv's setuptools (`python -m build --no-isolation`), and the venv gets the wheel
+with `pip install --no-deps` plus exactly its declared dependency closure
+(tests/support/install.py says why and how).
+"""
+
+from __future__ import annotations
+
+import ast
+import email
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import tomllib
+import zipfile
+from importlib.metadata import packages_distributions
+from pathlib import Path
+
+import httpx
+import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+from mock.launcher import start_mock
+from tests.support.install import make_venv
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("mock", "conformance", "contract")  # contract/: the publishing package, once it lands
+# Made by setup.py at build time: the spec's copy always; the contract's reference page when
+# the build finds Redocly (a wheel built from the sdist, as here, does not).
+BUILT = {"mock/openapi.yaml"}
+BUILT_IF_TOOLS = {"contract/reference.html", "contract/reference.sha256"}
+PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+VERSION = PYPROJECT["project"]["version"]
+
+
+def _source_files() -> set[str]:
+    """Every file under the packages, as it must appear in the wheel (bytecode aside)."""
+    found = set()
+    for package in PACKAGES:
+        for path in (ROOT / package).rglob("*"):
+            if path.is_file() and "__pycache__" not in path.parts and path.suffix not in (
+                    ".pyc", ".pyo", ".so"):
+                found.add(path.relative_to(ROOT).as_posix())
+    return found
+
+
+def _clean_env() -> dict[str, str]:
+    """The environment without anything that would point Python back at the checkout."""
+    return {k: v for k, v in os.environ.items()
+            if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONHOME", "PYTEST_ADDOPTS")}
+
+
+@pytest.fixture(scope="module")
+def dist(tmp_path_factory) -> dict[str, Path]:
+    """The sdist, and the wheel that `build` makes from that sdist (not from the checkout)."""
+    out = tmp_path_factory.mktemp("dist")
+    proc = subprocess.run([sys.executable, "-m", "build", "--no-isolation", "--outdir", str(out),
+                           str(ROOT)], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    (sdist,) = out.glob("*.tar.gz")
+    (wheel,) = out.glob("*.whl")
+    return {"sdist": sdist, "wheel": wheel}
+
+
+@pytest.fixture(scope="module")
+def venv(dist, tmp_path_factory) -> Path:
+    """A fresh venv holding the wheel, installed non-editable, and its dependencies."""
+    return make_venv(dist["wheel"], tmp_path_factory.mktemp("venv") / "env")
+
+
+@pytest.fixture
+def empty(tmp_path) -> Path:
+    """An empty working folder outside the checkout."""
+    folder = tmp_path / "elsewhere"
+    folder.mkdir()
+    assert not str(folder).startswith(str(ROOT))
+    return folder
+
+
+def _run(venv: Path, *cmd: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
+    exe = venv / "bin" / cmd[0]
+    return subprocess.run([str(exe), *cmd[1:]], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env=_clean_env())
+
+
+# -- the artefacts ------------------------------------------------------------------------
+
+def test_wheel_holds_every_module_and_data_file_of_the_source_tree(dist):
+    with zipfile.ZipFile(dist["wheel"]) as z:
+        names = set(z.namelist())
+        shipped = {n for n in names if n.split("/")[0] in PACKAGES}
+        source = _source_files()
+        assert source | BUILT <= shipped, sorted(source | BUILT - shipped)
+        assert shipped - source - BUILT <= BUILT_IF_TOOLS, sorted(shipped - source - BUILT)
+        assert z.read("mock/openapi.yaml") == (ROOT / "openapi.yaml").read_bytes()
+        assert not [n for n in names if n.startswith(("tests/", "bench/"))]
+        (meta_name,) = [n for n in names if n.endswith(".dist-info/METADATA")]
+        meta = email.message_from_bytes(z.read(meta_name))
+        (ep_name,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
+        entry_points = z.read(ep_name).decode()
+        assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
+    assert "layers-mock = mock.cli:main" in entry_points
+    assert "layers-conformance = conformance.cli:main" in entry_points
+    assert "layers_conformance = conformance.pytest_plugin" in entry_points
+    assert "Framework :: Pytest" in meta.get_all("Classifier")
+    assert meta["License-Expression"] == "LicenseRef-Proprietary"
+    assert meta["Version"] == VERSION
+
+
+def test_sdist_holds_what_rebuilds_the_wheel(dist):
+    """`build` made the wheel from this sdist, so the wheel test above also proves it suffices;
+    here, the files a maintainer rebuilding by hand looks for."""
+    with tarfile.open(dist["sdist"]) as t:
+        names = {n.split("/", 1)[1] for n in t.getnames() if "/" in n}
+    needed = {"pyproject.toml", "setup.py", "MANIFEST.in", "openapi.yaml", "README.md",
+              "LICENSE", "mock/fixtures.yaml"} | _source_files()
+    assert needed <= names, sorted(needed - names)
+    assert not [n for n in names if n.startswith(("tests/", "node_modules/", ".venv/"))]
+
+
+def _imported_top_level_modules() -> set[str]:
+    found = set()
+    for package in PACKAGES:
+        for path in (ROOT / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if isinstance(node, ast.Import):
+                    found.update(alias.name.split(".")[0] for alias in node.names)
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    found.add(node.module.split(".")[0])
+    return found - set(sys.stdlib_module_names) - set(PACKAGES) - {"__future__"}
+
+
+def test_every_directly_imported_distribution_is_declared_with_bounds():
+    declared = {canonicalize_name(Requirement(r).name): Requirement(r)
+                for r in PYPROJECT["project"]["dependencies"]}
+    owners = packages_distributions()
+    for module in sorted(_imported_top_level_modules()):
+        assert module in owners, f"{module} is imported but no installed distribution has it"
+        dists = {canonicalize_name(d) for d in owners[module]}
+        assert dists & declared.keys(), f"{module} ({', '.join(dists)}) is not a dependency"
+    for name, req in declared.items():
+        assert any(s.operator in (">=", "~=", "==") for s in req.specifier), f"{name}: no bound"
+
+
+# -- the installed wheel, used from an empty folder ---------------------------------------
+
+def test_the_installed_commands_come_from_the_wheel_and_know_their_version(venv, empty):
+    """Imports resolve inside the venv; test-only tools (build, ruff, playwright) are absent."""
+    where = _run(venv, "python", "-c", "import conformance, contract, mock; "
+                 "print(mock.__file__, conformance.__file__, contract.__file__)", cwd=empty)
+    assert where.returncode == 0, where.stderr
+    for line in where.stdout.split():
+        assert line.startswith(str(venv)), line
+    absent = _run(venv, "python", "-c", "import importlib.util as u; print([m for m in "
+                  "('build', 'ruff', 'playwright') if u.find_spec(m)])", cwd=empty)
+    assert absent.stdout.strip() == "[]", absent.stdout + absent.stderr
+    for command in ("layers-mock", "layers-conformance"):
+        out = _run(venv, command, "--version", cwd=empty)
+        assert (out.returncode, out.stdout.strip()) == (0, f"{command} {VERSION}")
+    contract = _run(venv, "layers-contract", "version", cwd=empty)  # reads the packaged spec
+    assert contract.returncode == 0, contract.stderr
+    assert re.fullmatch(r"\d+\.\d+\.\d+\S*", contract.stdout.strip()), contract.stdout
+    check = subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"),
+                            "check"], capture_output=True, text=True, timeout=120, cwd=empty)
+    assert check.returncode == 0, check.stdout  # every Requires-Dist satisfied, transitively
+
+
+def test_the_installed_mock_answers_a_regenerate_with_202(venv, empty):
+    running = start_mock(command=[str(venv / "bin" / "layers-mock")], cwd=empty,
+                         env=_clean_env())
+    try:
+        r = httpx.post(f"{running.url}/v1/content/cnt_00000000-0000-4000-8000-000000000103"
+                       "/regenerate", headers={"X-Api-Key": "lp_test_full"},
+                       json={"brief": {"topic": "From the wheel"}}, timeout=30)
+        assert r.status_code == 202, r.text
+        assert r.json()["kind"] == "content_regenerate"
+    finally:
+        assert running.stop() == 0, "".join(running.output)
+    assert "Traceback" not in "".join(running.output)
+
+
+def test_the_installed_kit_checks_the_bundled_mock_and_writes_its_reports(venv, empty):
+    out = _run(venv, "layers-conformance", "run", "--mock", "--quick",
+               "--junit-xml", "reports/conformance.xml", "--report", "reports/conformance.html",
+               cwd=empty, timeout=900)
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
+    junit = (empty / "reports" / "conformance.xml").read_text(encoding="utf-8")
+    assert re.search(r'<testsuite[^>]+tests="[1-9]', junit)
+    assert "R10" in (empty / "reports" / "conformance.html").read_text(encoding="utf-8")
+
+
+def test_the_installed_plugin_runs_the_readme_example(venv, empty):
+    """The README's example test, run by the venv's pytest through the installed plugin."""
+    shutil.copy(ROOT / "tests" / "test_partner_fixture.py", empty / "test_my_client.py")
+    out = _run(venv, "python", "-m", "pytest", "-q", "-p", "no:cacheprovider",
+               "test_my_client.py", cwd=empty)
+    assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
+    assert re.search(r"\b3 passed\b", out.stdout), out.stdout[-2000:]
