@@ -426,6 +426,25 @@ def test_command_exit_codes_and_formats(tmp_path, capsys):
     assert cli.main(["diff", str(base), str(_write(tmp_path, "v2.yaml", broken))]) == 0
 
 
+def test_the_command_as_a_process_gates_with_its_exit_status(tmp_path):
+    """What CI runs: `layers-contract diff` in its own process, exit 1 and a JUnit report."""
+    import subprocess
+    import sys
+
+    base = _write(tmp_path, "base.yaml", base_doc())
+    broken = base_doc()
+    BREAKING["request-enum-value-removed"](broken)
+    new = _write(tmp_path, "new.yaml", broken)
+    report = tmp_path / "reports" / "contract-diff.xml"
+    done = subprocess.run([sys.executable, "-m", "contract", "diff", str(base), str(new),
+                           "--format", "junit", "--output", str(report)],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "FAIL: 1 breaking change(s) within major version 1" in done.stdout
+    failures = ET.parse(report).getroot().iter("failure")
+    assert {f.get("type") for f in failures} >= {"request-enum-value-removed"}
+
+
 def test_command_refuses_what_it_cannot_read(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("just: text\n")
