@@ -23,7 +23,21 @@ from typing import Any, Protocol, TypeVar
 
 import orjson
 
+from mock.domain.errors import ApiError
+
 T = TypeVar("T")
+
+STORE_TIMEOUT = 2.0  # seconds a store call may take before the request gets a 503
+
+
+class StoreUnavailable(ApiError):
+    """The store did not answer in time (a paused or unreachable Redis, a SQLite lock held too
+    long). The request gets a bounded answer, 503 INTERNAL with Retry-After, instead of
+    waiting without end; D5 names no other code for it."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"The mock's store did not answer in time ({what}); retry shortly.",
+                         code="INTERNAL", status=503, headers={"Retry-After": "1"})
 Doc = dict[str, Any]
 
 JOURNAL_SIZE = 1000  # D9 journal: a ring of this many entries at most
