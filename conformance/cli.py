@@ -1,21 +1,39 @@
 """`layers-conformance run`: check a running implementation against the contract (D10).
 
-Exit status: 0 every check that ran passed; 1 a violation; 2 usage error or target unreachable.
+Exit status: 0 no check failed (verdicts passed, not run, inconclusive, waived, error); 1 a
+check failed (the target broke a rule); 2 usage error, or the target is unreachable or refuses
+--api-key. Further subcommands (e.g. `proxy`) plug into the same parser.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from conformance import bundled
 from conformance.failures import Unreachable
 from conformance.proxy import command as proxy_command
-from conformance.reporting import Console, JUnit, Report
+from conformance.reporting import REPORT_SUFFIXES, SPEND_NOTE, Console, JUnit, Report
 from conformance.runner import UsageError, run
 from conformance.target import Target
+from conformance.waivers import WaiverError
+from conformance.waivers import load as load_waivers
 from mock.version import version
+
+# Keys may come from the environment, so that `ps` never shows them.
+KEY_ENV = {"api": "LAYERS_API_KEY", "readonly": "LAYERS_READONLY_KEY",
+           "other": "LAYERS_OTHER_ORG_KEY", "broke": "LAYERS_BROKE_KEY"}
+_KEY_ARGS = {"api": "api_key", "readonly": "readonly_key", "other": "other_org_key",
+             "broke": "broke_key"}
+
+VERDICTS_HELP = ("Verdicts: passed; failed (the target broke the rule: exit 1); not run (an "
+                 "input is missing: the option that would run it is named); inconclusive (the "
+                 "kit could not observe enough, or the target refused the setup for its own "
+                 "reasons: credits, rate limits after retries, a key lacking a scope); waived "
+                 "(--waive); error (the kit itself failed, never counted against the target). "
+                 + SPEND_NOTE)
 
 
 def parser() -> argparse.ArgumentParser:
@@ -24,20 +42,28 @@ def parser() -> argparse.ArgumentParser:
                                             "regenerate API against its contract.")
     p.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = p.add_subparsers(dest="command", required=True)
-    r = sub.add_parser("run", help="run the checks against a target")
+    r = sub.add_parser("run", help="run the checks against a target", epilog=VERDICTS_HELP)
     where = r.add_argument_group("target")
     where.add_argument("--base-url", help="the implementation's base URL")
-    where.add_argument("--api-key", help="a key with every scope of the API")
+    where.add_argument("--api-key",
+                       help=f"a key with every scope of the API (or ${KEY_ENV['api']}, which "
+                            "keeps it off the command line)")
     where.add_argument("--mock", action="store_true",
                        help="start the bundled mock on a free port and test it")
     unlock = r.add_argument_group("inputs that unlock more checks")
     unlock.add_argument("--project-id", help="a project the kit may create containers in")
     unlock.add_argument("--container-id", action="append", default=[],
                         help="an existing completed container (repeatable)")
-    unlock.add_argument("--readonly-key", help="a key without content:write (scopes, D8)")
-    unlock.add_argument("--other-org-key", help="a key of another org (tenancy, R12/D8)")
+    unlock.add_argument("--readonly-key",
+                        help="a key without content:write (scopes, D8; needs content:read, "
+                             f"or ${KEY_ENV['readonly']})")
+    unlock.add_argument("--other-org-key",
+                        help="a key of another org (tenancy, R12/D8; needs content:read "
+                             f"content:write jobs:read jobs:cancel, or ${KEY_ENV['other']})")
     unlock.add_argument("--other-project-id", help="a project of that other org")
-    unlock.add_argument("--broke-key", help="a key of an org without credits (R12)")
+    unlock.add_argument("--broke-key",
+                        help="a key of an org without credits (R12; needs content:write, or "
+                             f"${KEY_ENV['broke']})")
     unlock.add_argument("--broke-container-id", help="a container of that org")
     unlock.add_argument("--moderation-text", help="brief text the safety check refuses (R12)")
     how = r.add_argument_group("how")
@@ -49,14 +75,26 @@ def parser() -> argparse.ArgumentParser:
     how.add_argument("--schemathesis-examples", type=int, help="examples per operation")
     how.add_argument("--seed", type=int, help="Schemathesis seed, for a reproducible run")
     how.add_argument("--jobs", type=int,
-                     help="checks run at once with --project-id (default 4)")
+                     help="checks run at once with --project-id (default 4); lower it for a "
+                          "target with tight rate limits")
+    how.add_argument("--max-wait", type=float, default=120.0,
+                     help="seconds one request may wait in all on 429/503 Retry-After before "
+                          "its check is inconclusive (default 120)")
+    how.add_argument("--waive", type=Path, metavar="FILE",
+                     help="YAML or JSON list of {id: rule or check, reason, expires?}: those "
+                          "checks are reported waived")
+    how.add_argument("--exclude-check", action="append", default=[], metavar="NAME",
+                     help="a Schemathesis check to leave out, e.g. negative_data_rejection "
+                          "(repeatable)")
     how.add_argument("--job-timeout", type=float, default=300.0,
                      help="seconds to wait for a job to end (default 300)")
     how.add_argument("--poll-interval", type=float, default=0.5,
                      help="first polling delay in seconds; grows x1.3 up to 10 s")
     out = r.add_argument_group("output")
     out.add_argument("--junit-xml", type=Path, help="write JUnit XML here")
-    out.add_argument("--report", type=Path, help="write a report (.md or .html)")
+    out.add_argument("--report", type=Path,
+                     help="write a report: .md, .html or .json (versioned schema, README); "
+                          "Schemathesis' JUnit and HAR are kept in the same folder")
     out.add_argument("-v", "--verbose", action="store_true", help="show expected/received live")
     proxy_command.add_parser(sub)
     return p
@@ -68,12 +106,16 @@ def _target(args: argparse.Namespace, base_url: str) -> Target:
                   broke_key=args.broke_key, broke_container_id=args.broke_container_id,
                   moderation_text=args.moderation_text, project_id=args.project_id,
                   container_ids=tuple(args.container_id), job_timeout=args.job_timeout,
-                  poll_interval=args.poll_interval)
+                  poll_interval=args.poll_interval, max_wait=args.max_wait)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = parser()
     args = p.parse_args(argv)
+    if args.command == "run" and not args.mock:  # --mock brings its own keys
+        for role, attr in _KEY_ARGS.items():
+            if getattr(args, attr) is None:
+                setattr(args, attr, os.environ.get(KEY_ENV[role]))
     if args.command == "proxy":
         return proxy_command.run(args)
     if not args.mock and not (args.base_url and args.api_key):
@@ -84,16 +126,25 @@ def main(argv: list[str] | None = None) -> int:
     if args.junit_xml:
         handlers.append(JUnit(args.junit_xml))
     if args.report:
-        if args.report.suffix.lower() not in (".md", ".markdown", ".html", ".htm"):
-            print("layers-conformance: --report must end in .md or .html", file=sys.stderr)
+        if args.report.suffix.lower() not in REPORT_SUFFIXES:
+            print("layers-conformance: --report must end in .md, .html or .json",
+                  file=sys.stderr)
             return 2
         handlers.append(Report(args.report))
+    try:
+        waivers = load_waivers(args.waive) if args.waive else []
+    except WaiverError as exc:
+        print(f"layers-conformance: {exc}", file=sys.stderr)
+        return 2
+    kept = args.report or args.junit_xml
+    report_dir = kept.parent if kept else None
     mock = None
     try:
         if args.mock:
             mock = bundled.start_mock(*bundled.MOCK_ARGS)
             given = {k: v for k, v in vars(_target(args, mock.url)).items()
                      if v and k not in ("base_url", "job_timeout", "poll_interval")}
+            given["max_wait"] = args.max_wait
             target = bundled.target_for(mock.url, **given)
         else:
             target = _target(args, args.base_url)
@@ -101,7 +152,8 @@ def main(argv: list[str] | None = None) -> int:
                      profile="quick" if args.quick else "default",
                      schemathesis=not args.no_schemathesis,
                      schemathesis_examples=args.schemathesis_examples, seed=args.seed,
-                     jobs=args.jobs)
+                     jobs=args.jobs, waivers=waivers, exclude_checks=args.exclude_check,
+                     report_dir=report_dir)
         return result.exit_code
     except UsageError as exc:
         print(f"layers-conformance: {exc}", file=sys.stderr)

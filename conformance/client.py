@@ -11,12 +11,15 @@ import random
 import ssl
 import time
 import uuid
+from collections.abc import Callable
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
 
 from conformance.contract import Contract
-from conformance.failures import Exchange, Unreachable, Violation, expect
+from conformance.failures import Exchange, Inconclusive, Unreachable, Violation, expect
+from conformance.observations import Observations
 
 SECRET_HEADERS = ("x-api-key", "authorization", "x-admin-token")
 
@@ -27,6 +30,57 @@ def _tls() -> ssl.SSLContext:
     import certifi
 
     return ssl.create_default_context(cafile=certifi.where())
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """Seconds to wait before trying again: a 429, or a 503 with Retry-After (seconds or an
+    HTTP date); None when the response is not one to retry."""
+    if response.status_code not in (429, 503):
+        return None
+    value = response.headers.get("retry-after")
+    if value is None:
+        return None if response.status_code == 503 else 1.0
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        try:
+            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return 1.0
+
+
+def _code(response: httpx.Response) -> str | None:
+    try:
+        return response.json()["error"]["code"]
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def d5_problems(response: httpx.Response) -> list[str]:
+    """How a response breaks D5: X-Request-Id on every response; on errors the JSON envelope
+    `{error: {code, message, requestId}}` with requestId equal to X-Request-Id."""
+    problems = []
+    rid = response.headers.get("x-request-id")
+    if not rid:
+        problems.append(f"{response.status_code} without X-Request-Id")
+    if response.status_code < 400:
+        return problems
+    ctype = response.headers.get("content-type", "")
+    if not ctype.split(";")[0].strip().endswith("json"):
+        problems.append(f"{response.status_code} error with Content-Type {ctype!r}, not JSON")
+    try:
+        err = response.json()["error"]
+        code, message, request_id = err["code"], err["message"], err["requestId"]
+    except (ValueError, KeyError, TypeError):
+        problems.append(f"{response.status_code} error without the envelope "
+                        f"{{error: {{code, message, requestId}}}}: {response.text[:200]}")
+        return problems
+    if not (isinstance(code, str) and isinstance(message, str) and code and message):
+        problems.append(f"{response.status_code}: error.code and error.message must be text")
+    if rid and request_id != rid:
+        problems.append(f"{response.status_code} {code}: error.requestId {request_id!r} is "
+                        f"not X-Request-Id {rid!r}")
+    return problems
 
 
 def mask(value: str) -> str:
@@ -52,11 +106,19 @@ def _text(content: bytes, limit: int = 4000) -> str | None:
 
 
 class Client:
-    """One API key's view of the target."""
+    """One API key's view of the target.
+
+    Every request: honours `429`/`503` with `Retry-After` (bounded by `max_wait` seconds in
+    all for the request, then the check is inconclusive: the target refused for its own
+    reasons), records the exchange (keys masked) for evidence, and reports it to the run's
+    observations, which judge D5 and the spec apart from the running check's rule.
+    """
 
     def __init__(self, base_url: str, key: str | None, contract: Contract,
                  exchanges: list[Exchange], *, timeout: float = 30.0,
-                 bearer: bool = False) -> None:
+                 bearer: bool = False, observations: Observations | None = None,
+                 check: str = "", max_wait: float = 120.0,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         headers = {}
         if key:
             headers = {"Authorization": f"Bearer {key}"} if bearer else {"X-Api-Key": key}
@@ -64,12 +126,34 @@ class Client:
                                   timeout=timeout, verify=_tls())
         self.contract = contract
         self.exchanges = exchanges
+        self.observations = observations or Observations()
+        self.check = check
+        self.max_wait = max_wait
+        self.sleep = sleep
+        self.waited = 0.0
 
     def close(self) -> None:
         self._http.close()
 
     def request(self, method: str, path: str, *, validate: bool = True,
                 **kw: Any) -> httpx.Response:
+        waited = 0.0
+        while True:
+            response = self._send(method, path, validate, kw)
+            delay = retry_after(response)
+            if delay is None:
+                return response
+            if waited + delay > self.max_wait:
+                code = _code(response) or str(response.status_code)
+                raise Inconclusive(
+                    f"{method} {path} was still answered {response.status_code} {code} after "
+                    f"waiting {waited:g} s as Retry-After asked (--max-wait {self.max_wait:g})",
+                    needed="a target that serves the request within --max-wait")
+            self.sleep(delay)
+            waited += delay
+            self.waited += delay
+
+    def _send(self, method: str, path: str, validate: bool, kw: dict) -> httpx.Response:
         try:
             response = self._http.request(method, path, **kw)
         except httpx.TransportError as exc:
@@ -79,27 +163,26 @@ class Client:
                                            _text(request.content), None, error=str(exc)))
             raise Unreachable(f"{method} {path}: {exc}") from exc
         req = response.request
-        self.exchanges.append(Exchange(
+        exchange = Exchange(
             req.method, str(req.url), _masked(req.headers), _text(req.content),
-            response.status_code, dict(response.headers), _text(response.content)))
+            response.status_code, dict(response.headers), _text(response.content),
+            operation=self.contract.operation_for(req.method, str(req.url)))
+        response.exchange = exchange  # type: ignore[attr-defined]  # the decisive evidence
+        self.exchanges.append(exchange)
+        self.observations.saw(exchange, check=self.check,
+                              replayed=response.headers.get("idempotent-replayed") == "true")
         if validate:
-            self._check_contract(response)
+            self._judge(response, exchange)
         return response
 
-    def _check_contract(self, response: httpx.Response) -> None:
+    def _judge(self, response: httpx.Response, exchange: Exchange) -> None:
+        """Record breaches of the spec and of D5; the SCHEMA and D5 checks judge them."""
         errors = self.contract.response_errors(response)
-        expect(not errors, "the response does not match openapi.yaml",
-               expected="a response documented by the contract",
-               received=f"{response.status_code}: " + "; ".join(errors))
-        rid = response.headers.get("x-request-id")
-        expect(bool(rid), "every response carries X-Request-Id (D5)",
-               received=f"{response.status_code} without X-Request-Id")
-        if response.status_code >= 400:
-            body = response.json()
-            expect(body["error"]["requestId"] == rid,
-                   "on errors X-Request-Id equals error.requestId (D5)",
-                   expected=rid, received=body["error"]["requestId"])
-
+        if errors:
+            self.observations.schema(f"{response.status_code}: " + "; ".join(errors),
+                                     exchange, self.check)
+        for problem in d5_problems(response):
+            self.observations.d5(problem, exchange, self.check)
     # ---- the operations --------------------------------------------------------------------
 
     def get(self, path: str, **kw: Any) -> httpx.Response:
@@ -119,15 +202,16 @@ class Client:
     def content(self, container_id: str) -> dict[str, Any]:
         r = self.get(f"/v1/content/{container_id}")
         expect(r.status_code == 200, "getContent answers 200 for the caller's container",
-               expected=200, received=f"{r.status_code} {r.text[:200]}")
+               expected=200, received=f"{r.status_code} {r.text[:200]}", response=r)
         return r.json()
 
     def wait_job(self, location: str, *, timeout: float, first: float = 0.2,
-                 cap: float = 10.0, backoff: bool = True) -> list[dict[str, Any]]:
+                 cap: float = 10.0, backoff: bool = True,
+                 responses: list[httpx.Response] | None = None) -> list[dict[str, Any]]:
         """Poll a job until it ends: the documented backoff (x1.3, capped, with jitter), or a
         steady `first` interval when a check wants to see every stage.
 
-        Returns every state observed, in order.
+        Returns every state observed, in order (and the responses, into `responses`).
         """
         seen: list[dict[str, Any]] = []
         delay = first
@@ -135,14 +219,17 @@ class Client:
         while True:
             r = self.get(location)
             expect(r.status_code == 200, "getJob answers 200 for a job the caller started",
-                   expected=200, received=f"{r.status_code} {r.text[:200]}")
+                   expected=200, received=f"{r.status_code} {r.text[:200]}", response=r)
             seen.append(r.json())
+            if responses is not None:
+                responses.append(r)
             if seen[-1]["status"] != "running":
                 return seen
             if time.monotonic() > deadline:
-                raise Violation(f"the job did not end within {timeout:g} s",
+                raise Violation(f"the job did not end within {timeout:g} s (--job-timeout)",
                                 expected="completed, failed or canceled",
-                                received=f"{seen[-1]['status']} at {seen[-1]['stage']}")
+                                received=f"{seen[-1]['status']} at {seen[-1]['stage']}",
+                                exchange=getattr(r, "exchange", None))
             if backoff:
                 time.sleep(delay + random.uniform(0, min(0.5, delay / 4)))
                 delay = min(delay * 1.3, cap)

@@ -1,13 +1,21 @@
-"""What a check gets: clients per key, fresh containers, job waiting, and its exchanges."""
+"""What a check gets: clients per key, fresh containers, job waiting, and its exchanges.
+
+Setup is told apart from the rule: when the target refuses to set a check up for its own
+reasons (credits short, a key without the scope the setup needs, rate limits after retries),
+the check is `inconclusive` and says what it needed; only what the rule names can fail it.
+"""
 
 from __future__ import annotations
 
 import itertools
 from typing import Any
 
+import httpx
+
 from conformance.client import Client, new_key
 from conformance.contract import Contract
-from conformance.failures import Exchange, NotRunnable, expect
+from conformance.failures import Exchange, Inconclusive, NotRunnable, expect
+from conformance.observations import Observations
 from conformance.target import Target
 
 GENERATE_BODY = {"format": "slideshow_remix", "variantCount": 1,
@@ -15,37 +23,101 @@ GENERATE_BODY = {"format": "slideshow_remix", "variantCount": 1,
                            "angle": "Checking the contract", "cta": "Nothing to see here.",
                            "valuePropositions": ["Stable ids", "Predictable jobs"]}}
 
+# The option that supplies each key a check may use, to name it when its scopes fall short.
+KEY_OPTIONS = {"api": "--api-key", "readonly": "--readonly-key", "other": "--other-org-key",
+               "broke": "--broke-key"}
+
+
+def _error(response: httpx.Response) -> dict[str, Any]:
+    try:
+        err = response.json()["error"]
+        return err if isinstance(err, dict) else {}
+    except (ValueError, KeyError, TypeError):
+        return {}
+
 
 class Ctx:
-    def __init__(self, target: Target, contract: Contract, rotation: itertools.cycle) -> None:
+    def __init__(self, target: Target, contract: Contract, rotation: itertools.cycle, *,
+                 observations: Observations | None = None, check: str = "") -> None:
         self.target = target
         self.contract = contract
+        self.observations = observations or Observations()
+        self.check = check
         self.exchanges: list[Exchange] = []
         self._clients: list[Client] = []
         self._rotation = rotation
+        self.roles: dict[int, str] = {}
         self.api = self.client(target.api_key)
 
-    def client(self, key: str | None, *, bearer: bool = False) -> Client:
+    def client(self, key: str | None, *, bearer: bool = False, role: str = "api") -> Client:
         c = Client(self.target.base_url, key, self.contract, self.exchanges,
-                   timeout=self.target.request_timeout, bearer=bearer)
+                   timeout=self.target.request_timeout, bearer=bearer,
+                   observations=self.observations, check=self.check,
+                   max_wait=self.target.max_wait)
         self._clients.append(c)
+        self.roles[id(c)] = role
         return c
 
     def close(self) -> None:
         for c in self._clients:
             c.close()
 
-    def wait(self, location: str, client: Client | None = None, *,
-             steady: bool = False) -> list[dict[str, Any]]:
-        return (client or self.api).wait_job(location, timeout=self.target.job_timeout,
-                                             first=self.target.poll_interval,
-                                             backoff=not steady)
+    # ---- setup the target may refuse for its own reasons -------------------------------------
 
-    def finish(self, response, client: Client | None = None) -> dict[str, Any]:
+    def refused(self, response: httpx.Response, what: str, client: Client | None = None) -> None:
+        """Inconclusive when a setup request meets credits short or a missing scope."""
+        err = _error(response)
+        code = err.get("code")
+        option = KEY_OPTIONS.get(self.roles.get(id(client or self.api), "api"), "--api-key")
+        if response.status_code == 402 or code == "BILLING_EXHAUSTED":
+            raise Inconclusive(f"{what}: the target answered {response.status_code} "
+                               f"BILLING_EXHAUSTED (the org ran out of credits)",
+                               needed=f"credits for {option}'s org (a full run reserves about "
+                                      "the figures printed at its end)")
+        if response.status_code == 403 and code == "FORBIDDEN_SCOPE":
+            scope = (err.get("details") or {}).get("requiredScope", "a scope")
+            raise Inconclusive(f"{what}: {option} lacks the scope {scope} (403 FORBIDDEN_SCOPE)",
+                               needed=f"{option} with the scope {scope}")
+
+    def started(self, response: httpx.Response, what: str = "the request starts a job",
+                client: Client | None = None) -> dict[str, Any]:
+        """The 202 job envelope of a request that should start a job."""
+        if response.status_code != 202:
+            self.refused(response, what, client)
+        expect(response.status_code == 202, f"{what} (202)", expected=202,
+               received=f"{response.status_code} {response.text[:300]}", response=response)
+        return response.json()
+
+    @staticmethod
+    def location(envelope: dict[str, Any], response: httpx.Response | None = None) -> str:
+        """Where to poll a job: locationUrl, else the Location header, else the job's path.
+        (R1 judges locationUrl; other checks must not fail for its absence.)"""
+        loc = envelope.get("locationUrl")
+        if not loc and response is not None:
+            loc = response.headers.get("location")
+        return loc or f"/v1/jobs/{envelope.get('jobId')}"
+
+    # ---- jobs -------------------------------------------------------------------------------
+
+    def wait(self, location: str, client: Client | None = None, *, steady: bool = False,
+             interval: float | None = None,
+             responses: list[httpx.Response] | None = None) -> list[dict[str, Any]]:
+        return (client or self.api).wait_job(location, timeout=self.target.job_timeout,
+                                             first=interval or self.target.poll_interval,
+                                             backoff=not steady, responses=responses)
+
+    def finish(self, response: httpx.Response, client: Client | None = None) -> dict[str, Any]:
         """Wait for the job a 202 started; returns its final state."""
-        expect(response.status_code == 202, "the request starts a job (202)", expected=202,
-               received=f"{response.status_code} {response.text[:300]}")
-        return self.wait(response.json()["locationUrl"], client)[-1]
+        envelope = self.started(response, client=client)
+        return self.wait(self.location(envelope, response), client)[-1]
+
+    def completes(self, response: httpx.Response) -> dict[str, Any]:
+        """The job a setup regenerate starts, which must complete for the rule to be judged."""
+        final = self.finish(response)
+        if final.get("status") != "completed":
+            raise Inconclusive(f"the job ended {final.get('status')} instead of completing: "
+                               f"{final.get('error')}", needed="a regeneration that completes")
+        return final
 
     def generate(self, client: Client | None = None, project_id: str | None = None,
                  wait: bool = True) -> str:
@@ -54,13 +126,14 @@ class Ctx:
         project_id = project_id or self.target.project_id
         r = client.post(f"/v1/projects/{project_id}/content", json=GENERATE_BODY,
                         headers={"Idempotency-Key": new_key()})
-        expect(r.status_code == 202, "generateContent starts a job (202)", expected=202,
-               received=f"{r.status_code} {r.text[:300]}")
+        envelope = self.started(r, "generateContent starts a job for a new container", client)
         if wait:
-            final = self.wait(r.json()["locationUrl"], client)[-1]
-            expect(final["status"] == "completed", "a generation job completes",
-                   expected="completed", received=final.get("status"))
-        return r.json()["containerId"]
+            final = self.wait(self.location(envelope, r), client)[-1]
+            if final.get("status") != "completed":
+                raise Inconclusive(f"the generation of a container to test ended "
+                                   f"{final.get('status')}: {final.get('error')}",
+                                   needed="a generateContent job that completes")
+        return envelope["containerId"]
 
     def container(self) -> str:
         """A completed container of the caller's org with no job running."""

@@ -7,6 +7,7 @@ replaced by the target's base URL and small request/response adapters are define
 from __future__ import annotations
 
 import copy
+import re
 from urllib.parse import urlsplit
 
 import httpx
@@ -49,6 +50,18 @@ class Contract:
         doc["servers"] = [{"url": f"{root.scheme}://{root.netloc}{root.path.rstrip('/')}"}]
         self.openapi = OpenAPI.from_dict(doc)
         self.doc = doc
+        self._prefix = urlsplit(doc["servers"][0]["url"]).path
+        self._ops = _operations(doc)
+
+    def operation_for(self, method: str, url: str) -> str | None:
+        """The operationId a request addresses, from the spec's paths (None: not documented)."""
+        path = urlsplit(url).path
+        if self._prefix and path.startswith(self._prefix):
+            path = path[len(self._prefix):] or "/"
+        for m, pattern, op in self._ops:
+            if m == method.upper() and pattern.match(path):
+                return op
+        return None
 
     def response_errors(self, response: httpx.Response) -> list[str]:
         """Why the response breaks the contract (empty when it conforms)."""
@@ -78,3 +91,23 @@ def _causes(exc: Exception) -> list[str]:
         path = "/".join(str(p) for p in detail.path)
         causes.append(f"{path or '(body)'}: {detail.message}")
     return [c[:300] for c in causes]
+
+def _operations(doc: dict) -> list[tuple[str, re.Pattern, str]]:
+    """(method, path pattern, operationId) for every operation, read from the spec."""
+    out = []
+    for template, item in (doc.get("paths") or {}).items():
+        pattern = re.compile("^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template)) + "$")
+        for method, op in item.items():
+            if isinstance(op, dict) and "operationId" in op:
+                out.append((method.upper(), pattern, op["operationId"]))
+    return out
+
+
+def documented_statuses(doc: dict) -> dict[str, list[str]]:
+    """operationId -> the statuses its responses document, in the spec's order."""
+    out: dict[str, list[str]] = {}
+    for item in (doc.get("paths") or {}).values():
+        for op in item.values():
+            if isinstance(op, dict) and "operationId" in op:
+                out[op["operationId"]] = [str(s) for s in (op.get("responses") or {})]
+    return out

@@ -4,8 +4,9 @@
            --layers-project-id prj_... [--layers-readonly-key ...]
     pytest --layers-mock          # the bundled mock, all inputs filled in
 
-Each check becomes an item `layers::<rule>::<check>`; a check whose input was not given is
-skipped with the option that would run it. Without a `--layers-*` target nothing is added.
+Each check becomes an item `layers::<rule>::<check>`: `failed` fails, `error` (the kit's own
+failure) errors, and `not run` (with the option that would run it), `inconclusive` (with what it
+needed) and `waived` skip with the reason. Without a `--layers-*` target nothing is added.
 The `layers_target` fixture gives the Target to a team's own tests.
 
 The `layers_mock` fixture (with `layers_mock_options`, `--layers-mock-store` and
@@ -31,7 +32,8 @@ if TYPE_CHECKING:
     from conformance.registry import Check
     from mock.embed import MockServer
 
-_SKIP = {"base_url", "container_ids", "job_timeout", "poll_interval", "request_timeout"}
+_SKIP = {"base_url", "container_ids", "job_timeout", "poll_interval", "request_timeout",
+         "max_wait"}
 _FIELDS = [f.name for f in dataclasses.fields(Target) if f.name not in _SKIP]
 
 
@@ -46,6 +48,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="an existing completed container (repeatable)")
     group.addoption("--layers-only", action="append", help="only these rule ids")
     group.addoption("--layers-job-timeout", type=float, default=300.0)
+    group.addoption("--layers-max-wait", type=float, default=120.0,
+                    help="the kit's --max-wait (429/503 Retry-After, seconds per request)")
     _add_mock_fixture_options(group)
 
 
@@ -60,12 +64,17 @@ class CheckItem(pytest.Item):
         self.add_marker(pytest.mark.layers)
 
     def runtest(self) -> None:
-        from conformance.runner import FAILED, NOT_RUN, run_check
+        from conformance.runner import ERROR, FAILED, INCONCLUSIVE, NOT_RUN, WAIVED, run_check
 
         state = self.session.config.stash[_STATE]
-        outcome = run_check(self.check, state["target"], state["contract"], state["rotation"])
-        if outcome.status == NOT_RUN:
-            pytest.skip(f"{outcome.rule}: not run: {outcome.message}")
+        outcome = run_check(self.check, state["target"], state["contract"], state["rotation"],
+                            observations=state["observations"], problems=state["problems"])
+        # failed -> fail; not run, inconclusive, waived -> skip with the reason; error -> error
+        if outcome.status in (NOT_RUN, INCONCLUSIVE, WAIVED):
+            pytest.skip(f"{outcome.rule}: {outcome.status}: {outcome.message}")
+        if outcome.status == ERROR:
+            raise RuntimeError(f"the kit failed (not the target): {outcome.message}\n"
+                               f"{outcome.traceback or ''}")
         if outcome.status == FAILED:
             lines = [f"{outcome.rule} {outcome.title}", outcome.message]
             if outcome.expected:
@@ -91,7 +100,7 @@ def _target(config: pytest.Config, base_url: str) -> Target:
     values = {k: v for k, v in values.items() if v}
     return Target(base_url=base_url, container_ids=tuple(config.getoption(
         "--layers-container-id")), job_timeout=config.getoption("--layers-job-timeout"),
-        **values)
+        max_wait=config.getoption("--layers-max-wait"), **values)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -121,7 +130,10 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
             raise pytest.UsageError("--layers-base-url needs --layers-api-key")
         state["target"] = _target(config, base_url)
     state["contract"] = Contract(state["target"].base_url)
-    preflight(state["target"], state["contract"])
+    state["problems"] = preflight(state["target"], state["contract"]).problems
+    from conformance.observations import Observations
+
+    state["observations"] = Observations()
     ids = state["target"].container_ids
     state["rotation"] = itertools.cycle(ids) if ids else iter(())
     config.stash[_STATE] = state

@@ -4,7 +4,7 @@
     def r3_only_new_assets(ctx): ...
 
 A check raises `Violation` when the target breaks the rule, `NotRunnable` when it lacks an
-input; returning normally means the rule held.
+input, `Inconclusive` when it could not judge; returning normally means the rule held.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ class Check:
     fn: Callable
     needs: tuple[str, ...] = ()
     exclusive: bool = False  # changes shared state (the project's policy): runs alone
+    judge: bool = False  # judges what the whole run saw (D5, the spec): runs last
 
     @property
     def name(self) -> str:
@@ -41,9 +42,9 @@ CHECKS: list[Check] = []
 
 
 def check(rule: str, title: str, *, needs: tuple[str, ...] = (),
-          exclusive: bool = False) -> Callable:
+          exclusive: bool = False, judge: bool = False) -> Callable:
     def register(fn: Callable) -> Callable:
-        CHECKS.append(Check(rule, title, fn, needs, exclusive=exclusive))
+        CHECKS.append(Check(rule, title, fn, needs, exclusive=exclusive, judge=judge))
         return fn
 
     return register

@@ -1,17 +1,36 @@
-"""Output handlers over the runner's stream: live console, JUnit XML, Markdown/HTML report."""
+"""Output handlers over the runner's stream: live console, JUnit XML, and a report in Markdown,
+HTML or JSON (by suffix). The JSON report has a versioned schema (REPORT_SCHEMA, README)."""
 
 from __future__ import annotations
 
 import html
+import json
 import sys
 import xml.etree.ElementTree as ET
 from collections import OrderedDict
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
-from conformance.runner import FAILED, NOT_RUN, PASSED, Outcome, RunResult
+from conformance.contract import documented_statuses
+from conformance.failures import Exchange
+from conformance.runner import Outcome, RunResult
+from conformance.schema_phase import command_line
 from conformance.target import Target
+from conformance.verdicts import (
+    ERROR,
+    FAILED,
+    INCONCLUSIVE,
+    MARK,
+    NOT_RUN,
+    PASSED,
+    VERDICTS,
+    WAIVED,
+)
+
+REPORT_SCHEMA = "layers-conformance-report"
+REPORT_VERSION = 1
+REPORT_SUFFIXES = (".md", ".markdown", ".html", ".htm", ".json")
 
 RULE_TITLES = OrderedDict([
     ("R1", "Accepted: 202 job envelope and Location"),
@@ -26,21 +45,18 @@ RULE_TITLES = OrderedDict([
     ("R10", "Busy container: 409 CONFLICT"),
     ("R11", "Failure or cancel keeps the content"),
     ("R12", "Errors: NOT_FOUND, VALIDATION_FAILED, BILLING_EXHAUSTED, MODERATION_BLOCKED"),
+    ("D5", "The error envelope"),
     ("D6", "Idempotency"),
     ("D7", "Jobs and time"),
     ("D8", "Auth and tenancy"),
-    ("SCHEMA", "Schema conformance (Schemathesis)"),
+    ("SCHEMA", "Schema conformance (openapi-core on every response; Schemathesis)"),
 ])
-MARK = {PASSED: "✓", FAILED: "✗", NOT_RUN: "-"}
 
-
-def rule_status(outcomes: list[Outcome]) -> str:
-    statuses = {o.status for o in outcomes}
-    if FAILED in statuses:
-        return FAILED
-    if PASSED in statuses:
-        return PASSED
-    return NOT_RUN
+SPEND_NOTE = ("What a run creates and spends on the target (measured against the bundled mock, "
+              "default profile): about 45 containers and 95 job starts in a project, about "
+              "6,500 credits reserved (canceled jobs release theirs), one or two scheduled "
+              "posts in 2031 that stay, and the review policy changed and restored; the "
+              "Schemathesis part adds its own, printed separately.")
 
 
 def by_rule(result: RunResult) -> OrderedDict[str, list[Outcome]]:
@@ -50,8 +66,12 @@ def by_rule(result: RunResult) -> OrderedDict[str, list[Outcome]]:
     return grouped
 
 
+def _first_line(text: str) -> str:
+    return text.splitlines()[0] if text else ""
+
+
 class Console:
-    """A line per check as it finishes, then a summary per rule."""
+    """A line per check as it finishes, then a verdict per rule, then what the run spent."""
 
     def __init__(self, stream: TextIO = sys.stdout, verbose: bool = False) -> None:
         self.stream = stream
@@ -70,31 +90,48 @@ class Console:
         self.done += 1
         line = f"[{self.done:>2}/{self.total}] {MARK[o.status]} {o.rule:<6} {o.title}"
         if o.status != PASSED:
-            line += f"  ({o.status}: {o.message.splitlines()[0] if o.message else ''})"
+            line += f"  ({o.status}: {_first_line(o.message)})"
         self._print(line + f"  {o.seconds:.1f}s")
         if o.status == FAILED and self.verbose:
             for part in (o.expected and f"    expected: {o.expected}",
-                         o.received and f"    received: {o.received}"):
+                         o.received and f"    received: {o.received}", *o.diff):
                 if part:
-                    self._print(part)
+                    self._print(part if part.startswith("    ") else f"    {part}")
 
     def finished(self, result: RunResult) -> None:
         self._print()
+        verdicts = result.rules()
         for rule, outcomes in by_rule(result).items():
             if outcomes:
-                status = rule_status(outcomes)
-                self._print(f"  {MARK[status]} {rule:<6} {status:<8} "
+                status = verdicts[rule]
+                self._print(f"  {MARK[status]} {rule:<6} {status:<12} "
                             f"{RULE_TITLES.get(rule, '')}")
-        counts = {s: sum(o.status == s for o in result.outcomes)
-                  for s in (PASSED, FAILED, NOT_RUN)}
-        self._print(f"\n{counts[PASSED]} passed, {counts[FAILED]} failed, "
-                    f"{counts[NOT_RUN]} not run in {result.seconds:.1f}s")
+        counts = {s: len(result.with_status(s)) for s in VERDICTS}
+        self._print("\n" + ", ".join(f"{n} {s}" for s, n in counts.items() if n or s in
+                                     (PASSED, FAILED)) + f" in {result.seconds:.1f}s")
+        for o in result.with_status(INCONCLUSIVE):
+            self._print(f"INCONCLUSIVE {o.rule} {o.name}: {_first_line(o.message)}"
+                        + (f" (needed: {o.needed})" if o.needed else ""))
+        for o in result.with_status(ERROR):
+            self._print(f"KIT ERROR {o.rule} {o.name} (not counted against the target): "
+                        f"{_first_line(o.message)}")
+        for w in result.expired_waivers:
+            self._print(f"expired waiver ignored: {w.id} (expired {w.expires}): {w.reason}")
         for o in result.failed:
-            self._print(f"\nFAILED {o.rule} {o.name}: {o.message}")
+            self._print(f"\nFAILED {o.rule} {o.name}: {_first_line(o.message)}")
             if o.expected:
                 self._print(f"  expected: {o.expected}")
             if o.received:
                 self._print(f"  received: {o.received}")
+            for d in o.diff:
+                self._print(f"  {d}")
+            for ex in o.exchanges[:1]:
+                self._print(f"  decisive exchange: {ex.method} {ex.url} -> {ex.status}")
+        if result.schema is not None and result.schema.junit is not None:
+            self._print(f"\nSchemathesis JUnit: {result.schema.junit}")
+        self._print(f"\nThis run spent: {result.spend.line()}.")
+        if result.schema is not None:
+            self._print(f"  of which Schemathesis: {result.schema.spend.line()}.")
 
 
 class _FileAtEnd:
@@ -111,25 +148,41 @@ class _FileAtEnd:
 
 
 class JUnit(_FileAtEnd):
-    """JUnit XML: one testsuite, a testcase per check, classname = rule id."""
+    """JUnit XML: one testsuite, a testcase per check, classname = rule id. failed is a
+    failure, error an error; not run, inconclusive and waived are skipped with their reason."""
 
     def finished(self, result: RunResult) -> None:
+        skipped = [o for o in result.outcomes if o.status in (NOT_RUN, INCONCLUSIVE, WAIVED)]
         suite = ET.Element("testsuite", name="layers-conformance",
                            tests=str(len(result.outcomes)),
                            failures=str(len(result.failed)),
-                           skipped=str(sum(o.status == NOT_RUN for o in result.outcomes)),
-                           time=f"{result.seconds:.2f}")
+                           errors=str(len(result.with_status(ERROR))),
+                           skipped=str(len(skipped)), time=f"{result.seconds:.2f}")
         for o in result.outcomes:
             case = ET.SubElement(suite, "testcase", classname=o.rule, name=o.name,
                                  time=f"{o.seconds:.2f}")
             if o.status == FAILED:
                 node = ET.SubElement(case, "failure", message=f"{o.rule}: {o.message}"[:1000])
                 node.text = _failure_text(o)
-            elif o.status == NOT_RUN:
-                ET.SubElement(case, "skipped", message=o.message)
+            elif o.status == ERROR:
+                node = ET.SubElement(case, "error", message=o.message[:1000])
+                node.text = o.traceback or ""
+            elif o.status in (NOT_RUN, INCONCLUSIVE, WAIVED):
+                ET.SubElement(case, "skipped", message=f"{o.status}: {o.message}"[:1000])
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        ET.ElementTree(suite).write(
-            self.path, encoding="utf-8", xml_declaration=True)
+        ET.ElementTree(suite).write(self.path, encoding="utf-8", xml_declaration=True)
+
+
+def _exchange_text(ex: Exchange) -> list[str]:
+    lines = [f"> {ex.method} {ex.url}"]
+    lines += [f"> {k}: {v}" for k, v in ex.request_headers.items()]
+    if ex.request_body:
+        lines.append(f"> {ex.request_body}")
+    lines.append(f"< {ex.status if ex.status is not None else ex.error}")
+    lines += [f"< {k}: {v}" for k, v in ex.response_headers.items()]
+    if ex.response_body:
+        lines.append(f"< {ex.response_body}")
+    return lines
 
 
 def _failure_text(o: Outcome) -> str:
@@ -138,63 +191,160 @@ def _failure_text(o: Outcome) -> str:
         lines.append(f"expected: {o.expected}")
     if o.received:
         lines.append(f"received: {o.received}")
+    if o.diff:
+        lines += ["field by field:"] + [f"  {d}" for d in o.diff]
     for ex in o.exchanges:
-        lines.append(f"\n> {ex.method} {ex.url}")
-        lines += [f"> {k}: {v}" for k, v in ex.request_headers.items()]
-        if ex.request_body:
-            lines.append(f"> {ex.request_body}")
-        lines.append(f"< {ex.status if ex.status is not None else ex.error}")
-        lines += [f"< {k}: {v}" for k, v in ex.response_headers.items()]
-        if ex.response_body:
-            lines.append(f"< {ex.response_body}")
+        lines += ["", "the decisive exchange:", *_exchange_text(ex)]
     return "\n".join(lines)
 
 
+def coverage_rows(result: RunResult) -> list[dict[str, Any]]:
+    """Operation x documented status, observed or not; undocumented statuses seen are listed
+    too (documented: false)."""
+    seen = result.coverage()
+    rows = []
+    documented = documented_statuses(_doc())
+    for op, statuses in documented.items():
+        for status in statuses:
+            n = seen.get((op, int(status)), 0) if status.isdigit() else 0
+            rows.append({"operation": op, "status": status, "documented": True, "observed": n})
+        for (o, st), n in sorted(seen.items()):
+            if o == op and str(st) not in statuses:
+                rows.append({"operation": op, "status": str(st), "documented": False,
+                             "observed": n})
+    return rows
+
+
+def _doc() -> dict:
+    from mock.spec import load_spec
+
+    return load_spec()
+
+
 class Report(_FileAtEnd):
-    """Markdown or self-contained HTML, chosen by the file's suffix."""
+    """Markdown, self-contained HTML or JSON, chosen by the file's suffix."""
 
     def finished(self, result: RunResult) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        text = self.html(result) if self.path.suffix.lower() in (".html", ".htm") \
-            else self.markdown(result)
+        suffix = self.path.suffix.lower()
+        if suffix in (".html", ".htm"):
+            text = self.html(result)
+        elif suffix == ".json":
+            text = json.dumps(self.as_json(result), indent=2, ensure_ascii=False) + "\n"
+        else:
+            text = self.markdown(result)
         self.path.write_text(text, encoding="utf-8")
+
+    @staticmethod
+    def as_json(result: RunResult) -> dict[str, Any]:
+        verdicts = result.rules()
+        schema = result.schema
+        return {
+            "schema": REPORT_SCHEMA, "version": REPORT_VERSION,
+            "generatedAt": datetime.now(UTC).isoformat(timespec="seconds"),
+            "target": result.target.base_url, "profile": result.profile,
+            "seconds": result.seconds, "exitCode": result.exit_code,
+            "counts": {s: len(result.with_status(s)) for s in VERDICTS},
+            "rules": [{"id": rule, "title": RULE_TITLES.get(rule, ""),
+                       "verdict": verdicts[rule], "checks": [o.name for o in outcomes]}
+                      for rule, outcomes in by_rule(result).items() if outcomes],
+            "checks": [{"rule": o.rule, "name": o.name, "title": o.title,
+                        "verdict": o.status, "message": o.message, "expected": o.expected,
+                        "received": o.received, "diff": o.diff, "option": o.option,
+                        "needed": o.needed, "traceback": o.traceback, "seconds": o.seconds,
+                        "evidence": [e.as_dict() for e in o.exchanges]}
+                       for o in result.outcomes],
+            "coverage": coverage_rows(result),
+            "spend": result.spend.as_dict(),
+            "schemathesis": None if schema is None else {
+                "ok": schema.ok, "junit": schema.junit and str(schema.junit),
+                "har": schema.har and str(schema.har), "command": command_line(schema),
+                "reproduce": schema.reproduce, "spend": schema.spend.as_dict()},
+            "expiredWaivers": [{"id": w.id, "reason": w.reason, "expires": str(w.expires)}
+                               for w in result.expired_waivers],
+        }
+
+    @staticmethod
+    def _coverage_md(result: RunResult) -> list[str]:
+        rows = coverage_rows(result)
+        statuses = sorted({r["status"] for r in rows})
+        ops = list(OrderedDict((r["operation"], None) for r in rows))
+        cell = {(r["operation"], r["status"]): r for r in rows}
+        out = ["", "## Coverage: operation x status", "",
+               "✓n observed n times; · documented, not observed; ! observed, not documented.",
+               "", "| operation | " + " | ".join(statuses) + " |",
+               "|---|" + "---|" * len(statuses)]
+        for op in ops:
+            cells = []
+            for st in statuses:
+                r = cell.get((op, st))
+                cells.append("" if r is None else (f"✓{r['observed']}" if r["documented"] and
+                                                   r["observed"] else "·" if r["documented"]
+                                                   else f"!{r['observed']}"))
+            out.append(f"| {op} | " + " | ".join(cells) + " |")
+        return out
 
     @staticmethod
     def markdown(result: RunResult) -> str:
         stamp = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        verdicts = result.rules()
         out = [f"# Conformance report: {result.target.base_url}", "",
-               f"{stamp}, {result.seconds:.1f}s. Exit status {result.exit_code}.", "",
-               "| rule | status | what | checks |", "|---|---|---|---|"]
+               f"{stamp}, {result.seconds:.1f}s, profile {result.profile}. "
+               f"Exit status {result.exit_code}.", "",
+               "| rule | verdict | what | checks |", "|---|---|---|---|"]
         for rule, outcomes in by_rule(result).items():
             if not outcomes:
                 continue
             detail = "; ".join(f"{MARK[o.status]} {o.name}" for o in outcomes)
-            out.append(f"| {rule} | {rule_status(outcomes)} | {RULE_TITLES.get(rule, '')} | "
+            out.append(f"| {rule} | {verdicts[rule]} | {RULE_TITLES.get(rule, '')} | "
                        f"{detail} |")
-        not_run = [o for o in result.outcomes if o.status == NOT_RUN]
-        if not_run:
-            out += ["", "## Not run", ""]
-            out += [f"- **{o.rule}** {o.title}: {o.message}" +
-                    (f" (run it with {o.option})" if o.option else "") for o in not_run]
+        sections = [(NOT_RUN, "Not run", lambda o: f" (run it with {o.option})"
+                     if o.option else ""),
+                    (INCONCLUSIVE, "Inconclusive", lambda o: f" (needed: {o.needed})"
+                     if o.needed else ""),
+                    (WAIVED, "Waived", lambda o: ""),
+                    (ERROR, "Kit errors (not counted against the target)", lambda o: "")]
+        for status, title, tail in sections:
+            items = result.with_status(status)
+            if items:
+                out += ["", f"## {title}", ""]
+                out += [f"- **{o.rule}** `{o.name}` {o.title}: {_first_line(o.message)}"
+                        + tail(o) for o in items]
+                if status == ERROR:
+                    for o in items:
+                        out += ["", "```", o.traceback or "", "```"]
         if result.failed:
             out += ["", "## Failures"]
             for o in result.failed:
                 out += ["", f"### {o.rule} {o.name}", "", o.title, "", "```",
                         _failure_text(o), "```"]
+        if result.schema is not None:
+            s = result.schema
+            out += ["", "## Schemathesis", "", f"Command (the key travels in the environment):"
+                    f" `{command_line(s)}`"]
+            if s.junit:
+                out.append(f"JUnit: `{s.junit}`; HAR: `{s.har}`")
+            if s.reproduce:
+                out += ["", "Reproduce:", "", "```", *s.reproduce, "```"]
+        out += Report._coverage_md(result)
+        out += ["", "## What this run spent", "", result.spend.line() + "."]
         return "\n".join(out) + "\n"
 
     @staticmethod
     def html(result: RunResult) -> str:
-        colors = {PASSED: "#1a7f37", FAILED: "#cf222e", NOT_RUN: "#6e7781"}
+        colors = {PASSED: "#1a7f37", FAILED: "#cf222e", NOT_RUN: "#6e7781",
+                  INCONCLUSIVE: "#9a6700", WAIVED: "#6e7781", ERROR: "#8250df",
+                  "partial": "#9a6700"}
+        verdicts = result.rules()
         rows = []
         for rule, outcomes in by_rule(result).items():
             if not outcomes:
                 continue
-            status = rule_status(outcomes)
+            status = verdicts[rule]
             checks = "<br>".join(
                 f"<span style='color:{colors[o.status]}'>{MARK[o.status]}</span> "
-                f"{html.escape(o.title)}" + (f" <em>({html.escape(o.message)})</em>"
-                                             if o.status == NOT_RUN else "")
+                f"{html.escape(o.title)}" + (f" <em>({o.status}: {html.escape(o.message)})</em>"
+                                             if o.status not in (PASSED, FAILED) else "")
                 for o in outcomes)
             rows.append(f"<tr><td><b>{rule}</b></td><td style='color:{colors[status]}'>"
                         f"{status}</td><td>{html.escape(RULE_TITLES.get(rule, ''))}</td>"
@@ -202,6 +352,8 @@ class Report(_FileAtEnd):
         failures = "".join(
             f"<h3>{o.rule} {html.escape(o.name)}</h3><pre>{html.escape(_failure_text(o))}</pre>"
             for o in result.failed)
+        md = Report._coverage_md(result)
+        coverage = "<pre>" + html.escape("\n".join(md[3:])) + "</pre>"
         return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Conformance report</title>
 <style>body{{font:14px system-ui,sans-serif;margin:2em;max-width:70em}}
@@ -211,8 +363,10 @@ white-space:pre-wrap}}</style></head><body>
 <h1>Conformance report</h1>
 <p>Target <code>{html.escape(result.target.base_url)}</code>, {result.seconds:.1f}s,
 exit status {result.exit_code}: {len(result.failed)} failed of {len(result.outcomes)} checks.</p>
-<table><tr><th>rule</th><th>status</th><th>what</th><th>checks</th></tr>
+<table><tr><th>rule</th><th>verdict</th><th>what</th><th>checks</th></tr>
 {''.join(rows)}</table>
 {'<h2>Failures</h2>' + failures if failures else ''}
+<h2>Coverage: operation x status</h2>{coverage}
+<h2>What this run spent</h2><p>{html.escape(result.spend.line())}.</p>
 </body></html>
 """

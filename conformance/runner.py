@@ -1,28 +1,51 @@
 """The runner: every check against one target, results streamed to handlers.
 
-CLI, pytest plugin and reports all sit on top of this one stream of outcomes.
+CLI, pytest plugin and reports all sit on top of this one stream of outcomes. Order of a run:
+preflight (each key authenticates, the project's review policy is readable), then the checks
+that work on containers of their own, in a pool, while Schemathesis runs in its own process on
+a container of its own; then the checks that change shared state (the review policy) one at a
+time; last the judges of what the whole run saw (D5, the spec).
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import datetime as dt
 import itertools
 import threading
 import time
 import traceback
 import uuid
 from dataclasses import dataclass, field
-from typing import Protocol
+from pathlib import Path
+from typing import Any, Protocol
 
 from conformance.client import Client
 from conformance.context import Ctx
 from conformance.contract import Contract
-from conformance.failures import Exchange, NotRunnable, Unreachable, Violation
+from conformance.failures import Exchange, Inconclusive, NotRunnable, Unreachable, Violation
+from conformance.observations import Observations, Spend
 from conformance.registry import NEEDS, Check, all_checks
-from conformance.schema_phase import run_schemathesis
+from conformance.schema_phase import SchemaResult, run_schemathesis
 from conformance.target import Target
+from conformance.verdicts import ERROR, FAILED, INCONCLUSIVE, NOT_RUN, PASSED, WAIVED, rule_verdict
+from conformance.waivers import Waiver, find
 
-PASSED, FAILED, NOT_RUN = "passed", "failed", "not run"
+__all__ = [
+    "ERROR",
+    "FAILED",
+    "INCONCLUSIVE",
+    "NOT_RUN",
+    "PASSED",
+    "WAIVED",
+    "Outcome",
+    "RunResult",
+    "UsageError",
+    "preflight",
+    "run",
+    "run_check",
+    "select",
+]
 
 
 @dataclass
@@ -34,8 +57,11 @@ class Outcome:
     message: str = ""
     expected: str | None = None
     received: str | None = None
-    option: str | None = None
-    exchanges: list[Exchange] = field(default_factory=list)
+    option: str | None = None  # not run: the option that would run it
+    needed: str | None = None  # inconclusive: what the check needed and did not get
+    diff: list[str] = field(default_factory=list)
+    exchanges: list[Exchange] = field(default_factory=list)  # failed: the decisive exchange
+    traceback: str | None = None  # error: the kit's own failure
     seconds: float = 0.0
 
 
@@ -44,14 +70,42 @@ class RunResult:
     target: Target
     outcomes: list[Outcome]
     seconds: float
+    observations: Observations = field(default_factory=Observations)
+    schema: SchemaResult | None = None
+    expired_waivers: list[Waiver] = field(default_factory=list)
+    profile: str = "default"
 
     @property
     def failed(self) -> list[Outcome]:
         return [o for o in self.outcomes if o.status == FAILED]
 
+    def with_status(self, status: str) -> list[Outcome]:
+        return [o for o in self.outcomes if o.status == status]
+
     @property
     def exit_code(self) -> int:
         return 1 if self.failed else 0
+
+    def rules(self) -> dict[str, str]:
+        grouped: dict[str, list[str]] = {}
+        for o in self.outcomes:
+            grouped.setdefault(o.rule, []).append(o.status)
+        return {rule: rule_verdict(s) for rule, s in grouped.items()}
+
+    @property
+    def spend(self) -> Spend:
+        total = Spend()
+        total.add(self.observations.spend)
+        if self.schema is not None:
+            total.add(self.schema.spend)
+        return total
+
+    def coverage(self) -> dict[tuple[str, int], int]:
+        seen = dict(self.observations.coverage)
+        if self.schema is not None:
+            for key, n in self.schema.coverage.items():
+                seen[key] = seen.get(key, 0) + n
+        return seen
 
 
 class Handler(Protocol):
@@ -64,81 +118,145 @@ class UsageError(Exception):
     pass
 
 
-RULE_ORDER = ["R1", "R2", "R3", "R4", "R5", "R6", "R7", "R8", "R9", "R10", "R11", "R12", "D6",
-              "D7", "D8"]
+RULE_ORDER = ["R1", "R2", "R3", "R4", "R5", "R6", "R7", "R8", "R9", "R10", "R11", "R12", "D5",
+              "D6", "D7", "D8", "SCHEMA"]
 
 
 def select(only: list[str] | None) -> list[Check]:
-    checks = sorted(all_checks(), key=lambda c: RULE_ORDER.index(c.rule)
-                    if c.rule in RULE_ORDER else len(RULE_ORDER))
+    checks = sorted(all_checks(), key=lambda c: (c.judge, RULE_ORDER.index(c.rule)
+                    if c.rule in RULE_ORDER else len(RULE_ORDER)))
     if not only:
         return checks
     wanted = {o.upper() for o in only}
     picked = [c for c in checks if c.rule.upper() in wanted or c.name in only]
-    if not picked:
+    if not picked and not wanted & {"SCHEMA", "SCHEMATHESIS"}:
         raise UsageError(f"--only {', '.join(only)} matches no rule or check name")
     return picked
 
 
-def preflight(target: Target, contract: Contract) -> None:
-    """The target answers HTTP and accepts the key; otherwise there is nothing to test."""
-    probe = Client(target.base_url, target.api_key, contract, [], timeout=10)
+@dataclass
+class Preflight:
+    """What the preflight learned: inputs that cannot serve their checks, and the project's
+    review policy to restore after Schemathesis."""
+
+    problems: dict[str, str] = field(default_factory=dict)  # need -> why it cannot be met
+    policy: dict[str, Any] | None = None
+
+
+_KEYS = (("readonly", "readonly_key", "--readonly-key"),
+         ("other_org", "other_org_key", "--other-org-key"),
+         ("broke", "broke_key", "--broke-key"))
+
+
+def preflight(target: Target, contract: Contract) -> Preflight:
+    """The target answers HTTP and accepts each key; the project's policy is readable."""
+    out = Preflight()
+    probe = Client(target.base_url, target.api_key, contract, [], timeout=10,
+                   max_wait=target.max_wait)
     try:
         r = probe.request("GET", f"/v1/content/cnt_{uuid.uuid4()}", validate=False)
+        if r.status_code == 401:
+            raise UsageError("the target refuses --api-key (401): every check would pass on "
+                             "401s")
+        for need, attr, option in _KEYS:
+            key = getattr(target, attr)
+            if not key:
+                continue
+            other = Client(target.base_url, key, contract, [], timeout=10,
+                           max_wait=target.max_wait)
+            try:
+                if other.request("GET", f"/v1/content/cnt_{uuid.uuid4()}",
+                                 validate=False).status_code == 401:
+                    out.problems[need] = f"the target refuses {option} (401)"
+            finally:
+                other.close()
+        if target.project_id:
+            r = probe.request("GET", f"/v1/projects/{target.project_id}/content-review-policy",
+                              validate=False)
+            if r.status_code == 404:
+                raise UsageError(f"--project-id {target.project_id} is not a project of "
+                                 "--api-key's organization (404)")
+            if r.status_code == 200:
+                out.policy = {k: v for k, v in r.json().items() if k in ("policy", "firstN")}
+            else:
+                out.problems["policy"] = (f"the project's review policy could not be read "
+                                          f"({r.status_code})")
     finally:
         probe.close()
-    if r.status_code == 401:
-        raise UsageError("the target refuses --api-key (401): every check would pass on 401s")
+    return out
 
 
 def run_check(check: Check, target: Target, contract: Contract,
-              rotation: itertools.cycle) -> Outcome:
+              rotation: itertools.cycle, *, observations: Observations | None = None,
+              problems: dict[str, str] | None = None,
+              waivers: list[Waiver] = (), today: dt.date | None = None) -> Outcome:
     started = time.monotonic()
+    waiver = find(list(waivers), check.rule, check.name, today or dt.date.today())
+    if waiver is not None:
+        until = f" (until {waiver.expires})" if waiver.expires else ""
+        return Outcome(check.rule, check.name, check.title, WAIVED,
+                       message=f"waived: {waiver.reason}{until}")
     missing = [n for n in check.needs if not target.has(n)]
     if missing:
         return Outcome(check.rule, check.name, check.title, NOT_RUN,
                        message="needs " + " and ".join(NEEDS[n] for n in missing),
                        option=", ".join(NEEDS[n] for n in missing))
-    ctx = Ctx(target, contract, rotation)
+    blocked = [(problems or {})[n] for n in check.needs if n in (problems or {})]
+    if blocked:
+        return Outcome(check.rule, check.name, check.title, INCONCLUSIVE,
+                       message="; ".join(blocked), needed="; ".join(blocked))
+    observations = observations if observations is not None else Observations()
+    ctx = Ctx(target, contract, rotation, observations=observations, check=check.name)
+    o = Outcome(check.rule, check.name, check.title, PASSED)
     try:
         check.fn(ctx)
-        status, message, expected, received, option = PASSED, "", None, None, None
     except Violation as v:
-        status, message, expected, received, option = FAILED, v.message, v.expected, \
-            v.received, None
+        o.status, o.message, o.expected, o.received, o.diff = (
+            FAILED, v.message, v.expected, v.received, v.diff)
+        decisive = v.exchange or (ctx.exchanges[-1] if ctx.exchanges else None)
+        o.exchanges = [decisive] if decisive else []
     except NotRunnable as n:
-        status, message, expected, received, option = NOT_RUN, n.reason, None, None, n.option
+        o.status, o.message, o.option = NOT_RUN, n.reason, n.option
+    except Inconclusive as i:
+        o.status, o.message, o.needed = INCONCLUSIVE, i.reason, i.needed
     except Unreachable as u:
-        status, message, expected, received, option = FAILED, f"the target stopped answering: "\
-            f"{u}", None, None, None
-    except Exception as exc:  # a malformed answer the check could not read is a failure too
-        tb = traceback.extract_tb(exc.__traceback__)[-1]
-        status, message, expected, received, option = (
-            FAILED, f"the response could not be read as the contract says "
-                    f"({type(exc).__name__}: {exc} at {tb.name})", None, None, None)
+        o.status, o.message = FAILED, f"the target stopped answering: {u}"
+        o.exchanges = ctx.exchanges[-1:]
+    except Exception as exc:  # the kit's own failure, or an unreadable answer
+        if observations.breached(ctx.exchanges):
+            o.status = INCONCLUSIVE
+            o.message = (f"a response broke openapi.yaml, so the check could not read it "
+                         f"({type(exc).__name__}: {exc}); judged under SCHEMA schema_responses")
+            o.needed = "responses that match the contract"
+        else:
+            o.status, o.message = ERROR, f"the kit failed: {type(exc).__name__}: {exc}"
+            o.traceback = "".join(traceback.format_exception(exc))
     finally:
         ctx.close()
-    return Outcome(check.rule, check.name, check.title, status, message, expected, received,
-                   option, ctx.exchanges[-6:] if status == FAILED else [],
-                   round(time.monotonic() - started, 2))
+    o.seconds = round(time.monotonic() - started, 2)
+    return o
 
 
 def run(target: Target, *, handlers: list[Handler] = (), only: list[str] | None = None,
         profile: str = "default", schemathesis: bool = True,
         schemathesis_examples: int | None = None, seed: int | None = None,
-        jobs: int | None = None) -> RunResult:
+        jobs: int | None = None, waivers: list[Waiver] = (),
+        exclude_checks: list[str] = (), report_dir: Path | None = None,
+        today: dt.date | None = None) -> RunResult:
     """Run the checks; with a --project-id each check has its own containers, so `jobs`
     of them run at once (default 4); with shared --container-id ones they run one by one."""
+    today = today or dt.date.today()
     contract = Contract(target.base_url)
     checks = select(only)
-    preflight(target, contract)
-    total = len(checks) + (0 if only else 1)
+    with_schema = not only or bool({o.upper() for o in only} & {"SCHEMA", "SCHEMATHESIS"})
+    pre = preflight(target, contract)
+    observations = Observations()
+    total = len(checks) + (1 if with_schema else 0)
     for h in handlers:
         h.started(target, total)
     started = time.monotonic()
     outcomes: list[Outcome] = []
     rotation = itertools.cycle(target.container_ids) if target.container_ids else iter(())
-
     lock = threading.Lock()
 
     def emit(o: Outcome) -> None:
@@ -147,35 +265,118 @@ def run(target: Target, *, handlers: list[Handler] = (), only: list[str] | None 
             for h in handlers:
                 h.outcome(o)
 
+    def one(c: Check) -> Outcome:
+        return run_check(c, target, contract, rotation, observations=observations,
+                         problems=pre.problems, waivers=waivers, today=today)
+
+    schema_box: dict[str, Any] = {}
+
+    def schema_part() -> None:
+        o, res = _schema_outcome(target, contract, schemathesis, profile,
+                                 schemathesis_examples, seed, waivers, today, exclude_checks,
+                                 report_dir, observations)
+        schema_box["result"] = res
+        if pre.policy is not None and res is not None:
+            _restore_policy(target, contract, pre.policy, observations)
+        emit(o)
+
     workers = (jobs or 4) if target.project_id else 1
-    shared = [c for c in checks if not c.exclusive]
+    shared = [c for c in checks if not c.exclusive and not c.judge]
+    # Schemathesis has containers of its own only with --project-id: then it runs alongside.
+    alongside = with_schema and bool(target.project_id)
+    schema_thread = threading.Thread(target=schema_part, daemon=True) if alongside else None
+    if schema_thread is not None:
+        schema_thread.start()
     with cf.ThreadPoolExecutor(workers) as pool:
-        for o in pool.map(lambda c: run_check(c, target, contract, rotation), shared):
+        for o in pool.map(one, shared):
             emit(o)
+    if schema_thread is not None:
+        schema_thread.join()
+    elif with_schema:
+        schema_part()
     for c in checks:
         if c.exclusive:
-            emit(run_check(c, target, contract, rotation))
+            emit(one(c))
+    for c in checks:
+        if c.judge:
+            emit(one(c))
     order = {c.name: i for i, c in enumerate(checks)}
-    outcomes.sort(key=lambda o: order.get(o.name, len(order)))
-    if not only:
-        emit(_schema_outcome(target, schemathesis, profile, schemathesis_examples, seed))
-    result = RunResult(target, outcomes, round(time.monotonic() - started, 2))
+    outcomes.sort(key=lambda o: (RULE_ORDER.index(o.rule) if o.rule in RULE_ORDER
+                                 else len(RULE_ORDER), order.get(o.name, len(order))))
+    result = RunResult(target, outcomes, round(time.monotonic() - started, 2), observations,
+                       schema_box.get("result"),
+                       [w for w in waivers if not w.active(today)], profile)
     for h in handlers:
         h.finished(result)
     return result
 
 
-def _schema_outcome(target: Target, enabled: bool, profile: str, examples: int | None,
-                    seed: int | None) -> Outcome:
-    title = "Schemathesis: every phase, every check, against openapi.yaml"
+def _restore_policy(target: Target, contract: Contract, policy: dict[str, Any],
+                    observations: Observations) -> None:
+    """Schemathesis may change the project's review policy: put back what the team had."""
+    c = Client(target.base_url, target.api_key, contract, [], observations=observations,
+               check="schemathesis", max_wait=target.max_wait)
+    try:
+        path = f"/v1/projects/{target.project_id}/content-review-policy"
+        now = c.request("GET", path, validate=False)
+        if now.status_code == 200 and {k: v for k, v in now.json().items()
+                                       if k in policy} != policy:
+            c.request("PATCH", path, json=policy, validate=False)
+    finally:
+        c.close()
+
+
+SCHEMA_TITLE = "Schemathesis: its phases and every check, against openapi.yaml"
+
+
+def _schema_outcome(target: Target, contract: Contract, enabled: bool, profile: str,
+                    examples: int | None, seed: int | None, waivers: list[Waiver],
+                    today: dt.date, exclude_checks: list[str], report_dir: Path | None,
+                    observations: Observations) -> tuple[Outcome, SchemaResult | None]:
+    waiver = find(list(waivers), "SCHEMA", "schemathesis", today)
+    if waiver is not None:
+        return Outcome("SCHEMA", "schemathesis", SCHEMA_TITLE, WAIVED,
+                       message=f"waived: {waiver.reason}"), None
     if not enabled:
-        return Outcome("SCHEMA", "schemathesis", title, NOT_RUN,
-                       message="skipped by --no-schemathesis", option="drop --no-schemathesis")
+        return Outcome("SCHEMA", "schemathesis", SCHEMA_TITLE, NOT_RUN,
+                       message="skipped by --no-schemathesis",
+                       option="drop --no-schemathesis"), None
     started = time.monotonic()
-    res = run_schemathesis(target.base_url, target.api_key, profile=profile,
-                           max_examples=examples, seed=seed)
-    return Outcome("SCHEMA", "schemathesis", title, PASSED if res.ok else FAILED,
-                   message="" if res.ok else f"{len(res.failures)} failure(s)\n" +
-                   "\n\n".join(res.failures[:10]),
-                   received=None if res.ok else res.summary,
-                   seconds=round(time.monotonic() - started, 2))
+    container = None
+    try:
+        container = _schema_container(target, contract, observations)
+    except (Violation, Inconclusive) as exc:
+        container = None
+        note = str(exc)
+    else:
+        note = ""
+    try:
+        res = run_schemathesis(target.base_url, target.api_key, profile=profile,
+                               max_examples=examples, seed=seed, report_dir=report_dir,
+                               project_id=target.project_id, container_id=container,
+                               exclude_checks=list(exclude_checks), contract=contract)
+    except Exception as exc:  # the kit's own failure
+        return Outcome("SCHEMA", "schemathesis", SCHEMA_TITLE, ERROR,
+                       message=f"the kit failed to run Schemathesis: {exc}",
+                       traceback="".join(traceback.format_exception(exc)),
+                       seconds=round(time.monotonic() - started, 2)), None
+    message = "" if res.ok else f"{len(res.failures)} failure(s)\n" + "\n\n".join(
+        res.failures[:10])
+    if note:
+        message = (message + "\n" if message else "") + f"(no container of its own: {note})"
+    return Outcome("SCHEMA", "schemathesis", SCHEMA_TITLE, PASSED if res.ok else FAILED,
+                   message=message, received=None if res.ok else res.summary,
+                   seconds=round(time.monotonic() - started, 2)), res
+
+
+def _schema_container(target: Target, contract: Contract,
+                      observations: Observations) -> str | None:
+    """A container Schemathesis may regenerate, so that it goes beyond 404s: one of its own
+    with --project-id, else the first --container-id (then it runs after the checks)."""
+    if not target.project_id:
+        return target.container_ids[0] if target.container_ids else None
+    ctx = Ctx(target, contract, iter(()), observations=observations, check="schemathesis")
+    try:
+        return ctx.generate(wait=False)
+    finally:
+        ctx.close()

@@ -20,6 +20,7 @@ class Target:
     job_timeout: float = 300.0
     poll_interval: float = 0.2
     request_timeout: float = 30.0
+    max_wait: float = 120.0  # seconds one request may wait on 429/503 Retry-After in all
 
     def has(self, need: str) -> bool:
         return {

@@ -21,6 +21,7 @@ from mock import config as config_mod  # noqa: E402
 from mock.config import Config  # noqa: E402
 from mock.domain.fixtures import FixtureError  # noqa: E402
 from mock.version import version  # noqa: E402
+from mock.web import server  # noqa: E402
 from mock.web.app import build_service, create_app  # noqa: E402
 
 _ENV = "LAYERS_MOCK_CONFIG"
@@ -56,6 +57,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def worker_app():
     """Factory for uvicorn worker processes: the config travels in the environment."""
     config = Config.from_json(json.loads(os.environ[_ENV]))
+    server.GuardedHttpToolsProtocol.read_timeout = config.read_timeout
     # The parent already seeded the shared store.
     return create_app(config.replace(reset_on_start=False))
 
@@ -109,8 +111,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"layers-mock: cannot start: {exc}", file=sys.stderr)
         return 2
 
+    server.GuardedHttpToolsProtocol.read_timeout = config.read_timeout
     uv_config = uvicorn.Config(app, host=config.host, port=config.port, log_level=config.log_level,
-                               access_log=config.log_level in ("info", "debug"), lifespan="on")
+                               access_log=config.log_level in ("info", "debug"), lifespan="on",
+                               http=server.PROTOCOL)
     try:
         sock = uv_config.bind_socket()
     except SystemExit:
@@ -131,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
 
     multi_config = uvicorn.Config("mock.cli:worker_app", factory=True, host=config.host,
                                   port=port, workers=config.workers, log_level=config.log_level,
-                                  access_log=False)
+                                  access_log=False, http=server.PROTOCOL)
     Multiprocess(multi_config, sockets=[sock]).run()
     print("layers-mock stopped", flush=True)
     return 0

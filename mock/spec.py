@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import copy
 import functools
-import re
 from pathlib import Path
 from typing import Any
 
@@ -33,24 +32,6 @@ def load_spec() -> dict[str, Any]:
         return yaml.load(fh, Loader=loader)
 
 
-@functools.cache
-def _path_patterns() -> list[tuple[re.Pattern[str], list[str]]]:
-    out = []
-    for path, item in load_spec()["paths"].items():
-        regex = "^" + re.sub(r"\\{[^/]+\\}", "[^/]+", re.escape(path)) + "$"
-        methods = [m.upper() for m in item if m in {"get", "post", "put", "patch", "delete"}]
-        out.append((re.compile(regex), methods))
-    return out
-
-
-def allowed_methods(path: str) -> list[str]:
-    """The methods the contract defines for a concrete path (for 405's Allow header)."""
-    for pattern, methods in _path_patterns():
-        if pattern.match(path):
-            return methods
-    return []
-
-
 def resolve(node: Any) -> Any:
     """Follow local `$ref`s until a real node (the spec uses only local references)."""
     root = load_spec()
@@ -70,6 +51,19 @@ def operations() -> dict[str, dict[str, Any]]:
             if method in {"get", "post", "put", "patch", "delete"}:
                 out[op["operationId"]] = {"method": method.upper(), "path": path, "operation": op}
     return out
+
+
+def inline(node: Any) -> Any:
+    """A copy of `node` with every local `$ref` replaced by its target (for compiling schemas).
+
+    The spec's schemas are not recursive, so the copy is finite.
+    """
+    node = resolve(node)
+    if isinstance(node, dict):
+        return {k: inline(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [inline(v) for v in node]
+    return copy.copy(node)
 
 
 @functools.cache

@@ -1,93 +1,233 @@
-"""Proving the kit (issue #4): it passes the correct mock, fails each broken target with the
-right rule, reports what it did not run, and keeps its exit codes."""
+"""Proving the kit (issues #4, #9): it passes the correct mock with no inconclusive, fails each
+broken variant with exactly the rules the variant names and nothing else (and no 5xx from the
+variant), passes targets that rate-limit or add fields, calls what it cannot observe
+inconclusive, reports what it did not run, and keeps its exit codes and secrets."""
 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import datetime as dt
+import json
+import os
 import socket
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 
 from conformance import Target, bundled, run
-from conformance.registry import all_checks
-from tests.broken.variants import MOCK_ARGS, VARIANTS
+from conformance import schema_phase as sp
+from conformance.client import Client
+from conformance.contract import Contract
+from conformance.failures import Inconclusive
+from conformance.registry import Check, all_checks
+from conformance.runner import run_check
+from conformance.verdicts import ERROR, INCONCLUSIVE, NOT_RUN, PASSED, WAIVED, rule_verdict
+from conformance.waivers import Waiver
+from tests.broken.variants import VARIANTS
 from tests.support import ids
 
 pytest_plugins = ["pytester"]
+ALL_RULES = {f"R{i}" for i in range(1, 13)} | {"D5", "D6", "D7", "D8", "SCHEMA"}
 
 
-def kit(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+def kit(*args: str, timeout: float = 300, cwd: Path | None = None,
+        env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "conformance", "run", *args],
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=timeout, cwd=cwd,
+                          env={**os.environ, "PYTHONPATH": str(Path.cwd()), **(env or {})})
 
 
 def _run_variant(name: str):
-    args = MOCK_ARGS.get(name, bundled.MOCK_ARGS)
-    mock = bundled.start_mock(*args, "--broken", name, module="tests.broken")
+    """The variant's run, or the exception that stopped it (reported by its own test)."""
+    variant = VARIANTS[name]
     try:
-        return run(bundled.target_for(mock.url), schemathesis=False, jobs=8)
+        mock = bundled.start_mock(*variant.mock_args, "--broken", name, module="tests.broken")
+    except RuntimeError as exc:
+        return exc
+    try:
+        return run(bundled.target_for(mock.url, max_wait=30), schemathesis=False, jobs=8)
+    except Exception as exc:  # one variant's trouble must not hide the others
+        return exc
     finally:
         mock.stop()
 
 
+def _result(results: dict, name: str):
+    result = results[name]
+    if isinstance(result, Exception):
+        pytest.fail(f"{name} could not be run: {result}")
+    return result
+
+
 @pytest.fixture(scope="module")
-def broken_results():
-    """Every broken variant, three at a time: the runs mostly wait on jobs, not on the CPU."""
+def variant_results():
+    """Every variant, three at a time: the runs mostly wait on jobs, not on the CPU."""
     with cf.ThreadPoolExecutor(3) as pool:
         return dict(zip(sorted(VARIANTS), pool.map(_run_variant, sorted(VARIANTS)),
                         strict=True))
 
 
 @pytest.mark.parametrize("name", sorted(VARIANTS))
-def test_each_broken_target_fails_with_its_rule(broken_results, name):
-    result = broken_results[name]
-    rule = VARIANTS[name][0]
+def test_each_variant_fails_exactly_the_rules_it_names(variant_results, name):
+    result, variant = _result(variant_results, name), VARIANTS[name]
     failed = {o.rule for o in result.failed}
-    assert result.exit_code == 1, f"{name}: the kit passed a broken target"
-    assert rule in failed, f"{name}: expected {rule} to fail, failed: {sorted(failed)}"
+    detail = [(o.status, o.name, o.message[:200]) for o in result.outcomes
+              if o.status not in (PASSED, NOT_RUN)]
+    assert failed == set(variant.fails), f"{name}: {detail}"
+    assert result.exit_code == (1 if variant.fails else 0)
+    assert not result.with_status(ERROR), f"{name}: the kit failed: {detail}"
+    assert {o.name for o in result.with_status(INCONCLUSIVE)} == set(variant.inconclusive), \
+        f"{name}: {detail}"
+    assert not result.observations.server_errors, f"{name}: the variant answered 5xx"
+    for o in result.failed:  # evidence: the decisive exchange, not the last six polls
+        assert len(o.exchanges) == 1 and o.exchanges[0].status is not None, o.name
+
+
+def test_a_rate_limiting_target_passes_because_the_kit_waits(variant_results):
+    result = _result(variant_results, "rate_limited")
+    refused = sum(n for (_, status), n in result.coverage().items() if status == 429)
+    assert refused > 0, "the variant never rate-limited the run: the test proves nothing"
+    assert result.exit_code == 0 and {o.status for o in result.outcomes} <= {PASSED, NOT_RUN}
+
+
+def test_stages_faster_than_any_poll_are_inconclusive_not_passed(variant_results):
+    result = _result(variant_results, "stages_too_fast")
+    verdicts = {o.name: o for o in result.outcomes}
+    for name in ("d7_stage_order", "d7_progress_monotonic"):
+        assert verdicts[name].status == INCONCLUSIVE
+        assert "running stage" in verdicts[name].message and verdicts[name].needed
+    assert result.rules()["D7"] == "partial" and result.exit_code == 0
 
 
 def test_every_rule_has_a_check():
-    rules = {c.rule for c in all_checks()}
-    assert rules == {f"R{i}" for i in range(1, 13)} | {"D6", "D7", "D8"}
+    assert {c.rule for c in all_checks()} | {"SCHEMA"} == ALL_RULES
 
 
-def test_cli_passes_the_correct_mock_and_writes_reports(tmp_path):
-    junit, md, page = tmp_path / "kit.xml", tmp_path / "kit.md", tmp_path / "kit.html"
-    out = kit("--mock", "--quick", "--junit-xml", str(junit), "--report", str(md))
+def test_rule_verdicts_pass_only_when_every_check_ran_and_passed():
+    assert rule_verdict([PASSED, PASSED]) == PASSED
+    assert rule_verdict([PASSED, NOT_RUN]) == "partial"
+    assert rule_verdict([PASSED, "failed", INCONCLUSIVE]) == "failed"
+    assert rule_verdict([INCONCLUSIVE, NOT_RUN]) == INCONCLUSIVE
+    assert rule_verdict([NOT_RUN, NOT_RUN]) == NOT_RUN
+    assert rule_verdict([WAIVED]) == WAIVED
+
+
+def test_cli_passes_the_correct_mock_with_no_inconclusive_and_keeps_its_reports(tmp_path):
+    reports = tmp_path / "reports"
+    junit, md, js = reports / "kit.xml", reports / "kit.md", reports / "kit.json"
+    out = kit("--mock", "--junit-xml", str(junit), "--report", str(js), cwd=tmp_path)
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
     suite = ET.parse(junit).getroot()
-    assert suite.get("failures") == "0" and int(suite.get("tests")) == len(all_checks()) + 1
-    assert suite.get("skipped") == "0"
+    assert suite.get("failures") == "0" and suite.get("skipped") == "0"
+    assert suite.get("errors") == "0" and int(suite.get("tests")) == len(all_checks()) + 1
+    report = json.loads(js.read_text())
+    assert report["schema"] == "layers-conformance-report" and report["version"] == 1
+    assert report["counts"][INCONCLUSIVE] == 0 and report["counts"]["passed"] == \
+        len(all_checks()) + 1
+    assert {r["id"]: r["verdict"] for r in report["rules"]} == dict.fromkeys(ALL_RULES, PASSED)
+    # coverage: operation x documented status, observed or not
+    seen = {(r["operation"], r["status"]) for r in report["coverage"] if r["observed"]}
+    assert {("regenerateContent", "202"), ("regenerateContent", "409"), ("getJob", "304"),
+            ("regenerateContent", "402"), ("cancelJob", "202")} <= seen
+    assert all(r["documented"] for r in report["coverage"])
+    # what the run spent, printed and reported
+    assert "This run spent:" in out.stdout and report["spend"]["jobStarts"] > 20
+    # Schemathesis: JUnit kept next to the reports, no key in its command, nothing left behind
+    assert (reports / "schemathesis-junit.xml").exists()
+    assert report["schemathesis"]["junit"] == str(reports / "schemathesis-junit.xml")
+    assert ids.FULL not in report["schemathesis"]["command"]
+    assert not list(tmp_path.glob(".hypothesis")) and not list(tmp_path.glob(".schemathesis"))
+    for path in reports.iterdir():
+        assert ids.FULL not in path.read_text(errors="replace"), path
+    out = kit("--mock", "--quick", "--report", str(md), cwd=tmp_path)
+    assert out.returncode == 0, out.stdout[-3000:]
     text = md.read_text()
-    for rule in [f"R{i}" for i in range(1, 13)] + ["D6", "D7", "D8", "SCHEMA"]:
+    for rule in ALL_RULES:
         assert f"| {rule} | passed |" in text, rule
-    assert "passed" in out.stdout and "0 failed" in out.stdout
-    out = kit("--mock", "--quick", "--no-schemathesis", "--only", "R1", "--report", str(page))
-    assert out.returncode == 0 and page.read_text().startswith("<!doctype html>")
+    assert "## Coverage: operation x status" in text and "## What this run spent" in text
 
 
-def test_cli_fails_a_broken_target_with_request_and_response_in_the_report(tmp_path):
+def test_quick_is_a_lighter_profile_than_the_default():
+    quick, default = sp.PROFILES["quick"], sp.PROFILES["default"]
+    assert quick["max_examples"] < default["max_examples"]
+    assert set(quick["phases"].split(",")) < set(default["phases"].split(","))
+
+
+def test_schemathesis_gets_keys_by_environment_and_real_ids(monkeypatch, tmp_path):
+    seen = {}
+
+    def fake_run(cmd, **kw):
+        config = Path(cmd[cmd.index("--config-file") + 1])
+        seen.update(cmd=cmd, env=kw["env"], cwd=kw["cwd"], mode=config.stat().st_mode & 0o777,
+                    config=config.read_text())
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+
+    monkeypatch.setattr(sp.subprocess, "run", fake_run)
+    res = sp.run_schemathesis("http://127.0.0.1:9", "lp_secret_key_123", profile="quick",
+                              report_dir=tmp_path, project_id=ids.PRJ_AUTO,
+                              container_id=ids.CNT_NOT_REQUIRED, exclude_checks=["x_check"],
+                              contract=Contract("http://127.0.0.1:9"))
+    assert not any("lp_secret_key_123" in c for c in seen["cmd"])
+    assert seen["env"][sp.KEY_ENV] == "lp_secret_key_123" and seen["mode"] == 0o600
+    assert "${" + sp.KEY_ENV + "}" in seen["config"] and "lp_secret" not in seen["config"]
+    assert f'"path.projectId" = "{ids.PRJ_AUTO}"' in seen["config"]
+    assert f'"path.containerId" = "{ids.CNT_NOT_REQUIRED}"' in seen["config"]
+    assert seen["cwd"] != Path.cwd() and "x_check" in seen["cmd"]
+    assert str(tmp_path / "schemathesis-junit.xml") in seen["cmd"]
+    assert res.ok
+
+
+@pytest.fixture(scope="module")
+def brief_replaced_mock():
     mock = bundled.start_mock(*bundled.MOCK_ARGS, "--broken", "brief_replaced",
                               module="tests.broken")
-    try:
-        junit, report = tmp_path / "kit.xml", tmp_path / "kit.md"
-        out = kit("--base-url", mock.url, "--api-key", ids.FULL, "--project-id", ids.PRJ_AUTO,
-                  "--no-schemathesis", "--poll-interval", "0.05", "--junit-xml", str(junit),
-                  "--report", str(report))
-    finally:
-        mock.stop()
+    yield mock
+    mock.stop()
+
+
+def test_a_failure_shows_the_decisive_exchange_and_a_field_diff(brief_replaced_mock, tmp_path):
+    junit, report = tmp_path / "kit.xml", tmp_path / "kit.md"
+    out = kit("--base-url", brief_replaced_mock.url, "--api-key", ids.FULL,
+              "--project-id", ids.PRJ_AUTO, "--no-schemathesis", "--poll-interval", "0.05",
+              "--only", "R5", "--junit-xml", str(junit), "--report", str(report))
     assert out.returncode == 1, out.stdout[-3000:]
     failures = [c for c in ET.parse(junit).getroot().iter("testcase")
                 if c.find("failure") is not None]
     assert {c.get("classname") for c in failures} == {"R5"}
     text = report.read_text()
-    assert "| R5 | failed |" in text and "> GET " in text and "< 200" in text
+    assert "| R5 | failed |" in text and "the decisive exchange:" in text
+    assert "> GET " in text and "< 200" in text
+    assert "field by field:" in text and "angle: expected" in text
     assert ids.FULL not in text and "lp_test_…" in text  # keys masked
     assert "FAILED R5" in out.stdout
+
+
+def test_waivers_report_waived_until_they_expire(brief_replaced_mock, tmp_path):
+    target = Target(base_url=brief_replaced_mock.url, api_key=ids.FULL,
+                    project_id=ids.PRJ_AUTO, poll_interval=0.05)
+    today = dt.date(2026, 6, 1)
+    waived = run(target, only=["R5"], schemathesis=False, today=today,
+                 waivers=[Waiver("R5", "known: PLAT-1", dt.date(2026, 12, 31))])
+    assert waived.exit_code == 0 and {o.status for o in waived.outcomes} == {WAIVED}
+    assert waived.rules()["R5"] == WAIVED and "PLAT-1" in waived.outcomes[0].message
+    expired = run(target, only=["R5"], schemathesis=False, today=today,
+                  waivers=[Waiver("r5_brief_merge", "old", dt.date(2026, 1, 1))])
+    assert expired.exit_code == 1 and expired.expired_waivers
+
+
+def test_waive_file_formats_and_usage_errors(tmp_path, real_clock_mock):
+    good = tmp_path / "w.yaml"
+    good.write_text("waivers:\n  - id: R12\n    reason: not yet\n    expires: 2999-01-01\n")
+    out = kit("--base-url", real_clock_mock.url, "--api-key", ids.FULL, "--no-schemathesis",
+              "--only", "R12", "--waive", str(good))
+    assert out.returncode == 0 and "waived" in out.stdout
+    bad = tmp_path / "w.json"
+    bad.write_text(json.dumps([{"id": "R12"}]))
+    out = kit("--base-url", real_clock_mock.url, "--api-key", ids.FULL, "--waive", str(bad))
+    assert out.returncode == 2 and "reason" in out.stderr
 
 
 @pytest.fixture(scope="module")
@@ -97,15 +237,54 @@ def real_clock_mock():
     mock.stop()
 
 
-def test_checks_without_their_inputs_are_reported_not_run(real_clock_mock):
+def test_checks_without_their_inputs_are_not_run_and_their_rules_partial(real_clock_mock):
     result = run(Target(base_url=real_clock_mock.url, api_key=ids.FULL), schemathesis=False)
     assert result.exit_code == 0
-    not_run = [o for o in result.outcomes if o.status == "not run"]
+    not_run = result.with_status(NOT_RUN)
     assert {o.rule for o in not_run} >= {"R1", "R3", "R8", "R10", "D6", "D7"}
-    r8 = next(o for o in not_run if o.rule == "R8")
-    assert r8.option == "--project-id"
-    passed = {o.name for o in result.outcomes if o.status == "passed"}
-    assert {"r12_not_found", "d8_unauthenticated", "d8_bearer"} <= passed
+    assert next(o for o in not_run if o.rule == "R8").option == "--project-id"
+    passed = {o.name for o in result.outcomes if o.status == PASSED}
+    assert {"r12_not_found", "d8_unauthenticated", "d8_bearer", "d5_error_envelope"} <= passed
+    rules = result.rules()
+    assert rules["R12"] == rules["D6"] == rules["D8"] == "partial"  # never "passed"
+    assert rules["R1"] == NOT_RUN
+
+
+def test_keys_without_the_scopes_or_refused_make_their_checks_inconclusive(real_clock_mock):
+    result = run(Target(base_url=real_clock_mock.url, api_key=ids.FULL, project_id=ids.PRJ_AUTO,
+                        poll_interval=0.05, broke_key=ids.READONLY,
+                        broke_container_id=ids.CNT_BROKE, readonly_key="lp_test_no_such_key"),
+                 schemathesis=False, only=["R12", "D8"])
+    by_name = {o.name: o for o in result.outcomes}
+    billing = by_name["r12_billing_exhausted"]
+    assert billing.status == INCONCLUSIVE and "content:write" in billing.message
+    assert "--broke-key" in billing.needed
+    scope = by_name["d8_forbidden_scope"]
+    assert scope.status == INCONCLUSIVE and "refuses --readonly-key" in scope.message
+    assert result.exit_code == 0 and not result.failed
+
+
+def test_an_exception_in_the_kit_is_an_error_never_a_failure(real_clock_mock):
+    def broken_check(ctx):
+        ctx.api.get("/v1/content/" + ids.MISSING)
+        raise RuntimeError("a bug in the kit")
+
+    target = Target(base_url=real_clock_mock.url, api_key=ids.FULL)
+    o = run_check(Check("R12", "a check with a bug", broken_check), target,
+                  Contract(target.base_url), iter(()))
+    assert o.status == ERROR and "RuntimeError: a bug in the kit" in o.traceback
+
+
+def test_retry_after_is_honoured_within_max_wait(real_clock_mock):
+    slept: list[float] = []
+    contract = Contract(real_clock_mock.url)
+    limited = {"Prefer": "error=RATE_LIMITED"}
+    c = Client(real_clock_mock.url, ids.FULL, contract, [], max_wait=5, sleep=slept.append)
+    with pytest.raises(Inconclusive) as info:
+        c.get("/v1/content/" + ids.CNT_NOT_REQUIRED, headers=limited)
+    assert slept and sum(slept) <= 5 and "--max-wait 5" in str(info.value)
+    served = Client(real_clock_mock.url, ids.FULL, contract, [], max_wait=0)
+    assert served.get("/v1/content/" + ids.CNT_NOT_REQUIRED).status_code == 200
 
 
 def test_existing_containers_can_stand_in_for_a_project(real_clock_mock):
@@ -113,6 +292,7 @@ def test_existing_containers_can_stand_in_for_a_project(real_clock_mock):
                         container_ids=(ids.CNT_NOT_REQUIRED,)),
                  schemathesis=False, only=["R3", "R4", "R6", "R10"])
     assert result.exit_code == 0 and len(result.outcomes) == 4
+    assert {o.status for o in result.outcomes} == {PASSED}
 
 
 def _closed_port() -> int:
@@ -132,6 +312,14 @@ def test_exit_status_2_for_usage_errors_and_unreachable_targets(live):
     assert kit("--mock", "--report", "x.pdf").returncode == 2
 
 
+def test_help_says_what_a_run_spends_and_the_verdicts():
+    out = kit("--help")
+    assert out.returncode == 0
+    for word in ("inconclusive", "waived", "containers", "credits", "scheduled", "--max-wait",
+                 "--waive", "--exclude-check", ".json"):
+        assert word in out.stdout, word
+
+
 def test_pytest_plugin_runs_the_checks(pytester, real_clock_mock):
     live = real_clock_mock
     pytester.makepyfile("def test_own(layers_target):\n"
@@ -144,3 +332,9 @@ def test_pytest_plugin_runs_the_checks(pytester, real_clock_mock):
     unmet = [c for c in picked if {"readonly", "other_org"} & set(c.needs)]
     assert len(unmet) == 2  # readonly and other-org inputs are not given: skipped, not passed
     result.assert_outcomes(passed=1 + len(picked) - len(unmet), skipped=len(unmet))
+
+
+def test_keys_can_come_from_the_environment(real_clock_mock):
+    out = kit("--base-url", real_clock_mock.url, "--no-schemathesis", "--only", "R12",
+              env={"LAYERS_API_KEY": ids.FULL})
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-1000:]

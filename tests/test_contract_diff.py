@@ -432,3 +432,20 @@ def test_command_refuses_what_it_cannot_read(tmp_path, capsys):
     assert cli.main(["diff", str(bad), str(bad)]) == 2
     assert "not an OpenAPI document" in capsys.readouterr().err
     assert cli.main(["diff", str(tmp_path / "missing.yaml"), str(bad)]) == 2
+
+
+def test_readme_lists_every_rule_in_its_column():
+    """The README's rule table is what partners read: it must match the rules the code applies."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    table = text[text.index("**The rules**"):text.index("Exit status of `diff`")]
+    breaking, allowed = set(), set()
+    for line in table.splitlines():
+        cells = line.split("|")
+        if len(cells) > 3 and "---" not in line:
+            breaking |= set(re.findall(r"`([a-z0-9-]+)`", cells[1])) & set(RULES)
+            allowed |= set(re.findall(r"`([a-z0-9-]+)`", cells[2])) & set(RULES)
+    assert breaking == {r for r in RULES if RULES[r].breaking}
+    assert allowed == {r for r in RULES if not RULES[r].breaking}

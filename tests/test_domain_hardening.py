@@ -10,6 +10,7 @@ import uuid
 import pytest
 
 from mock.domain import jobs, review, tenancy
+from mock.domain.errors import ApiError, envelope
 from mock.domain.operations import new_container
 from mock.store.base import open_store
 from mock.store.counting import CountingStore
@@ -26,9 +27,11 @@ class Api:
         self.principal = service.authenticate(key, None)
 
     def call(self, op: str, fail_job: bool = False, **params):
-        stored = self.service.execute(op, self.principal, "req_test", fail_job=fail_job,
-                                      **params)
-        return stored.status, (json.loads(stored.body) if stored.body else None)
+        try:
+            reply = self.service.execute(op, self.principal, fail_job=fail_job, **params)
+        except ApiError as err:
+            return err.status, envelope(err, "req_test")
+        return reply.status, json.loads(json.dumps(reply.body))
 
     def generate(self, project: str, fail_job: bool = False, **body):
         return self.call("generateContent", project_id=project, fail_job=fail_job,
@@ -183,3 +186,23 @@ def test_pending_count_follows_approvals_and_completions(counted):
     service.clock.advance(10)
     demo.call("getJob", job_id=job["jobId"], if_none_match=None)
     assert pending() == 2  # review_all: both new containers wait for approval
+
+
+# ---- stores -------------------------------------------------------------------------------------
+
+def test_sqlite_failed_commit_is_not_masked_by_the_rollback(tmp_path):
+    """When the transaction had ended already (as a failed COMMIT may leave it), the ROLLBACK
+    failed too and its error replaced the real one."""
+    store = open_store(f"sqlite:///{tmp_path}/m.db")
+
+    class Boom(Exception):
+        pass
+
+    def fn(tx):
+        tx._conn.execute("ROLLBACK")  # the transaction is gone, as after a failed COMMIT
+        raise Boom()
+
+    with pytest.raises(Boom):
+        store.atomic(fn)
+    assert store.atomic(lambda tx: tx.get("org", "x")) is None  # still usable
+    store.close()

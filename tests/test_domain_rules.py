@@ -7,6 +7,7 @@ import json
 import pytest
 
 from mock.domain import jobs, tenancy
+from mock.domain.errors import ApiError, envelope
 from mock.domain.service import MockService
 from tests.support import ids
 
@@ -19,9 +20,12 @@ class Api:
         self.principal = service.authenticate(key, None)
 
     def call(self, op: str, fail_job: bool = False, **params):
-        stored = self.service.execute(op, self.principal, "req_test", fail_job=fail_job,
-                                      **params)
-        return stored.status, (json.loads(stored.body) if stored.body else None), stored
+        """(status, body, reply); a refusal comes back as its status and D5 envelope."""
+        try:
+            reply = self.service.execute(op, self.principal, fail_job=fail_job, **params)
+        except ApiError as err:
+            return err.status, envelope(err, "req_test"), None
+        return reply.status, json.loads(json.dumps(reply.body)), reply
 
     def regenerate(self, cid: str, body: dict | None = None, **kw):
         return self.call("regenerateContent", container_id=cid, body=body or {}, **kw)
@@ -161,11 +165,11 @@ def test_r8_review_first_n_counts_down(api):
 def test_r9_scheduled_posts_untouched(api):
     before = api.content(ids.CNT_APPROVED_SCHEDULED)
     (post_id,) = before["scheduledPostIds"]
-    _, post_before, _ = api.call("getScheduledPost", post_id=post_id)
+    _, post_before, _ = api.call("getScheduledPost", scheduled_post_id=post_id)
     _, accepted, _ = api.regenerate(ids.CNT_APPROVED_SCHEDULED)
     api.finish(accepted["jobId"])
     after = api.content(ids.CNT_APPROVED_SCHEDULED)
-    _, post_after, _ = api.call("getScheduledPost", post_id=post_id)
+    _, post_after, _ = api.call("getScheduledPost", scheduled_post_id=post_id)
     assert after["scheduledPostIds"] == [post_id]
     assert post_after == post_before
     assert post_after["caption"] == before["caption"] != after["caption"]

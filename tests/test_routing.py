@@ -1,41 +1,105 @@
-"""The spec is the route table: every operationId has one handler and one domain operation,
-and nothing else is routed (STYLE: stripe-mock's router built from the document)."""
+"""The spec is the route table (STYLE: stripe-mock's router built from the document).
+
+One registry record per operationId, read by routing, auth, dispatch and Allow; every
+operationId has one domain function taking exactly the spec's parameters, nothing else is
+routed, and routing fails closed.
+"""
 
 from __future__ import annotations
 
 import inspect
+import pathlib
+
+import pytest
+from starlette.testclient import TestClient
 
 from mock import spec
-from mock.domain.service import OPERATIONS
-from mock.web import handlers
+from mock.config import Config
+from mock.web.app import create_app
+from mock.web.registry import Registry
+from tests.support import ids
 
 
-def test_every_operation_has_exactly_one_handler():
-    public = {name for name, fn in inspect.getmembers(handlers, inspect.iscoroutinefunction)
-              if not name.startswith("_")}
-    assert public == set(spec.operations())
+@pytest.fixture(scope="module")
+def registry() -> Registry:
+    return Registry()
 
 
-def test_every_operation_has_one_domain_function():
-    assert set(OPERATIONS) == set(spec.operations())
-
-
-def test_handlers_take_exactly_the_spec_parameters():
+def test_every_operation_has_one_record_and_nothing_else_is_routed(registry):
+    assert registry.operation_ids() == list(spec.operations())
     for op_id, o in spec.operations().items():
-        op = o["operation"]
-        names = {spec.resolve(p)["name"] for p in op.get("parameters", [])
-                 if spec.resolve(p)["in"] == "path"}
-        if "requestBody" in op:
-            names.add("body")
-        assert set(inspect.signature(getattr(handlers, op_id)).parameters) == names, op_id
+        op = registry.by_id[op_id]
+        assert (op.method, op.path) == (o["method"], o["path"])
+        assert op.scopes == tuple(o["operation"]["x-required-scopes"]) and op.scopes
+        assert op.rate_class == o["operation"]["x-rate-limit-class"]
+        assert op.takes_body == ("requestBody" in o["operation"])
+        assert op.idempotent == (op.method in ("POST", "PATCH"))  # D6
+        assert op.success and all(200 <= s < 400 for s in op.success)
+        concrete = op.path.replace("{", "x").replace("}", "")
+        assert registry.match(op.method, concrete).operation is op
+    assert registry.match("GET", "/v1/nothing").allowed is None
+    assert registry.match("GET", "/v1/jobs/a/b").allowed is None
+
+
+def test_every_domain_function_takes_exactly_the_spec_parameters(registry):
+    for op in registry:
+        params = list(inspect.signature(op.domain).parameters)
+        assert params[:2] == ["tx", "ctx"], op.operation_id
+        assert set(params[2:]) == set(op.domain_kwargs()), op.operation_id
+
+
+def test_allow_lists_the_methods_of_the_path(registry):
+    found = registry.match("DELETE", f"/v1/projects/{ids.PRJ_AUTO}/content-review-policy")
+    assert found.operation is None and found.allowed == ("GET", "PATCH")
+
+
+def test_a_routed_request_without_its_operation_fails_closed():
+    """Routing information removed: 500 INTERNAL in the D5 envelope, never a 200 or a 401."""
+    app = create_app(Config(clock="manual"))
+    del app.registry.by_id["getJob"]  # the spec still routes GET /v1/jobs/{id} to getJob
+    with TestClient(app) as c:
+        for headers in ({}, {"X-Api-Key": ids.FULL}):
+            r = c.get("/v1/jobs/job_01HXZ9G7KMV2QX8Y1S5RJW3B7T", headers=headers)
+            assert r.status_code == 500, r.text
+            err = r.json()["error"]
+            assert err["code"] == "INTERNAL" and err["requestId"] == r.headers["x-request-id"]
+        # the other operations are untouched
+        r = c.get(f"/v1/content/{ids.CNT_PENDING}", headers={"X-Api-Key": ids.FULL})
+        assert r.status_code == 200
+
+
+def test_authentication_does_not_depend_on_connexion_routing(monkeypatch):
+    """No framework routing key decides whether a request is authenticated: API requests
+    never pass through Connexion's router."""
+    from connexion.middleware.routing import RoutingMiddleware
+
+    original = RoutingMiddleware.__call__
+
+    async def broken(self, scope, receive, send):
+        if scope["type"] == "http":
+            raise AssertionError("Connexion's router was asked about an API request")
+        await original(self, scope, receive, send)
+
+    app = create_app(Config(clock="manual"))
+    monkeypatch.setattr(RoutingMiddleware, "__call__", broken)
+    with TestClient(app) as c:
+        assert c.get(f"/v1/content/{ids.CNT_PENDING}").status_code == 401
+        r = c.get(f"/v1/content/{ids.CNT_PENDING}", headers={"X-Api-Key": ids.FULL})
+        assert r.status_code == 200
 
 
 def test_the_domain_never_imports_the_web_stack():
-    import pathlib
-
     root = pathlib.Path(spec.__file__).parent / "domain"
     for path in root.glob("*.py"):
         text = path.read_text()
         for forbidden in ("connexion", "starlette", "uvicorn", "mock.web", "httpx"):
             assert f"import {forbidden}" not in text and f"from {forbidden}" not in text, \
                 f"{path.name} imports {forbidden}"
+
+
+def test_the_domain_sets_no_framing_headers():
+    """The domain returns results; request ids and content types are the web layer's."""
+    root = pathlib.Path(spec.__file__).parent / "domain"
+    for path in root.glob("*.py"):
+        text = path.read_text()
+        assert "X-Request-Id" not in text and "Content-Type" not in text, path.name

@@ -9,11 +9,13 @@ from __future__ import annotations
 import time
 from typing import Protocol
 
-from mock.store.base import Store
+from mock.store.base import Store, Tx
 
 
 class Clock(Protocol):
     def now(self) -> float: ...
+    def now_in(self, tx: Tx) -> float:
+        """The reading, taken inside the caller's transaction (no transaction of its own)."""
     def advance(self, seconds: float) -> float: ...
     def reset(self) -> None: ...
 
@@ -24,6 +26,9 @@ class RealClock:
     kind = "real"
 
     def now(self) -> float:
+        return time.time()
+
+    def now_in(self, tx: Tx) -> float:
         return time.time()
 
     def advance(self, seconds: float) -> float:
@@ -42,10 +47,13 @@ class ManualClock:
         self._store = store
 
     def now(self) -> float:
-        doc = self._store.atomic(lambda tx: tx.get("clock", "now"))
-        if doc is None:
-            self.reset()
-            return self.now()
+        return self._store.atomic(self.now_in)
+
+    def now_in(self, tx: Tx) -> float:
+        doc = tx.get("clock", "now")
+        if doc is None:  # never set (a store seeded by a real-clock mock): start from now
+            doc = {"t": time.time()}
+            tx.put("clock", "now", doc)
         return float(doc["t"])
 
     def advance(self, seconds: float) -> float:

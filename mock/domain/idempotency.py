@@ -1,31 +1,58 @@
-"""Idempotency (D6): one record per (API key, Idempotency-Key) holding the first response.
+"""Idempotency (D6), in one place: claim, execute, record or release, replay.
 
-`begin` claims the key atomically, so of many concurrent duplicates exactly one runs the
-operation. The winner's response is written by `record` in the same transaction as the
-operation's own writes: an acknowledged 202 and its replay record land together or not at all.
-A claim that never finishes (the process died) lapses after a lease, so the key is not stuck.
+One record per (API key, Idempotency-Key) holds the first response. `respond` is the whole
+protocol: it claims the key atomically (so of many concurrent duplicates exactly one runs), runs
+the operation, and writes the response to keep in the SAME transaction as the operation's own
+writes (an acknowledged 202 and its replay record land together or not at all); an outcome that
+is not kept releases the claim so that a corrected retry runs. A claim whose process died lapses
+after a lease, so the key is not stuck.
+
+The response is opaque here (`Stored`: status, headers, body text, made by the web layer): this
+module decides what is kept and when, not what an answer looks like.
 """
 
 from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 
-from mock.domain.errors import IdempotencyConflict, IdempotencyInProgress
+from mock.domain.errors import (
+    STORED_ERROR_CODES,
+    ApiError,
+    IdempotencyConflict,
+    IdempotencyInProgress,
+)
 from mock.store.base import Store, Tx
 
 LEASE_SECONDS = 60.0
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class Stored:
+    """A response as first sent, kept for replays byte for byte."""
+
     status: int
     headers: dict[str, str]
     body: str
+
+
+@dataclass(frozen=True)
+class Claim:
+    """An Idempotency-Key of one request: its scope (the API key), the key and the fingerprint."""
+
+    scope: str
+    key: str
+    fingerprint: str
+
+    @property
+    def doc_key(self) -> str:
+        return f"{self.scope}:{hashlib.sha256(self.key.encode()).hexdigest()}"
 
 
 def fingerprint(method: str, path: str, body: Any) -> str:
@@ -34,48 +61,92 @@ def fingerprint(method: str, path: str, body: Any) -> str:
     return hashlib.sha256(f"{method.upper()} {path}\n".encode() + canonical).hexdigest()
 
 
-def _doc_key(scope: str, key: str) -> str:
-    return f"{scope}:{hashlib.sha256(key.encode()).hexdigest()}"
+def kept(err: ApiError) -> bool:
+    """D6: the error outcomes of the operation that a key remembers."""
+    return err.code in STORED_ERROR_CODES
 
 
-def begin(store: Store, scope: str, key: str, fp: str, ttl: float) -> Stored | None:
+def claim_in(tx: Tx, claim: Claim, ttl: float, now: float) -> Stored | None:
     """Claim the key. None: go ahead. A Stored: replay it. Raises the two D6 conflicts."""
-    doc_key = _doc_key(scope, key)
-
-    def claim(tx: Tx) -> Stored | None:
-        now = time.time()
-        rec = tx.get("idem", doc_key)
-        if rec is not None and rec["fingerprint"] != fp:
-            raise IdempotencyConflict()
-        if rec is None or (rec["state"] == "claimed" and rec["leaseUntil"] < now):
-            tx.put("idem", doc_key, {"fingerprint": fp, "state": "claimed",
-                                     "leaseUntil": now + LEASE_SECONDS}, ttl=ttl)
-            return None
-        if rec["state"] == "claimed":
-            raise IdempotencyInProgress()
-        r = rec["response"]
-        return Stored(r["status"], r["headers"], r["body"])
-
-    return store.atomic(claim)
+    rec = tx.get("idem", claim.doc_key)
+    if rec is not None and rec["fingerprint"] != claim.fingerprint:
+        raise IdempotencyConflict()
+    if rec is None or (rec["state"] == "claimed" and rec["leaseUntil"] < now):
+        tx.put("idem", claim.doc_key, {"fingerprint": claim.fingerprint, "state": "claimed",
+                                       "leaseUntil": now + LEASE_SECONDS}, ttl=ttl)
+        return None
+    if rec["state"] == "claimed":
+        raise IdempotencyInProgress()
+    r = rec["response"]
+    return Stored(r["status"], r["headers"], r["body"])
 
 
-def record(tx: Tx, scope: str, key: str, fp: str, response: Stored,
-           ttl: float) -> None:
-    """Keep the response for replays (call inside the operation's own transaction)."""
-    tx.put("idem", _doc_key(scope, key), {
-        "fingerprint": fp, "state": "done",
+def record_in(tx: Tx, claim: Claim, response: Stored, ttl: float) -> None:
+    """Keep the response for replays (inside the operation's own transaction)."""
+    tx.put("idem", claim.doc_key, {
+        "fingerprint": claim.fingerprint, "state": "done",
         "response": {"status": response.status, "headers": response.headers,
                      "body": response.body},
     }, ttl=ttl)
 
 
-def release(store: Store, scope: str, key: str) -> None:
+def release_in(tx: Tx, claim: Claim) -> None:
     """Forget a claim whose outcome is not kept (D6), so a corrected retry can run."""
-    doc_key = _doc_key(scope, key)
+    rec = tx.get("idem", claim.doc_key)
+    if rec is not None and rec["state"] == "claimed":
+        tx.delete("idem", claim.doc_key)
 
-    def drop(tx: Tx) -> None:
-        rec = tx.get("idem", doc_key)
-        if rec is not None and rec["state"] == "claimed":
-            tx.delete("idem", doc_key)
 
-    store.atomic(drop)
+async def respond(store: Store, claim: Claim | None, ttl: float, *,
+                  execute: Callable[[Tx], Stored],
+                  on_error: Callable[[ApiError], Stored],
+                  before: Callable[[], Awaitable[None]] | None = None,
+                  now: Callable[[], float] = time.time) -> tuple[Stored, bool]:
+    """Answer one request under D6; returns the response and whether it is a replay.
+
+    `execute` runs the operation in a store transaction and renders its answer; an ApiError it
+    raises rolls that transaction back and is rendered by `on_error`. `before` runs after the
+    claim and before the operation (a requested latency: the key is held meanwhile). The claim's
+    own conflicts (IDEMPOTENCY_CONFLICT, _IN_PROGRESS) are raised, never kept.
+    """
+    if claim is not None:
+        replay = await store.transact(lambda tx: claim_in(tx, claim, ttl, now()))
+        if replay is not None:
+            return replay, True
+    try:
+        if before is not None:
+            await before()
+
+        def run(tx: Tx) -> Stored:
+            out = execute(tx)
+            if claim is not None:
+                record_in(tx, claim, out, ttl)
+            return out
+
+        return await store.transact(run), False
+    except ApiError as err:
+        out = on_error(err)
+        if claim is not None:
+            if kept(err):
+                await store.transact(lambda tx: record_in(tx, claim, out, ttl))
+            else:
+                await store.transact(lambda tx: release_in(tx, claim))
+        return out, False
+    except BaseException:
+        if claim is not None:  # cut short (client gone, server stopping, a bug): free the key
+            await store.transact(lambda tx: release_in(tx, claim))
+        raise
+
+
+# Synchronous forms for tools and tests that hold a store directly.
+
+def begin(store: Store, scope: str, key: str, fp: str, ttl: float) -> Stored | None:
+    return store.atomic(lambda tx: claim_in(tx, Claim(scope, key, fp), ttl, time.time()))
+
+
+def record(tx: Tx, scope: str, key: str, fp: str, response: Stored, ttl: float) -> None:
+    record_in(tx, Claim(scope, key, fp), response, ttl)
+
+
+def release(store: Store, scope: str, key: str) -> None:
+    store.atomic(lambda tx: release_in(tx, Claim(scope, key, "")))

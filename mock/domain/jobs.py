@@ -118,7 +118,15 @@ class DueSweeper:
     def run(self, store: Store, now: float, *, exact: bool = False) -> None:
         if not exact and now < self._next:
             return
-        more, earliest = store.atomic(lambda tx: settle_due(tx, now))
+        self._note(now, *store.atomic(lambda tx: settle_due(tx, now)))
+
+    def run_in(self, tx: Tx, now: float, *, exact: bool = False) -> None:
+        """`run` inside the caller's transaction (the operation's own: no extra round trip)."""
+        if not exact and now < self._next:
+            return
+        self._note(now, *settle_due(tx, now))
+
+    def _note(self, now: float, more: bool, earliest: float | None) -> None:
         if more:
             self._next = now
         else:

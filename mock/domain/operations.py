@@ -223,8 +223,8 @@ def post_view(post: dict[str, Any]) -> dict[str, Any]:
                                  "createdAt")}
 
 
-def get_scheduled_post(tx: Tx, ctx: Ctx, post_id: str) -> Reply:
-    post = tx.get("post", ids.canonical_prefixed(post_id, "sp"))
+def get_scheduled_post(tx: Tx, ctx: Ctx, scheduled_post_id: str) -> Reply:
+    post = tx.get("post", ids.canonical_prefixed(scheduled_post_id, "sp"))
     if post is None or post["orgId"] != ctx.principal.org_id:
         raise NotFound("No scheduled post with this id exists in your organization.")
     return Reply(200, post_view(post))

@@ -1,57 +1,38 @@
-"""The mock's domain facade: what the web layer calls, one method per concern.
+"""The mock's domain facade: the store, the clock, the keyring and the settings, together.
 
-It owns the store, the clock, the keyring and the settings, runs each operation in one store
-transaction, and applies the idempotency rules of D6 around it. It returns finished responses
-(status, headers, JSON text) so that a replay is byte for byte the first answer.
+`call` runs one operation inside a transaction the caller opened (the web layer's idempotency
+wraps it, see `idempotency.respond`); the clock is read through that same transaction, so a
+manual clock costs no transaction of its own. The domain returns `Reply`s and raises
+`ApiError`s: it knows nothing of HTTP framing (request ids, content types, envelopes on the
+wire), which the web layer adds.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
-import orjson
-
 from mock.config import Config
 from mock.domain import fixtures as fixtures_mod
-from mock.domain import idempotency, jobs, operations
+from mock.domain import jobs, operations
 from mock.domain.auth import Keyring, Principal
 from mock.domain.clock import Clock
-from mock.domain.errors import STORED_ERROR_CODES, ApiError, envelope
-from mock.domain.idempotency import Stored
 from mock.domain.operations import Ctx, Reply, Settings
-from mock.store.base import Store
-
-OPERATIONS: dict[str, Callable[..., Reply]] = {
-    "regenerateContent": operations.regenerate_content,
-    "getContent": operations.get_content,
-    "getContentAsset": operations.get_content_asset,
-    "generateContent": operations.generate_content,
-    "approveContent": operations.approve_content,
-    "scheduleContent": operations.schedule_content,
-    "getScheduledPost": operations.get_scheduled_post,
-    "getJob": operations.get_job,
-    "cancelJob": operations.cancel_job,
-    "getReviewPolicy": operations.get_review_policy,
-    "updateReviewPolicy": operations.update_review_policy,
-}
+from mock.store.base import Store, Tx
 
 
-def dumps(body: Any) -> str:
-    """The JSON text of a response: compact, UTF-8, the same bytes for the same body."""
-    return orjson.dumps(body).decode()
+def domain_function(operation_id: str) -> Callable[..., Reply]:
+    """The domain function of an operationId: its snake-case name in `operations`.
 
-
-def error_response(err: ApiError, request_id: str) -> Stored:
-    headers = {"Content-Type": "application/json", "X-Request-Id": request_id, **err.headers}
-    return Stored(err.status, headers, dumps(envelope(err, request_id)))
-
-
-class Idem:
-    """A claimed Idempotency-Key for one request."""
-
-    def __init__(self, scope: str, key: str, fp: str) -> None:
-        self.scope, self.key, self.fp = scope, key, fp
+    Fails at start (from the registry) when the spec names an operation the domain lacks.
+    """
+    name = re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", operation_id).lower()
+    fn = getattr(operations, name, None)
+    if not callable(fn):
+        raise ValueError(f"openapi.yaml names operation {operation_id}, which has no domain "
+                         f"function mock.domain.operations.{name}")
+    return fn
 
 
 class MockService:
@@ -82,43 +63,18 @@ class MockService:
     def authenticate(self, api_key: str | None, authorization: str | None) -> Principal:
         return self.keyring.authenticate(api_key, authorization)
 
-    def claim(self, principal: Principal, key: str, method: str, path: str,
-              body: Any) -> tuple[Idem, Stored | None]:
-        """D6: claim the key; a Stored means replay it. Raises IDEMPOTENCY_* conflicts."""
-        idem = Idem(principal.key_id, key, idempotency.fingerprint(method, path, body))
-        return idem, idempotency.begin(self.store, idem.scope, key, idem.fp,
-                                       self.idempotency_ttl)
-
-    def release(self, idem: Idem) -> None:
-        idempotency.release(self.store, idem.scope, idem.key)
-
-    def execute(self, operation_id: str, principal: Principal, request_id: str, *,
-                idem: Idem | None = None, fail_job: bool = False, **params: Any) -> Stored:
-        """Run one operation in one transaction; errors come back rendered, never raised."""
-        op = OPERATIONS[operation_id]
-        ctx = Ctx(principal=principal, now=self.clock.now(), settings=self.settings,
+    def call(self, tx: Tx, operation_id: str, operation: Callable[..., Reply],
+             principal: Principal, *, fail_job: bool = False, **params: Any) -> Reply:
+        """Run one operation inside the caller's transaction; raises ApiError on refusal."""
+        ctx = Ctx(principal=principal, now=self.clock.now_in(tx), settings=self.settings,
                   fail_job=fail_job)
-        # Jobs end whether or not anyone reads them (jobs.settle_due).
-        self.due.run(self.store, ctx.now, exact=operation_id in operations.READS_BALANCE)
+        # Jobs end whether or not anyone reads them (jobs.settle_due), in this same transaction.
+        self.due.run_in(tx, ctx.now, exact=operation_id in operations.READS_BALANCE)
+        return operation(tx, ctx, **params)
 
-        def run(tx) -> Stored:
-            reply = op(tx, ctx, **params)
-            headers = {"X-Request-Id": request_id, **reply.headers}
-            if reply.body is not None:
-                headers["Content-Type"] = "application/json"
-            out = Stored(reply.status, headers, "" if reply.body is None else dumps(reply.body))
-            if idem is not None:
-                idempotency.record(tx, idem.scope, idem.key, idem.fp, out, self.idempotency_ttl)
-            return out
-
-        try:
-            return self.store.atomic(run)
-        except ApiError as err:
-            out = error_response(err, request_id)
-            if idem is not None:
-                if err.code in STORED_ERROR_CODES:  # D6: outcomes of the operation are kept
-                    self.store.atomic(lambda tx: idempotency.record(
-                        tx, idem.scope, idem.key, idem.fp, out, self.idempotency_ttl))
-                else:
-                    self.release(idem)
-            return out
+    def execute(self, operation_id: str, principal: Principal, *, fail_job: bool = False,
+                **params: Any) -> Reply:
+        """One operation in a transaction of its own (for tools and the domain's tests)."""
+        fn = domain_function(operation_id)
+        return self.store.atomic(
+            lambda tx: self.call(tx, operation_id, fn, principal, fail_job=fail_job, **params))

@@ -6,16 +6,38 @@ all together or not at all. A backend may run `fn` more than once when a concurr
 in first (Redis's optimistic transactions), so `fn` must do nothing but read and write the
 transaction. No caller ever shares a Python object with the store: documents are copied in and
 out, so the memory store behaves like the others.
+
+The web layer never calls a backend's I/O on the event loop: it awaits `transact(fn)` and
+`record(entry)`, which the memory store runs inline (no I/O) and the SQLite and Redis stores run
+on threads of their own (`OffLoop`). Expiry reads the store's `now` callable (time.time unless a
+test injects a clock), so TTL tests need not wait on the wall clock.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
 
 import orjson
 
+from mock.domain.errors import ApiError
+
 T = TypeVar("T")
+
+STORE_TIMEOUT = 2.0  # seconds a store call may take before the request gets a 503
+
+
+class StoreUnavailable(ApiError):
+    """The store did not answer in time (a paused or unreachable Redis, a SQLite lock held too
+    long). The request gets a bounded answer, 503 INTERNAL with Retry-After, instead of
+    waiting without end; D5 names no other code for it."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"The mock's store did not answer in time ({what}); retry shortly.",
+                         code="INTERNAL", status=503, headers={"Retry-After": "1"})
 Doc = dict[str, Any]
 
 JOURNAL_SIZE = 1000  # D9 journal: a ring of this many entries at most
@@ -60,6 +82,12 @@ class Store(Protocol):
     shared: bool  # True when several processes may use it at once
 
     def atomic(self, fn: Callable[[Tx], T]) -> T: ...
+    async def transact(self, fn: Callable[[Tx], T]) -> T:
+        """`atomic`, awaited: off the event loop when the backend does I/O."""
+    async def record(self, entry: Doc) -> None:
+        """`journal_append`, awaited: off the event loop when the backend does I/O."""
+    async def peek(self, kind: str, key: str) -> Doc | None:
+        """One document read outside any transaction (a cheap check, e.g. armed faults)."""
     def journal_append(self, entry: Doc) -> None: ...
     def journal(self, limit: int = 100) -> list[Doc]:
         """The newest `limit` entries, newest first."""
@@ -68,16 +96,66 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
-def open_store(url: str, *, journal_size: int = JOURNAL_SIZE) -> Store:
-    """A store from its URL: `memory`, `sqlite:///path.db` or `redis://host:port/db`."""
+class Inline:
+    """For a store without I/O: its transactions run on the loop, they never wait."""
+
+    async def transact(self, fn: Callable[[Tx], T]) -> T:
+        return self.atomic(fn)  # type: ignore[attr-defined]
+
+    async def record(self, entry: Doc) -> None:
+        self.journal_append(entry)  # type: ignore[attr-defined]
+
+    async def peek(self, kind: str, key: str) -> Doc | None:
+        return self._peek(kind, key)  # type: ignore[attr-defined]
+
+
+class OffLoop:
+    """For a store doing I/O: transactions and journal writes run on the store's own threads."""
+
+    _threads = 4
+
+    def _executor(self) -> ThreadPoolExecutor:
+        pool = getattr(self, "_pool", None)
+        if pool is None:
+            pool = self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="store")
+        return pool
+
+    async def transact(self, fn: Callable[[Tx], T]) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor(), self.atomic, fn)  # type: ignore
+
+    async def record(self, entry: Doc) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._executor(), self.journal_append, entry)  # type: ignore
+
+    async def peek(self, kind: str, key: str) -> Doc | None:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor(), self._peek, kind, key)  # type: ignore
+
+    def _close_threads(self) -> None:
+        pool = getattr(self, "_pool", None)
+        if pool is not None:
+            pool.shutdown(wait=True)
+            self._pool = None
+
+
+Clock = Callable[[], float]
+WALL: Clock = time.time
+
+
+def open_store(url: str, *, journal_size: int = JOURNAL_SIZE, now: Clock = WALL) -> Store:
+    """A store from its URL: `memory`, `sqlite:///path.db` or `redis://host:port/db`.
+
+    `now` is the clock of expiry (Redis expires keys on its own clock and ignores it).
+    """
     if url in ("memory", "memory://"):
         from mock.store.memory import MemoryStore
 
-        return MemoryStore(journal_size=journal_size)
+        return MemoryStore(journal_size=journal_size, now=now)
     if url.startswith("sqlite:///"):
         from mock.store.sqlite import SqliteStore
 
-        return SqliteStore(url, journal_size=journal_size)
+        return SqliteStore(url, journal_size=journal_size, now=now)
     if url.startswith(("redis://", "rediss://", "unix://")):
         from mock.store.redis import RedisStore
 

@@ -56,6 +56,9 @@ class CountingStore:
     def atomic(self, fn: Callable[[Any], T]) -> T:
         return self.inner.atomic(lambda tx: fn(_CountingTx(tx, self.counts)))
 
+    async def transact(self, fn: Callable[[Any], T]) -> T:
+        return await self.inner.transact(lambda tx: fn(_CountingTx(tx, self.counts)))
+
     def take(self) -> Counts:
         """The counts so far, and start again from zero."""
         out, self.counts = self.counts, Counts()

@@ -6,18 +6,19 @@ transactions of all processes are serialized and no read-modify-write is lost.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
 import orjson
 
-from mock.store.base import BufferedTx, Doc
+from mock.store.base import WALL, BufferedTx, Clock, Doc, OffLoop, StoreUnavailable
 
 T = TypeVar("T")
+log = logging.getLogger("layers.mock")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS docs (
@@ -30,29 +31,35 @@ CREATE TABLE IF NOT EXISTS journal (id INTEGER PRIMARY KEY AUTOINCREMENT, entry 
 
 
 class _SqliteTx(BufferedTx):
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, now: float) -> None:
         super().__init__()
         self._conn = conn
+        self._now = now
 
     def _read(self, kind: str, key: str) -> Doc | None:
         row = self._conn.execute(
             "SELECT doc FROM docs WHERE kind=? AND key=? AND (expires IS NULL OR expires>?)",
-            (kind, key, time.time()),
+            (kind, key, self._now),
         ).fetchone()
         return None if row is None else orjson.loads(row[0])
 
 
-class SqliteStore:
+class SqliteStore(OffLoop):
     shared = True
+    # One thread: every transaction takes the write lock anyway (BEGIN IMMEDIATE), so more
+    # threads of one process would only queue on it.
+    _threads = 1
 
-    def __init__(self, url: str, *, journal_size: int) -> None:
+    def __init__(self, url: str, *, journal_size: int, now: Clock = WALL) -> None:
         self.url = url
+        self.now = now
         self.path = Path(url.removeprefix("sqlite:///"))
         if str(self.path) != ":memory:":
             self.path = self.path if self.path.is_absolute() else Path.cwd() / self.path
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._journal_size = journal_size
         self._local = threading.local()
+        self._conns: list[sqlite3.Connection] = []
         self._ops = 0
         conn = self._conn()
         conn.executescript(_SCHEMA)
@@ -67,13 +74,15 @@ class SqliteStore:
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.execute("PRAGMA busy_timeout=30000")
             self._local.conn = conn
+            self._conns.append(conn)
         return conn
 
     def atomic(self, fn: Callable[[_SqliteTx], T]) -> T:
         conn = self._conn()
         conn.execute("BEGIN IMMEDIATE")
         try:
-            tx = _SqliteTx(conn)
+            now = self.now()
+            tx = _SqliteTx(conn, now)
             result = fn(tx)
             for (kind, key), entry in tx.writes.items():
                 if entry is None:
@@ -84,17 +93,28 @@ class SqliteStore:
                         "ON CONFLICT(kind,key) DO UPDATE SET doc=excluded.doc, "
                         "expires=excluded.expires",
                         (kind, key, entry[0].decode(),
-                         None if entry[1] is None else time.time() + entry[1]),
+                         None if entry[1] is None else now + entry[1]),
                     )
             self._ops += 1
             if self._ops % 1000 == 0:
                 conn.execute("DELETE FROM docs WHERE expires IS NOT NULL AND expires<=?",
-                             (time.time(),))
+                             (now,))
             conn.execute("COMMIT")
             return result
-        except BaseException:
-            conn.execute("ROLLBACK")
+        except BaseException as exc:
+            # A failed COMMIT may have ended the transaction already; a ROLLBACK then fails
+            # too and used to mask the real error (a full disk, say) in the logs.
+            if conn.in_transaction:
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    log.exception("ROLLBACK failed after %r", exc)
+            if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+                raise StoreUnavailable("sqlite: the database stayed locked") from exc
             raise
+
+    def _peek(self, kind: str, key: str) -> Doc | None:
+        return _SqliteTx(self._conn(), self.now())._read(kind, key)
 
     def journal_append(self, entry: Doc) -> None:
         conn = self._conn()
@@ -120,7 +140,8 @@ class SqliteStore:
         conn.execute("COMMIT")
 
     def close(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        if conn is not None:
+        self._close_threads()
+        for conn in self._conns:
             conn.close()
-            self._local.conn = None
+        self._conns.clear()
+        self._local = threading.local()

@@ -2,12 +2,13 @@
 
 Layers, outermost first:
     OuterMiddleware      request id, X-Request-Id, last-resort 500, journal
+    HygieneMiddleware    ambiguous paths and headers, oversized header sections (404/401/431)
     CORSMiddleware       preflights and CORS headers, not on /__mock/ (left out with --no-cors)
     ControlMiddleware    /__mock/* and /openapi.yaml
-    Connexion:           ServerError, Exception (D5 handlers), Swagger UI (/docs, /openapi.json),
-                         Routing, FaultMiddleware, AuthMiddleware, BodyGuardMiddleware,
-                         request validation, response validation (optional),
-                         DispatchMiddleware (calls the handler; see dispatch.py)
+    RouteMiddleware      our route lookup in the operation registry (built once from the spec)
+    FaultMiddleware      injected faults, before authentication
+    ApiMiddleware        404/405, auth, body, validation, the handler (see dispatch.py)
+    Connexion            only the docs page (/docs) and /openapi.json, with D5 error handlers
 """
 
 from __future__ import annotations
@@ -16,18 +17,14 @@ import copy
 import ipaddress
 
 from connexion import AsyncApp
-from connexion.datastructures import MediaTypeDict
 from connexion.middleware.context import ContextMiddleware
 from connexion.middleware.exceptions import ExceptionMiddleware
 from connexion.middleware.lifespan import LifespanMiddleware
-from connexion.middleware.request_validation import RequestValidationMiddleware
-from connexion.middleware.response_validation import ResponseValidationMiddleware
 from connexion.middleware.routing import RoutingMiddleware
 from connexion.middleware.server_error import ServerErrorMiddleware
 from connexion.middleware.swagger_ui import SwaggerUIMiddleware
 from connexion.options import SwaggerUIOptions
-from connexion.resolver import RelativeResolver
-from connexion.validators import VALIDATOR_MAP
+from connexion.resolver import Resolver
 from starlette.types import ASGIApp
 
 from mock import spec
@@ -36,15 +33,14 @@ from mock.domain import fixtures
 from mock.domain.clock import ManualClock, RealClock
 from mock.domain.service import MockService
 from mock.store.base import Store, open_store
-from mock.web.auth import AuthMiddleware
-from mock.web.body import BodyGuardMiddleware
 from mock.web.control import ControlMiddleware
 from mock.web.cors import CORSMiddleware
-from mock.web.dispatch import DispatchMiddleware
+from mock.web.dispatch import ApiMiddleware, RouteMiddleware
 from mock.web.errors import HANDLERS
 from mock.web.faults import FaultMiddleware
+from mock.web.hygiene import HygieneMiddleware
 from mock.web.outer import OuterMiddleware
-from mock.web.validation import BodyValidator, ParamsValidator
+from mock.web.registry import Registry
 
 
 def is_loopback(host: str) -> bool:
@@ -75,32 +71,33 @@ def create_app(config: Config | None = None, service: MockService | None = None)
     """An ASGI app serving the contract with the mock's behaviour; fails fast on a bad spec."""
     config = config or Config()
     service = service or build_service(config)
-    # Response validation is a routed layer of its own: left out unless asked for.
-    checking = [ResponseValidationMiddleware] if config.validate_responses else []
+    registry = Registry(validate_responses=config.validate_responses)
     connexion_app = AsyncApp(
         __name__,
-        middlewares=[
-            ServerErrorMiddleware, ExceptionMiddleware, SwaggerUIMiddleware, RoutingMiddleware,
-            FaultMiddleware, AuthMiddleware, BodyGuardMiddleware, RequestValidationMiddleware,
-            *checking, DispatchMiddleware, LifespanMiddleware, ContextMiddleware,
-        ],
+        middlewares=[ServerErrorMiddleware, ExceptionMiddleware, SwaggerUIMiddleware,
+                     RoutingMiddleware, LifespanMiddleware, ContextMiddleware],
     )
-    validators = {**VALIDATOR_MAP, "parameter": ParamsValidator,
-                  "body": MediaTypeDict({"*/*json": BodyValidator})}
     connexion_app.add_api(
-        copy.deepcopy(spec.load_spec()),  # parsed once; Connexion resolves refs in its copy
-        resolver=RelativeResolver("mock.web.handlers"),
-        strict_validation=True,
-        validate_responses=config.validate_responses,
-        validator_map=validators,
+        copy.deepcopy(spec.load_spec()),  # Connexion checks the spec at start (fail fast)
+        resolver=Resolver(function_resolver=lambda _name: _not_routed_here),
         swagger_ui_options=SwaggerUIOptions(swagger_ui_path="/docs", spec_path="/openapi.json"),
     )
     for exc_class, handler in HANDLERS:
         connexion_app.add_error_handler(exc_class, handler)
-    control = ControlMiddleware(connexion_app, service,
+    api = ApiMiddleware(connexion_app)
+    faults = FaultMiddleware(api)
+    routed = RouteMiddleware(faults, registry)
+    control = ControlMiddleware(routed, service,
                                 enabled=is_loopback(config.host) or config.admin_digest is not None,
                                 admin_digest=config.admin_digest)
-    inner = CORSMiddleware(control, config.cors_origins) if config.cors else control
-    app = OuterMiddleware(inner, service)
+    inner = CORSMiddleware(control, config.cors_origins, registry) if config.cors else control
+    app = OuterMiddleware(HygieneMiddleware(inner), service)  # hygiene.py: issue 13
     app.service = service  # type: ignore[attr-defined]  # for tests and the CLI
+    app.registry = registry  # type: ignore[attr-defined]
+    app.api = api  # type: ignore[attr-defined]  # its `steps` take more checks (rate limits)
     return app
+
+
+async def _not_routed_here(*args, **kwargs):
+    """Connexion never dispatches an API request (ApiMiddleware answers them all)."""
+    raise RuntimeError("an API request reached Connexion's dispatcher")

@@ -1,48 +1,32 @@
-"""Authentication and scopes (D8), after routing so that the operation is known.
+"""Authentication and scopes (D8), failing closed.
 
-Connexion does not enforce scopes for apiKey and bearer schemes; the spec names each
-operation's scope in `x-required-scopes`, and this layer checks it before any validation, so a
-caller without the right key learns nothing about the request's shape.
+The operation comes from our own route lookup (the registry), never from a framework's private
+routing key: a request that the spec routes to an operation the registry does not know, or that
+reaches this step without an operation, is refused with 500 INTERNAL before anything else runs.
+The spec names each operation's scopes in `x-required-scopes`; they are checked before any
+validation, so a caller without the right key learns nothing about the request's shape.
 """
 
 from __future__ import annotations
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+import logging
 
-from mock import spec
 from mock.domain.auth import require_scopes
-from mock.web import state
+from mock.domain.errors import ApiError
+from mock.web.state import RequestState
 
-ROUTING = "connexion_routing"
-
-
-def operation_id(scope: Scope) -> str | None:
-    """The contract's operationId of the routed request (Connexion keeps the resolved name)."""
-    resolved = scope.get("extensions", {}).get(ROUTING, {}).get("operation_id")
-    return resolved.rsplit(".", 1)[-1] if resolved else None
+log = logging.getLogger("layers.mock")
 
 
-class AuthMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-        ops = spec.operations()
-        self.scopes = {op_id: o["operation"].get("x-required-scopes", [])
-                       for op_id, o in ops.items()}
-        self.rate_class = {op_id: o["operation"].get("x-rate-limit-class")
-                           for op_id, o in ops.items()}
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        op_id = operation_id(scope) if scope["type"] == "http" else None
-        if op_id is None:
-            await self.app(scope, receive, send)
-            return
-        st = state.current()
-        st.operation_id = op_id
-        st.rate_class = self.rate_class.get(op_id)
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1")
-                   for k, v in scope.get("headers", [])}
-        principal = st.service.authenticate(headers.get("x-api-key"),
-                                            headers.get("authorization"))
-        st.principal = principal
-        require_scopes(principal, self.scopes.get(op_id, []))
-        await self.app(scope, receive, send)
+def authenticate(st: RequestState) -> None:
+    """Set `st.principal` or raise: 401, 403, or 500 when the operation is unknown."""
+    op = st.operation
+    if op is None:
+        log.error("request %s %s reached authentication without an operation",
+                  st.scope.get("method") if st.scope else "?",
+                  st.scope.get("path") if st.scope else "?")
+        raise ApiError("The request matched no operation of the contract.", code="INTERNAL")
+    principal = st.service.authenticate(st.headers.get("x-api-key"),
+                                        st.headers.get("authorization"))
+    st.principal = principal
+    require_scopes(principal, list(op.scopes))

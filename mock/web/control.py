@@ -46,9 +46,9 @@ from mock.domain.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
-from mock.domain.service import MockService, dumps
+from mock.domain.service import MockService
 from mock.web import faults
-from mock.web.responses import error
+from mock.web.responses import dumps, error
 from mock.web.validation import describe
 
 CONTROL_SPEC = Path(__file__).resolve().parent.parent / "control.yaml"

@@ -27,6 +27,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mock import spec
 from mock.domain.errors import NotFound
+from mock.web.registry import Registry
 from mock.web.responses import error
 
 MAX_AGE = "600"  # seconds a browser may cache a preflight answer
@@ -84,8 +85,10 @@ def check_origin(origin: str) -> str:
 
 
 class CORSMiddleware:
-    def __init__(self, app: ASGIApp, origins: Iterable[str] = ()) -> None:
+    def __init__(self, app: ASGIApp, origins: Iterable[str] = (),
+                 registry: Registry | None = None) -> None:
         self.app = app
+        self.registry = registry or Registry()  # the path's methods come from the registry
         listed = [check_origin(o) for o in origins]
         self.any_origin = not listed or "*" in listed
         self.origins = frozenset(listed)
@@ -130,7 +133,7 @@ class CORSMiddleware:
 
     async def _preflight(self, scope: Scope, receive: Receive, send: Send,
                          allow: list[tuple[bytes, bytes]]) -> None:
-        methods = spec.allowed_methods(scope["path"])
+        methods = self.registry.match(scope["method"], scope["path"]).allowed
         if not methods:  # not a route of the contract: the D5 404 (the preflight fails)
             response = error(NotFound("No such resource or route."))
             response.raw_headers += allow

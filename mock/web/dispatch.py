@@ -1,38 +1,89 @@
-"""Calls the operation's handler once Connexion has routed and validated the request.
+"""The API's request pipeline: our route lookup, then the steps every operation goes through.
 
-Connexion's own handler invocation (its parameter and response decorators, rebuilt per request)
-costs about 0.6 ms per request, a third of the mock's time; the spec's routing, security
-placement and validation stay Connexion's. Handlers are the same functions Connexion resolved by
-operationId at start (so a missing one still fails the start), called with the path parameters
-and the body the body guard parsed (and Connexion validated).
+    route      registry.match: the operation and its path parameters (RouteMiddleware)
+    faults     injected faults fire here, before authentication (faults.py)
+    404 / 405  no such route; a path that does not take the method (Allow from the registry)
+    auth       key and scopes (auth.py); fails closed without an operation
+    STEPS      more checks on the authenticated request (e.g. rate limits), in order
+    body       read and parsed once (body.py)
+    validate   parameters and body against the operation's compiled schemas (validation.py)
+    handle     Prefer, idempotency and the domain function (handlers.py)
+
+Requests for other paths (the docs page, /openapi.json) go on to Connexion. Connexion's own
+routing and validation are not on the API's path: they cost a third of the mock's time per
+request and would decide, through a private key, which requests are authenticated.
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from mock.web import handlers, state
-from mock.web.auth import operation_id
+from mock.domain.errors import ApiError, NotFound
+from mock.web import auth, body, handlers, responses, state
+from mock.web.registry import Registry
+from mock.web.state import RequestState
+from mock.web.validation import validate
 
-_HANDLERS = {name: getattr(handlers, name) for name in handlers.__all__}
-_WITH_BODY = {"POST", "PUT", "PATCH"}
+# Paths Connexion serves (Swagger UI and the spec as JSON); everything else is the API's.
+CONNEXION_PATHS = ("/docs", "/openapi.json")
+_WITH_BODY = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+Step = Callable[[RequestState], Awaitable[None]]
 
 
-class DispatchMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+class RouteMiddleware:
+    """Our route lookup, first: every later layer reads the operation from the request state."""
+
+    def __init__(self, app: ASGIApp, registry: Registry) -> None:
         self.app = app
+        self.registry = registry
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        op_id = operation_id(scope) if scope["type"] == "http" else None
-        handler = _HANDLERS.get(op_id) if op_id else None
-        if handler is None:
-            await self.app(scope, receive, send)
+        if scope["type"] == "http":
+            st = state.current()
+            found = self.registry.match(scope["method"], scope["path"])
+            st.operation, st.path_params = found.operation, found.params
+            st.allowed, st.routed = found.allowed, found.routed
+        await self.app(scope, receive, send)
+
+
+class MethodNotAllowed(ApiError):
+    code = "METHOD_NOT_ALLOWED"
+
+
+class ApiMiddleware:
+    """Answers every API request itself; hands the docs pages to Connexion."""
+
+    def __init__(self, connexion_app: ASGIApp, steps: list[Step] | None = None) -> None:
+        self.connexion_app = connexion_app
+        self.steps: list[Step] = list(steps or [])
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or path.startswith(CONNEXION_PATHS):
+            await self.connexion_app(scope, receive, send)
             return
         st = state.current()
-        st.scope = scope
-        kwargs = dict(scope.get("path_params") or {})
-        if scope["method"] in _WITH_BODY and "body" in handlers.TAKES_BODY[op_id]:
-            kwargs["body"] = st.body  # parsed once, by the body guard
-        response = await handler(**kwargs)
+        try:
+            response = await self._answer(st, scope, receive)
+        except body.ClientGone:
+            return
+        except ApiError as err:
+            response = responses.error(err, st.request_id)
         await response(scope, receive, send)
 
+    async def _answer(self, st: RequestState, scope: Scope, receive: Receive):
+        if st.operation is None and not st.routed:
+            if st.allowed is None:
+                raise NotFound("No such resource or route.")
+            raise MethodNotAllowed("This path does not accept that method.",
+                                   headers={"Allow": ", ".join(st.allowed)})
+        auth.authenticate(st)  # fails closed: 500 INTERNAL when routed without an operation
+        for step in self.steps:
+            await step(st)
+        if scope["method"] in _WITH_BODY:
+            await body.read(st, receive)
+        kwargs = validate(st, scope.get("query_string", b""))
+        return await handlers.handle(st, kwargs)

@@ -1,7 +1,8 @@
 """Every error Connexion or Starlette raises, answered in the D5 envelope.
 
-Connexion's defaults are problem+json with schema dumps; these handlers map each kind of
-failure to its D5 code and a one-sentence message.
+Connexion now serves only the docs page and /openapi.json (the API's requests never reach it),
+but whatever it raises still gets the D5 envelope, rendered by responses.py: its defaults are
+problem+json with schema dumps.
 """
 
 from __future__ import annotations
@@ -12,10 +13,9 @@ from connexion.exceptions import ProblemException
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from starlette.exceptions import HTTPException
 
-from mock import spec
 from mock.domain.errors import ApiError
-from mock.domain.service import error_response
 from mock.web import state
+from mock.web.responses import error_stored
 
 log = logging.getLogger("layers.mock")
 
@@ -32,7 +32,7 @@ _BY_STATUS = {
 
 
 def _respond(err: ApiError) -> ConnexionResponse:
-    stored = error_response(err, state.current().request_id)
+    stored = error_stored(err, state.current().request_id)
     headers = {k: v for k, v in stored.headers.items() if k != "Content-Type"}
     return ConnexionResponse(status_code=stored.status, body=stored.body.encode(),
                              mimetype="application/json", headers=headers)
@@ -53,10 +53,6 @@ async def on_http_error(request: ConnexionRequest, exc: Exception) -> ConnexionR
     if code == "VALIDATION_FAILED":
         detail = str(getattr(exc, "detail", "") or "")[:200]
         err.details = {"issues": [{"path": "request", "message": detail or message}]}
-    if status == 405:
-        methods = spec.allowed_methods(request.url.path)
-        if methods:
-            err.headers = {"Allow": ", ".join(methods)}
     return _respond(err)
 
 

@@ -25,7 +25,6 @@ from mock.domain import ids
 from mock.domain.errors import STATUS_BY_CODE, ApiError
 from mock.store.base import Store, Tx
 from mock.web import state
-from mock.web.auth import operation_id
 from mock.web.outer import DropConnection
 
 KIND, KEY = "faults", "active"
@@ -120,11 +119,14 @@ def _matches(fault: dict[str, Any], method: str, path: str, op_id: str | None) -
             and (not m.get("path") or compile_path(m["path"]).search(path) is not None))
 
 
-def take(store: Store, method: str, path: str, op_id: str | None) -> dict[str, Any] | None:
+async def take(store: Store, method: str, path: str,
+               op_id: str | None) -> dict[str, Any] | None:
     """Use up one firing of the first matching fault; the matching runs outside any
-    transaction, only the count's decrement inside one."""
+    transaction, only the count's decrement inside one. With no fault armed (the usual case)
+    it costs one plain read of the store and no transaction."""
     for _ in range(5):  # another worker may use up the chosen fault first: look again
-        armed = listing(store)
+        doc = await store.peek(KIND, KEY)
+        armed = (doc or {"faults": []})["faults"]
         chosen = next((f for f in armed if f["remaining"] > 0
                        and _matches(f, method, path, op_id)), None)
         if chosen is None:
@@ -140,7 +142,7 @@ def take(store: Store, method: str, path: str, op_id: str | None) -> dict[str, A
                     return fault
             return None
 
-        used = store.atomic(use)
+        used = await store.transact(use)
         if used is not None:
             return used
     return None
@@ -159,14 +161,16 @@ class FaultMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
-            fault = take(state.current().service.store, scope["method"], scope["path"],
-                         operation_id(scope))
+            st = state.current()
+            fault = await take(st.service.store, scope["method"], scope["path"],
+                               st.operation_id)
             if fault is not None:
                 if fault["delayMs"]:
                     await asyncio.sleep(fault["delayMs"] / 1000)
                 if fault["drop"]:
                     # A started response that never delivers its body: the server can only
                     # cut the connection (the journal records it as dropped, status 0).
+                    st.dropped = True
                     await send({"type": "http.response.start", "status": 200,
                                 "headers": [(b"content-length", b"1000")]})
                     raise DropConnection()

@@ -1,110 +1,64 @@
-"""One thin handler per operationId of openapi.yaml (resolved by name).
+"""The one handler: every operation is the same few steps, and what differs is registry data.
 
-Each passes its validated parameters to `_run`, which applies the Prefer controls and the
-idempotency rules (D6) and calls the domain. No rule lives here. `dispatch.py` calls them.
+Given a routed, authenticated and validated request, it applies the `Prefer` controls, then
+lets `idempotency.respond` claim the key, run the operation's domain function in one store
+transaction and keep or release the answer (D6). No rule lives here.
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 from typing import Any
 
-from starlette.datastructures import Headers
 from starlette.responses import Response
 
-from mock import spec
+from mock.domain import idempotency
 from mock.domain.errors import ApiError
-from mock.web import prefer, state
-from mock.web.responses import from_stored
-
-_NO_BODY = object()
-_SUCCESS = {
-    op_id: {int(s) for s in o["operation"]["responses"] if s[0] in "23"}
-    for op_id, o in spec.operations().items()
-}
+from mock.domain.idempotency import Stored
+from mock.store.base import Tx
+from mock.web import prefer, responses
+from mock.web.registry import IDEMPOTENCY_HEADER
+from mock.web.state import RequestState
+from mock.web.validation import check_response
 
 
-async def _run(operation_id: str, body: Any = _NO_BODY, **params: Any) -> Response:
-    st = state.current()
+async def handle(st: RequestState, kwargs: dict[str, Any]) -> Response:
+    op = st.operation
+    assert op is not None and st.principal is not None and st.scope is not None
     service = st.service
-    scope = st.scope
-    headers = Headers(scope=scope)
-    method = scope["method"]
-    prefs = prefer.parse(headers.getlist("prefer"))
-    forced = prefer.forced_response(operation_id, prefs, st.request_id, _SUCCESS[operation_id])
+    prefs = prefer.parse([v.decode("latin-1") for k, v in st.scope.get("headers", [])
+                          if k.lower() == b"prefer"])
+    forced = prefer.forced_response(op.operation_id, prefs, st.request_id, set(op.success))
     if isinstance(forced, ApiError):
         raise forced
     if forced is not None:
-        return from_stored(forced)
-    if body is not _NO_BODY:
-        # An absent body reaches us as None or b"" (no Content-Type): both mean "{}".
-        params["body"] = body if isinstance(body, dict) else {}
-    idem = None
-    key = headers.get("idempotency-key")
-    if key is not None and method in ("POST", "PATCH"):
-        idem, replay = service.claim(st.principal, key, method, scope["path"],
-                                     params.get("body"))
-        if replay is not None:
-            st.replayed = True
-            return from_stored(replay, replayed=True)
-    try:
-        if prefs.latency_ms:
-            await asyncio.sleep(prefs.latency_ms / 1000)
-        stored = service.execute(operation_id, st.principal, st.request_id, idem=idem,
-                                 fail_job=prefs.job_fail, **params)
-    except BaseException:
-        if idem is not None:  # cut short (client gone, server stopping): free the key
-            service.release(idem)
-        raise
-    return from_stored(stored)
+        return responses.from_stored(forced)
 
+    claim = None
+    key = kwargs.pop(IDEMPOTENCY_HEADER.replace("-", "_"), None)
+    if key is not None and op.idempotent:
+        claim = idempotency.Claim(st.principal.key_id, key, idempotency.fingerprint(
+            op.method, st.scope["path"], kwargs.get("body")))
+    checking = bool(op.responses)
 
-async def regenerateContent(containerId: str, body: dict | None = None) -> Response:
-    return await _run("regenerateContent", body, container_id=containerId)
+    def execute(tx: Tx) -> Stored:
+        reply = service.call(tx, op.operation_id, op.domain, st.principal,
+                             fail_job=prefs.job_fail, **kwargs)
+        if checking:
+            check_response(st, reply.status, reply.body)
+        return responses.stored(reply, st.request_id)
 
+    def on_error(err: ApiError) -> Stored:
+        return responses.error_stored(err, st.request_id)
 
-async def getContent(containerId: str) -> Response:
-    return await _run("getContent", container_id=containerId)
+    async def wait() -> None:
+        await asyncio.sleep(prefs.latency_ms / 1000)
 
-
-async def getContentAsset(containerId: str, assetId: str) -> Response:
-    return await _run("getContentAsset", container_id=containerId, asset_id=assetId)
-
-
-async def generateContent(projectId: str, body: dict) -> Response:
-    return await _run("generateContent", body, project_id=projectId)
-
-
-async def approveContent(containerId: str, body: dict | None = None) -> Response:
-    return await _run("approveContent", body, container_id=containerId)
-
-
-async def scheduleContent(containerId: str, body: dict) -> Response:
-    return await _run("scheduleContent", body, container_id=containerId)
-
-
-async def getScheduledPost(scheduledPostId: str) -> Response:
-    return await _run("getScheduledPost", post_id=scheduledPostId)
-
-
-async def getJob(jobId: str) -> Response:
-    inm = Headers(scope=state.current().scope).get("if-none-match")
-    return await _run("getJob", job_id=jobId, if_none_match=inm)
-
-
-async def cancelJob(jobId: str) -> Response:
-    return await _run("cancelJob", job_id=jobId)
-
-
-async def getReviewPolicy(projectId: str) -> Response:
-    return await _run("getReviewPolicy", project_id=projectId)
-
-
-async def updateReviewPolicy(projectId: str, body: dict) -> Response:
-    return await _run("updateReviewPolicy", body, project_id=projectId)
-
-
-__all__ = [name for name in spec.operations()]
-# Which handlers take a body, so the dispatcher reads one only for them.
-TAKES_BODY = {name: set(inspect.signature(globals()[name]).parameters) for name in __all__}
+    answer, replayed = await idempotency.respond(
+        service.store, claim, service.idempotency_ttl, execute=execute, on_error=on_error,
+        before=wait if prefs.latency_ms else None)
+    if replayed:
+        st.replayed = True
+        # The replay is the first response: its request id is the one the client sees.
+        st.request_id = answer.headers.get("X-Request-Id", st.request_id)
+    return responses.from_stored(answer, replayed=replayed)

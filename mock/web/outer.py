@@ -12,9 +12,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mock.domain.clock import iso
 from mock.domain.errors import ApiError
-from mock.domain.service import MockService, error_response
+from mock.domain.service import MockService
 from mock.web import state
-from mock.web.responses import from_stored
+from mock.web.responses import error
 
 log = logging.getLogger("layers.mock")
 
@@ -43,13 +43,16 @@ class OuterMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        st = state.begin(self.service)
+        st = state.begin(self.service, scope)
         status: list[int] = []
-        dropped = False
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status.append(message["status"])
+                # The journal entry is written before the client can see the answer, so a
+                # client that reads the journal next finds it there.
+                if not st.dropped:
+                    await self._journal(scope, st, message["status"])
                 headers = list(message.get("headers", []))
                 names = {k.lower() for k, _ in headers}
                 if b"x-request-id" not in names:
@@ -61,26 +64,32 @@ class OuterMiddleware:
 
         try:
             await self.app(scope, receive, send_with_headers)
+        except ApiError as err:  # a layer refused the request (a fault, say): its D5 answer
+            if status:
+                raise
+            await error(err, st.request_id)(scope, receive, send_with_headers)
         except Exception as exc:
             if _is_drop(exc):  # an injected fault cut the connection: no answer was given
-                dropped = True
+                st.dropped = True
                 raise DropConnection() from None  # bare, so the server's log filter knows it
             if status:
                 raise
             log.exception("unhandled error in request %s", st.request_id)
-            err = ApiError(code="INTERNAL")
-            await from_stored(error_response(err, st.request_id))(scope, receive,
-                                                                   send_with_headers)
+            await error(ApiError(code="INTERNAL"), st.request_id)(scope, receive,
+                                                                  send_with_headers)
         finally:
-            self._journal(scope, st, 0 if dropped or not status else status[0], dropped)
+            if st.dropped:  # an injected fault cut the connection: no answer was given
+                await self._journal(scope, st, 0, dropped=True)
+            elif not status:  # no answer at all (the client went away first)
+                await self._journal(scope, st, 0)
 
-    def _journal(self, scope: Scope, st: state.RequestState, status: int,
-                 dropped: bool = False) -> None:
+    async def _journal(self, scope: Scope, st: state.RequestState, status: int,
+                       dropped: bool = False) -> None:
         path = scope.get("path", "")
         if path.startswith("/__mock/"):
             return
         try:
-            self.service.store.journal_append({
+            await self.service.store.record({
                 "requestId": st.request_id, "at": iso(time.time()),
                 "method": scope.get("method"), "path": path,
                 "query": scope.get("query_string", b"").decode("latin-1"),

@@ -1,20 +1,22 @@
 """Request validation that reports every offending field (D5 VALIDATION_FAILED, details.issues).
 
-Connexion's own validators stop at the first error and embed a schema dump in the message; these
-subclasses collect all errors and word each one as a short sentence.
+The validators are compiled once per operation from the spec (see registry.py); this module
+collects all errors of a request and words each one as a short sentence (Connexion's own stop at
+the first error and embed a schema dump in the message).
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
+from urllib.parse import unquote_plus
 
-import orjson
-from connexion.json_schema import Draft4RequestValidator
-from connexion.validators import JSONRequestBodyValidator, ParameterValidator
-from connexion.validators.parameter import draft4_format_checker
-from jsonschema import Draft4Validator, ValidationError
+from jsonschema import ValidationError
 
-from mock.domain.errors import ValidationFailed
+from mock.domain.errors import ApiError, ValidationFailed
+from mock.web.state import RequestState
+
+log = logging.getLogger("layers.mock")
 
 MAX_ISSUES = 20
 
@@ -64,57 +66,62 @@ def _issues(prefix: str, errors: list[ValidationError]) -> list[dict[str, str]]:
     return out[:MAX_ISSUES]
 
 
-class BodyValidator(JSONRequestBodyValidator):
-    async def _parse(self, stream, scope) -> Any:
-        """The same parser as the body guard (orjson), so both agree on what is JSON."""
-        raw = b"".join([chunk async for chunk in stream])
-        return orjson.loads(raw) if raw else None
+def validate(st: RequestState, query_string: bytes) -> dict[str, Any]:
+    """Check the routed request against its operation; the domain function's arguments.
 
-    def _validate(self, body: Any) -> dict | None:
-        if not self._nullable and body is None:
-            raise ValidationFailed([{"path": "body", "message": "a JSON body is required"}])
-        validator = Draft4RequestValidator(self._schema,
-                                           format_checker=Draft4Validator.FORMAT_CHECKER)
-        errors = list(validator.iter_errors(body))
-        if errors:
-            raise ValidationFailed(_issues("body", errors))
-        return None
+    Every problem is reported at once (D5 `details.issues`). The body was parsed by the body
+    guard; an absent body takes the schema's default, and is refused when the spec requires it.
+    """
+    op = st.operation
+    assert op is not None
+    issues: list[dict[str, str]] = []
+    if query_string:
+        # strict: the spec declares no query parameter the mock does not know
+        known = {p.name for p in op.params if p.location == "query"}
+        names = {unquote_plus(pair.partition("=")[0])
+                 for pair in query_string.decode("latin-1").split("&") if pair}
+        for name in sorted(names - known):
+            issues.append({"path": f"query.{name}", "message": "is not a known parameter"})
+    kwargs: dict[str, Any] = {}
+    for param in op.params:
+        if param.location == "path":
+            value = st.path_params.get(param.name)
+        elif param.location == "header":
+            value = st.headers.get(param.name.lower())
+        else:
+            continue
+        where = f"{param.location}.{param.name}"
+        if value is None:
+            if param.required:
+                issues.append({"path": where, "message": "is required"})
+        else:
+            issues.extend({"path": where, "message": describe(e)}
+                          for e in param.validator.iter_errors(value))
+        kwargs[param.kwarg] = value
+    if op.takes_body:
+        # No body at all takes the schema's default (as Connexion does); JSON null is a body.
+        body = st.body if st.body_bytes else op.body_default
+        if body is None:
+            if not op.body_nullable:
+                issues.append({"path": "body", "message": "a JSON body is required"})
+        elif op.body_validator is not None:
+            issues.extend(_issues("body", list(op.body_validator.iter_errors(body))))
+        kwargs["body"] = body if body is not None else {}
+    if issues:
+        raise ValidationFailed(issues[:MAX_ISSUES])
+    return kwargs
 
 
-_VALIDATORS: dict[int, Draft4Validator] = {}
-
-
-def _param_validator(param: dict) -> Draft4Validator:
-    """One compiled validator per parameter of the spec (they live as long as the app)."""
-    found = _VALIDATORS.get(id(param))
-    if found is None:
-        found = Draft4Validator(param.get("schema", param), format_checker=draft4_format_checker)
-        _VALIDATORS[id(param)] = found
-    return found
-
-
-class ParamsValidator(ParameterValidator):
-    def validate_request(self, request) -> None:
-        issues: list[dict[str, str]] = []
-        if self.strict_validation:
-            for name in sorted(self.validate_query_parameter_list(
-                    request, security_params=self.security_query_params)):
-                issues.append({"path": f"query.{name}", "message": "is not a known parameter"})
-        getters = {
-            "query": lambda p: request.query_params.get(p["name"]),
-            "path": lambda p: request.path_params.get(p["name"].replace("-", "_")),
-            "header": lambda p: request.headers.get(p["name"]),
-            "cookie": lambda p: request.cookies.get(p["name"]),
-        }
-        for location, get in getters.items():
-            for param in self.parameters.get(location, []):
-                value = get(param)
-                where = f"{location}.{param['name']}"
-                if value is None:
-                    if param.get("required"):
-                        issues.append({"path": where, "message": "is required"})
-                    continue
-                errors = list(_param_validator(param).iter_errors(value))
-                issues.extend({"path": where, "message": describe(e)} for e in errors)
-        if issues:
-            raise ValidationFailed(issues[:MAX_ISSUES])
+def check_response(st: RequestState, status: int, body: Any) -> None:
+    """--validate-responses: a body that breaks its documented schema is a bug (500)."""
+    op = st.operation
+    validator = op.responses.get(status) if op else None
+    if validator is None or body is None:
+        return
+    errors = list(validator.iter_errors(body))
+    if errors:
+        log.error("response of %s (%s) breaks the spec: %s", op.operation_id, status,
+                  "; ".join(f"{'.'.join(map(str, e.absolute_path))}: {e.message}"[:200]
+                            for e in errors[:5]))
+        raise ApiError("The mock produced a response that breaks the contract.",
+                       code="INTERNAL")

@@ -8,7 +8,7 @@ args = sys.argv[1:]
 i = args.index("--broken")
 name = args[i + 1]
 del args[i : i + 2]
-VARIANTS[name][1]()
+VARIANTS[name].patch()
 
 from mock.cli import main  # noqa: E402 - after the patch, which must precede the app's import
 

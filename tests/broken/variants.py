@@ -1,8 +1,14 @@
-"""The broken variants: name -> (the rule the kit must name, a patch of the mock)."""
+"""The variants that prove the kit: name -> a patch of the mock, the rules the kit must fail
+(exactly those, and nothing else), and the checks that must end inconclusive.
+
+Patches replace one domain function with one of the same signature, or wrap the app at the
+HTTP level (tests/broken/asgi.py); a variant never makes the mock answer 5xx.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from mock.domain import (
     assets,
@@ -20,7 +26,7 @@ from mock.domain.clock import iso
 
 def replay_new_job() -> None:
     """The replay runs the operation again (a new job) instead of replaying."""
-    idempotency.begin = lambda *a, **k: None
+    idempotency.claim_in = lambda *a, **k: None
 
 
 def brief_replaced() -> None:
@@ -66,13 +72,14 @@ def approval_not_reset() -> None:
 
 
 def old_assets_vanish() -> None:
-    """Superseded assets are deleted instead of kept readable."""
+    """Superseded assets are deleted instead of kept readable (the real signature, so
+    completion still works and only R7 breaks)."""
 
-    def supersede(tx, org_id, asset_ids, at, retention=None):
+    def supersede(tx, org_id, asset_ids, at_iso, retention=None):
         for aid in asset_ids:
             tx.delete(tenancy.ASSET, f"{org_id}/{aid}")
 
-    effects.assets.supersede = supersede
+    assets.supersede = supersede
 
 
 def other_org_forbidden() -> None:
@@ -206,10 +213,7 @@ def busy_container_allowed() -> None:
             tenancy.put_container(tx, c)
         return original(tx, ctx, container_id, body)
 
-    operations.regenerate_content = regenerate
-    from mock.domain import service
-
-    service.OPERATIONS["regenerateContent"] = regenerate
+    operations.regenerate_content = regenerate  # the registry finds it by name at start
 
 
 def cancel_applies_changes() -> None:
@@ -227,9 +231,6 @@ def never_304() -> None:
     """If-None-Match is ignored: never a 304."""
     original = operations.get_job
     operations.get_job = lambda tx, ctx, job_id, if_none_match: original(tx, ctx, job_id, None)
-    from mock.domain import service
-
-    service.OPERATIONS["getJob"] = operations.get_job
 
 
 def scopes_ignored() -> None:
@@ -237,7 +238,7 @@ def scopes_ignored() -> None:
     from mock.domain import auth
 
     auth.require_scopes = lambda principal, scopes: None
-    import mock.web.auth as web_auth
+    import mock.web.auth as web_auth  # imports it by name
 
     web_auth.require_scopes = auth.require_scopes
 
@@ -262,42 +263,116 @@ def request_id_mismatch() -> None:
         out["error"]["requestId"] = "req_01HXZ9G7KMV2QX8Y1S5RJW3B7T"
         return out
 
-    import mock.domain.service as service
+    import mock.web.responses as responses
 
-    service.envelope = envelope
+    responses.envelope = envelope
 
 
-# name -> (the rule the kit must report as failed, the patch)
-VARIANTS: dict[str, tuple[str, Callable[[], None]]] = {
-    "replay_new_job": ("D6", replay_new_job),
-    "brief_replaced": ("R5", brief_replaced),
-    "value_propositions_appended": ("R5", value_propositions_appended),
-    "approval_not_reset": ("R8", approval_not_reset),
-    "old_assets_vanish": ("R7", old_assets_vanish),
-    "other_org_forbidden": ("R12", other_org_forbidden),
-    "no_location_url": ("R1", no_location_url),
-    "progress_goes_backwards": ("D7", progress_goes_backwards),
-    "terminal_job_changes": ("D7", terminal_job_changes),
-    "wrong_billing_code": ("R12", wrong_billing_code),
-    "caption_kept": ("R4", caption_kept),
-    "container_id_changes": ("R2", container_id_changes),
-    "preserve_assets_ignored": ("R6", preserve_assets_ignored),
-    "scheduled_caption_updated": ("R9", scheduled_caption_updated),
-    "busy_container_allowed": ("R10", busy_container_allowed),
-    "cancel_applies_changes": ("R11", cancel_applies_changes),
-    "never_304": ("D7", never_304),
-    "scopes_ignored": ("D8", scopes_ignored),
-    "stages_out_of_order": ("D7", stages_out_of_order),
-    "moderation_off": ("R12", moderation_off),
-    "request_id_mismatch": ("R12", request_id_mismatch),
+def constant_etag() -> None:
+    """getJob's ETag never changes while the job moves (a 304 still works for ended jobs)."""
+    jobs.etag = lambda view_doc: '"same-for-ever"'
+
+
+def replay_rerendered() -> None:
+    """A replay re-renders the job's current state instead of repeating the first bytes."""
+    import orjson
+
+    original = idempotency.begin
+
+    def begin(store, *args, **kwargs):
+        stored = original(store, *args, **kwargs)
+        if stored is None or stored.status != 202:
+            return stored
+        first = orjson.loads(stored.body)
+        job = store.atomic(lambda tx: tx.get("job", first.get("jobId", "")))
+        if job is None:
+            return stored
+        view = jobs.view(job)
+        now = {**first, **{k: view[k] for k in ("status", "stage", "progress")
+                           if k in view and view[k] != first.get(k)}}
+        return idempotency.Stored(stored.status, stored.headers, orjson.dumps(now).decode())
+
+    idempotency.begin = begin
+
+
+def rate_limited() -> None:
+    """Correct, but enforces the standard tier per key (429 RATE_LIMITED with Retry-After)."""
+    from tests.broken.asgi import RateLimiter, wrap_app
+
+    wrap_app(lambda app: RateLimiter(app, minute=RATE_MINUTE))
+
+
+def extra_fields() -> None:
+    """Correct, but every response object carries an extra field the schema allows."""
+    from tests.broken.asgi import ExtraFields, wrap_app
+
+    wrap_app(ExtraFields)
+
+
+def stages_too_fast() -> None:
+    """Correct, but a job's five stages pass faster than any poll (see MOCK_ARGS)."""
+
+
+# The standard tier's minute, scaled so the suite never waits a real one (see asgi.py).
+RATE_MINUTE = 8.0
+FAST = ("--stage-seconds", "0.1")
+
+
+@dataclass(frozen=True)
+class Variant:
+    patch: Callable[[], None]
+    fails: frozenset[str]  # the rules the kit must fail: exactly these
+    inconclusive: frozenset[str] = frozenset()  # checks that must end inconclusive
+    mock_args: tuple[str, ...] = FAST
+
+    @property
+    def doc(self) -> str:
+        return (self.patch.__doc__ or "").strip().splitlines()[0]
+
+
+def _v(patch, *rules: str, inconclusive: tuple[str, ...] = (),
+       mock_args: tuple[str, ...] = FAST) -> Variant:
+    return Variant(patch, frozenset(rules), frozenset(inconclusive), mock_args)
+
+
+# Stage checks judge only stages their polls land in: under the suite's load a poll can take
+# longer than a 0.1-s stage, so the stage-timing variants run with stages that can be seen.
+SEEN = ("--stage-seconds", "0.4")
+
+VARIANTS: dict[str, Variant] = {
+    "replay_new_job": _v(replay_new_job, "D6"),
+    "brief_replaced": _v(brief_replaced, "R5"),
+    "value_propositions_appended": _v(value_propositions_appended, "R5"),
+    "approval_not_reset": _v(approval_not_reset, "R8"),
+    "old_assets_vanish": _v(old_assets_vanish, "R7"),
+    # The leak is one defect; R12 (regenerate) and D8 (reads, cancel) both forbid it.
+    "other_org_forbidden": _v(other_org_forbidden, "R12", "D8"),
+    # The envelope breaks the schema too (locationUrl is required).
+    "no_location_url": _v(no_location_url, "R1", "SCHEMA"),
+    "progress_goes_backwards": _v(progress_goes_backwards, "D7", mock_args=SEEN),
+    "terminal_job_changes": _v(terminal_job_changes, "D7"),
+    "wrong_billing_code": _v(wrong_billing_code, "R12"),
+    # A kept caption breaks R4, and R6 (preserveAssets still regenerates the caption).
+    "caption_kept": _v(caption_kept, "R4", "R6"),
+    "container_id_changes": _v(container_id_changes, "R2"),
+    "preserve_assets_ignored": _v(preserve_assets_ignored, "R6"),
+    "scheduled_caption_updated": _v(scheduled_caption_updated, "R9"),
+    "busy_container_allowed": _v(busy_container_allowed, "R10"),
+    "cancel_applies_changes": _v(cancel_applies_changes, "R11"),
+    "never_304": _v(never_304, "D7"),
+    "scopes_ignored": _v(scopes_ignored, "D8"),
+    "stages_out_of_order": _v(stages_out_of_order, "D7", mock_args=SEEN),
+    "moderation_off": _v(moderation_off, "R12"),
+    "request_id_mismatch": _v(request_id_mismatch, "D5"),
+    "constant_etag": _v(constant_etag, "D7"),
+    # A re-rendered 202 of a finished job also breaks the 202 envelope's schema.
+    "replay_rerendered": _v(replay_rerendered, "D6", "SCHEMA"),
+    "rate_limited": _v(rate_limited, mock_args=("--stage-seconds", "0.6")),
+    "extra_fields": _v(extra_fields),
+    "stages_too_fast": _v(stages_too_fast, mock_args=("--stage-seconds", "0.001"),
+                          inconclusive=("d7_stage_order", "d7_progress_monotonic",
+                                        "d7_etag_tracks_changes", "r10_busy_conflict",
+                                        "r11_cancel_keeps_content")),
 }
 
-# The kit can judge stage order and progress only from stages its polls land in. Under the
-# suite's load (three broken targets at once on two cores) a poll can take longer than a 0.1-s
-# stage, so these variants run with stages that last long enough to be seen, as real ones do.
-MOCK_ARGS: dict[str, tuple[str, ...]] = {
-    "stages_out_of_order": ("--stage-seconds", "0.4"),
-    "progress_goes_backwards": ("--stage-seconds", "0.4"),
-}
-
-__all__ = ["MOCK_ARGS", "VARIANTS", "assets"]
+__all__ = ["VARIANTS", "Variant"]

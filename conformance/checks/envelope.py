@@ -1,0 +1,44 @@
+"""Judges of what the whole run saw: D5 on every error, the spec on every response.
+
+They run after every other check, over the observations all clients recorded, so a breach is
+reported once under its own rule (D5, SCHEMA) instead of failing whichever check met it.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from conformance.context import Ctx
+from conformance.failures import Violation
+from conformance.registry import check
+
+
+@check("D5", "Every error: the envelope, JSON, and requestId equal to X-Request-Id",
+       judge=True)
+def d5_error_envelope(ctx: Ctx) -> None:
+    # Errors of its own, so that D5 is judged even when the other checks met none.
+    ctx.client(None).get(f"/v1/content/cnt_{uuid.uuid4()}")  # 401
+    ctx.api.get(f"/v1/content/cnt_{uuid.uuid4()}")  # 404
+    ctx.api.post(f"/v1/content/cnt_{uuid.uuid4()}/regenerate",
+                 content=b"{not json", headers={"Content-Type": "application/json"})  # 422
+    obs = ctx.observations
+    if obs.d5_breaches:
+        first = obs.d5_breaches[0]
+        kinds = sorted({b.message.split(":")[0] for b in obs.d5_breaches})
+        raise Violation(f"{len(obs.d5_breaches)} of {obs.errors_seen} error responses break "
+                        f"D5 (first seen by {first.check}): {first.message}",
+                        expected="{error: {code, message, requestId}} as JSON, requestId = "
+                                 "X-Request-Id",
+                        received="; ".join(kinds)[:500], exchange=first.exchange)
+
+
+@check("SCHEMA", "Every response a check received matches openapi.yaml (openapi-core)",
+       judge=True)
+def schema_responses(ctx: Ctx) -> None:
+    obs = ctx.observations
+    if obs.schema_breaches:
+        first = obs.schema_breaches[0]
+        raise Violation(f"{len(obs.schema_breaches)} response(s) do not match openapi.yaml "
+                        f"(first seen by {first.check})",
+                        expected="a response documented by the contract",
+                        received=first.message, exchange=first.exchange)
