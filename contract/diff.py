@@ -437,9 +437,8 @@ class _Differ:
         """
         req = side == "request"
         narrowed = narrowed or (not req and any(
-            name in b.required and name in n.required and b.properties[name].enum is not None
-            and n.properties[name].enum is not None
-            and b.properties[name].enum - n.properties[name].enum
+            name in b.required and name in n.required
+            and _lost(b.properties[name].enum, n.properties[name].enum)
             for name in set(b.properties) & set(n.properties)))
         names = sorted(set(b.properties) | set(n.properties) | b.required | n.required)
         for prop in names:
@@ -496,6 +495,11 @@ def _error_codes(doc: Document) -> set[str]:
         if code is not None and code.enum:
             codes |= {json.loads(v) for v in code.enum}
     return codes
+
+
+def _lost(base: frozenset[str] | None, new: frozenset[str] | None) -> bool:
+    """An enum in both that lost values."""
+    return base is not None and new is not None and bool(base - new)
 
 
 def _esc(part: str) -> str:
