@@ -70,12 +70,16 @@ def banner(service, url: str, config: Config, workers: int) -> str:
         f"  spec {url}/openapi.yaml  {url}/openapi.json   docs {url}/docs   control {url}/__mock/",
         f"  store {config.store}   workers {workers}   clock {config.clock}   "
         f"stage {config.stage_seconds:g}s (a job takes {5 * config.stage_seconds:g}s)",
+        f"  rate limits {config.rate_limits}   cors "
+        + ("off" if not config.cors else ", ".join(config.cors_origins) or "any origin"),
         "  API keys (X-Api-Key or Authorization: Bearer):",
     ]
     for k in fx["keys"]:
         org = orgs[k["org"]]
+        tier = k.get("rateLimitTier")
         lines.append(f"    {k['key']:<18} {org.get('name', org['id']):<6} "
-                     f"{org['credits']:>13,} credits  {' '.join(k['scopes'])}")
+                     f"{org['credits']:>13,} credits  {' '.join(k['scopes'])}"
+                     + (f"  (always rate-limited: {tier})" if tier else ""))
     lines.append("  projects:")
     for p in fx["projects"]:
         lines.append(f"    {p['id']}  {orgs[p['org']].get('name', '')} "

@@ -65,6 +65,9 @@ class Config:
         10.0, "seconds a client has to send a whole request, headers and body (slower "
               "connections are closed)", metavar="S")
     log_level: str = option("warning", "log level; info adds an access log", choices=LOG_LEVELS)
+    rate_limits: str = option(
+        "off", "put every key on this rate-limit tier of the fixtures (lp_test_limited is "
+               "always on standard)", choices=("standard", "off"))
     cors: bool = option(True, "turn CORS off (it is on for any origin by default)",
                         flag="--no-cors", action="store_false")
     cors_origins: list[str] = option(

@@ -120,7 +120,8 @@ def test_proxy_in_front_of_the_mock_passes_the_whole_workflow(mock, tmp_path):
         with _client(proxy.url) as c:
             advance = lambda s: c.post("/__mock/clock/advance",  # noqa: E731
                                        json={"seconds": s}).raise_for_status()
-            c.post("/__mock/reset").raise_for_status()  # outside the contract: forwarded only
+            # outside the contract: forwarded, not judged
+            c.post("/__mock/reset", json={}).raise_for_status()
             sent = _workflow(c, advance)
             found = c.get("/__proxy/violations").json()
             assert found["server"] == [] and found["client"] == [], found
@@ -168,8 +169,9 @@ def broken(tmp_path_factory):
     """A broken server and a proxy in front of it, shared by the cases below."""
     out = tmp_path_factory.mktemp("broken")
     server = start_broken_target()
-    proxy = start_proxy(server.url, "--report", str(out / "proxy.json"), "--report",
-                        str(out / "proxy.md"), "--junit-xml", str(out / "proxy.xml"))
+    # enough examples per check that each case below finds its own exchange among them
+    proxy = start_proxy(server.url, "--examples", "50", "--report", str(out / "proxy.json"),
+                        "--report", str(out / "proxy.md"), "--junit-xml", str(out / "proxy.xml"))
     yield proxy, out
     server.stop()
     proxy.stop(signal.SIGKILL)  # normally stopped (and its exit status read) by the last test

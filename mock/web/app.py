@@ -40,6 +40,7 @@ from mock.web.errors import HANDLERS
 from mock.web.faults import FaultMiddleware
 from mock.web.hygiene import HygieneMiddleware
 from mock.web.outer import OuterMiddleware
+from mock.web.ratelimit import rate_limit
 from mock.web.registry import Registry
 
 
@@ -84,7 +85,7 @@ def create_app(config: Config | None = None, service: MockService | None = None)
     )
     for exc_class, handler in HANDLERS:
         connexion_app.add_error_handler(exc_class, handler)
-    api = ApiMiddleware(connexion_app)
+    api = ApiMiddleware(connexion_app, steps=[rate_limit])
     faults = FaultMiddleware(api)
     routed = RouteMiddleware(faults, registry)
     control = ControlMiddleware(routed, service,
@@ -94,7 +95,7 @@ def create_app(config: Config | None = None, service: MockService | None = None)
     app = OuterMiddleware(HygieneMiddleware(inner), service)  # hygiene.py: issue 13
     app.service = service  # type: ignore[attr-defined]  # for tests and the CLI
     app.registry = registry  # type: ignore[attr-defined]
-    app.api = api  # type: ignore[attr-defined]  # its `steps` take more checks (rate limits)
+    app.api = api  # type: ignore[attr-defined]
     return app
 
 
