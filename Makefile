@@ -31,8 +31,9 @@ mock: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
+# --durations: every run prints its slowest tests (the suite's time is their sum, not a guess).
 test: $(STAMP) $(NODE_STAMP) system-deps lint
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --durations=15 $(PYTEST_ARGS)
 
 # Long property-based run against a fresh mock; bounded by FUZZ_EXAMPLES and FUZZ_SECONDS.
 fuzz: $(STAMP)
@@ -59,6 +60,8 @@ bench: $(STAMP) system-deps
 	@command -v wrk >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get install -y -qq wrk >/dev/null; \
 	  else echo "wrk is missing: sudo apt-get install wrk" >&2; exit 1; fi; }
+	@if command -v npm >/dev/null 2>&1; then npm ci --prefix bench --no-audit --no-fund --silent; \
+	else echo "npm is missing: the benchmark runs without its Prism comparison" >&2; fi
 	$(BIN)/python bench/run.py $(ARGS)
 
 clean:
