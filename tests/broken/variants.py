@@ -277,22 +277,22 @@ def replay_rerendered() -> None:
     """A replay re-renders the job's current state instead of repeating the first bytes."""
     import orjson
 
-    original = idempotency.begin
+    original = idempotency.claim_in
 
-    def begin(store, *args, **kwargs):
-        stored = original(store, *args, **kwargs)
+    def claim_in(tx, claim, ttl, now):
+        stored = original(tx, claim, ttl, now)
         if stored is None or stored.status != 202:
             return stored
         first = orjson.loads(stored.body)
-        job = store.atomic(lambda tx: tx.get("job", first.get("jobId", "")))
+        job = tx.get("job", first.get("jobId", ""))
         if job is None:
             return stored
         view = jobs.view(job)
-        now = {**first, **{k: view[k] for k in ("status", "stage", "progress")
-                           if k in view and view[k] != first.get(k)}}
-        return idempotency.Stored(stored.status, stored.headers, orjson.dumps(now).decode())
+        fresh = {**first, **{k: view[k] for k in ("status", "stage", "progress")
+                             if k in view and view[k] != first.get(k)}}
+        return idempotency.Stored(stored.status, stored.headers, orjson.dumps(fresh).decode())
 
-    idempotency.begin = begin
+    idempotency.claim_in = claim_in
 
 
 def rate_limited() -> None:
