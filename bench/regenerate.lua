@@ -13,6 +13,7 @@ function setup(thread)
 end
 
 function init(args)
+  run = os.getenv("RUN") or "run"  -- the warm-up and the measurement never share a key
   for line in io.lines(os.getenv("CONTAINERS")) do
     containers[#containers + 1] = line
   end
@@ -26,7 +27,7 @@ request = function()
   local headers = {}
   headers["X-Api-Key"] = "lp_test_full"
   headers["Content-Type"] = "application/json"
-  headers["Idempotency-Key"] = string.format("bench-%d-%d-%d", tid, counter, os.time())
+  headers["Idempotency-Key"] = string.format("bench-%s-%d-%d-%d", run, tid, counter, os.time())
   return wrk.format("POST", "/v1/content/" .. cid .. "/regenerate", headers,
                     '{"brief":{"cta":"Benchmark"}}')
 end

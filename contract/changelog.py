@@ -11,7 +11,6 @@ from pathlib import Path
 
 CHANGELOG = Path(__file__).parent / "CHANGELOG.md"
 _HEADING = re.compile(r"^## \[?v?(?P<version>\d+\.\d+\.\d+[^\]\s]*)\]?", re.MULTILINE)
-KINDS = ("Added", "Changed", "Deprecated", "Removed")
 
 
 def sections(text: str) -> dict[str, str]:

@@ -21,6 +21,7 @@ from contract import lint as lint_mod
 from contract import page, publish, releases, report
 from contract.diff import diff
 from contract.document import ContractError, load
+from mock.version import version as kit_version
 
 
 def _current() -> Path:
@@ -42,6 +43,7 @@ def _resolve(name: str) -> Path:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="layers-contract", description=__doc__.split("\n")[0])
+    p.add_argument("--version", action="version", version=f"%(prog)s {kit_version()}")
     sub = p.add_subparsers(dest="command", required=True)
     pub = sub.add_parser("publish", help="write the release files of the current contract")
     pub.add_argument("--out", type=Path, required=True, help="folder to write into")

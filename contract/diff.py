@@ -348,7 +348,8 @@ class _Differ:
                      f"{where}: type {_fmt(b.types)} became {_fmt(n.types)}")
         if b.format != n.format:
             safe = n.format is None if req else b.format is None
-            self.add("documentation-changed" if safe else "format-changed", ptr + "/format",
+            relaxed = "request-constraint-relaxed" if req else "response-constraint-changed"
+            self.add(relaxed if safe else "format-changed", ptr + "/format",
                      f"{where}: format {b.format} became {n.format}")
         self._enum(b, n, ptr, side, where)
         bnull, nnull = b.nullable is True, n.nullable is True
@@ -437,9 +438,8 @@ class _Differ:
         """
         req = side == "request"
         narrowed = narrowed or (not req and any(
-            name in b.required and name in n.required and b.properties[name].enum is not None
-            and n.properties[name].enum is not None
-            and b.properties[name].enum - n.properties[name].enum
+            name in b.required and name in n.required
+            and _lost(b.properties[name].enum, n.properties[name].enum)
             for name in set(b.properties) & set(n.properties)))
         names = sorted(set(b.properties) | set(n.properties) | b.required | n.required)
         for prop in names:
@@ -496,6 +496,11 @@ def _error_codes(doc: Document) -> set[str]:
         if code is not None and code.enum:
             codes |= {json.loads(v) for v in code.enum}
     return codes
+
+
+def _lost(base: frozenset[str] | None, new: frozenset[str] | None) -> bool:
+    """An enum in both that lost values."""
+    return base is not None and new is not None and bool(base - new)
 
 
 def _esc(part: str) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 MISSING: Any = object()  # "no default declared" (None is a legitimate default)
@@ -158,10 +158,9 @@ def union(views: Iterable[View]) -> View:
     first = vs[0]
     same = all(v.format == first.format for v in vs)
     return View(
-        types=(None if any(v.types is None for v in vs)
-               else frozenset().union(*(v.types for v in vs))),
+        types=_unite([v.types for v in vs]),
         format=first.format if same else None,
-        enum=None if any(v.enum is None for v in vs) else frozenset().union(*(v.enum for v in vs)),
+        enum=_unite([v.enum for v in vs]),
         nullable=True if any(v.nullable for v in vs) else None,
         properties=props,
         required=frozenset.intersection(*(v.required for v in vs)),
@@ -174,5 +173,11 @@ def union(views: Iterable[View]) -> View:
     )
 
 
-def with_docs(view: View, docs: dict[str, Any]) -> View:
-    return replace(view, docs={**view.docs, **docs})
+def _unite(sets: list[frozenset[str] | None]) -> frozenset[str] | None:
+    """The union of value sets, where None (unconstrained) absorbs everything."""
+    out: frozenset[str] = frozenset()
+    for one in sets:
+        if one is None:
+            return None
+        out |= one
+    return out

@@ -21,6 +21,7 @@ from mock import config as config_mod  # noqa: E402
 from mock.config import Config  # noqa: E402
 from mock.domain.fixtures import FixtureError  # noqa: E402
 from mock.version import version  # noqa: E402
+from mock.web import server  # noqa: E402
 from mock.web.app import build_service, create_app  # noqa: E402
 
 _ENV = "LAYERS_MOCK_CONFIG"
@@ -56,6 +57,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def worker_app():
     """Factory for uvicorn worker processes: the config travels in the environment."""
     config = Config.from_json(json.loads(os.environ[_ENV]))
+    server.GuardedHttpToolsProtocol.read_timeout = config.read_timeout
     # The parent already seeded the shared store.
     return create_app(config.replace(reset_on_start=False))
 
@@ -68,12 +70,16 @@ def banner(service, url: str, config: Config, workers: int) -> str:
         f"  spec {url}/openapi.yaml  {url}/openapi.json   docs {url}/docs   control {url}/__mock/",
         f"  store {config.store}   workers {workers}   clock {config.clock}   "
         f"stage {config.stage_seconds:g}s (a job takes {5 * config.stage_seconds:g}s)",
+        f"  rate limits {config.rate_limits}   cors "
+        + ("off" if not config.cors else ", ".join(config.cors_origins) or "any origin"),
         "  API keys (X-Api-Key or Authorization: Bearer):",
     ]
     for k in fx["keys"]:
         org = orgs[k["org"]]
+        tier = k.get("rateLimitTier")
         lines.append(f"    {k['key']:<18} {org.get('name', org['id']):<6} "
-                     f"{org['credits']:>13,} credits  {' '.join(k['scopes'])}")
+                     f"{org['credits']:>13,} credits  {' '.join(k['scopes'])}"
+                     + (f"  (always rate-limited: {tier})" if tier else ""))
     lines.append("  projects:")
     for p in fx["projects"]:
         lines.append(f"    {p['id']}  {orgs[p['org']].get('name', '')} "
@@ -109,8 +115,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"layers-mock: cannot start: {exc}", file=sys.stderr)
         return 2
 
+    server.GuardedHttpToolsProtocol.read_timeout = config.read_timeout
     uv_config = uvicorn.Config(app, host=config.host, port=config.port, log_level=config.log_level,
-                               access_log=config.log_level in ("info", "debug"), lifespan="on")
+                               access_log=config.log_level in ("info", "debug"), lifespan="on",
+                               http=server.PROTOCOL)
     try:
         sock = uv_config.bind_socket()
     except SystemExit:
@@ -131,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
 
     multi_config = uvicorn.Config("mock.cli:worker_app", factory=True, host=config.host,
                                   port=port, workers=config.workers, log_level=config.log_level,
-                                  access_log=False)
+                                  access_log=False, http=server.PROTOCOL)
     Multiprocess(multi_config, sockets=[sock]).run()
     print("layers-mock stopped", flush=True)
     return 0

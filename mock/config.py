@@ -61,7 +61,13 @@ class Config:
     retention_seconds: float = option(
         7 * 24 * 3600.0, "seconds ended jobs and superseded assets are kept",
         flag="--retention", metavar="S")
+    read_timeout: float = option(
+        10.0, "seconds a client has to send a whole request, headers and body (slower "
+              "connections are closed)", metavar="S")
     log_level: str = option("warning", "log level; info adds an access log", choices=LOG_LEVELS)
+    rate_limits: str = option(
+        "off", "put every key on this rate-limit tier of the fixtures (lp_test_limited is "
+               "always on standard)", choices=("standard", "off"))
     cors: bool = option(True, "turn CORS off (it is on for any origin by default)",
                         flag="--no-cors", action="store_false")
     cors_origins: list[str] = option(
@@ -126,6 +132,8 @@ def _problem(c: Config) -> str | None:
                 f"{c.idempotency_ttl}")
     if not _positive(c.retention_seconds):
         return f"--retention must be a finite number of seconds above 0, not {c.retention_seconds}"
+    if not _positive(c.read_timeout):
+        return f"--read-timeout must be a finite number of seconds above 0, not {c.read_timeout}"
     if not isinstance(c.port, int) or not 0 <= c.port <= 65535:
         return f"--port must be a whole number from 0 to 65535, not {c.port}"
     if c.workers < 1:

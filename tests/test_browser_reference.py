@@ -41,7 +41,9 @@ def spec() -> dict:
 @pytest.fixture(scope="module")
 def browser():
     chromium = require_chromium()
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=15_000)  # a loaded 2-core CI box renders slowly, not wrongly
 
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)

@@ -426,9 +426,56 @@ def test_command_exit_codes_and_formats(tmp_path, capsys):
     assert cli.main(["diff", str(base), str(_write(tmp_path, "v2.yaml", broken))]) == 0
 
 
+def test_the_command_as_a_process_gates_with_its_exit_status(tmp_path):
+    """What CI runs: `layers-contract diff` in its own process, exit 1 and a JUnit report."""
+    import subprocess
+    import sys
+
+    base = _write(tmp_path, "base.yaml", base_doc())
+    broken = base_doc()
+    BREAKING["request-enum-value-removed"](broken)
+    new = _write(tmp_path, "new.yaml", broken)
+    report = tmp_path / "reports" / "contract-diff.xml"
+    done = subprocess.run([sys.executable, "-m", "contract", "diff", str(base), str(new),
+                           "--format", "junit", "--output", str(report)],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "FAIL: 1 breaking change(s) within major version 1" in done.stdout
+    failures = ET.parse(report).getroot().iter("failure")
+    assert {f.get("type") for f in failures} >= {"request-enum-value-removed"}
+
+
 def test_command_refuses_what_it_cannot_read(tmp_path, capsys):
     bad = tmp_path / "bad.yaml"
     bad.write_text("just: text\n")
     assert cli.main(["diff", str(bad), str(bad)]) == 2
     assert "not an OpenAPI document" in capsys.readouterr().err
     assert cli.main(["diff", str(tmp_path / "missing.yaml"), str(bad)]) == 2
+
+
+def test_readme_lists_every_rule_in_its_column():
+    """The README's rule table is what partners read: it must match the rules the code applies."""
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    table = text[text.index("**The rules**"):text.index("Exit status of `diff`")]
+    breaking, allowed = set(), set()
+    for line in table.splitlines():
+        cells = line.split("|")
+        if len(cells) > 3 and "---" not in line:
+            breaking |= set(re.findall(r"`([a-z0-9-]+)`", cells[1])) & set(RULES)
+            allowed |= set(re.findall(r"`([a-z0-9-]+)`", cells[2])) & set(RULES)
+    assert breaking == {r for r in RULES if RULES[r].breaking}
+    assert allowed == {r for r in RULES if not RULES[r].breaking}
+
+
+def test_format_dropped_on_a_request_or_added_on_a_response_is_not_breaking():
+    def loosen_request(d):
+        props(d, "ThingUpdate")["note"]["format"] = "email"
+    result = run(lambda d: props(d, "ThingUpdate")["note"].pop("format"), loosen_request)
+    assert {c.rule for c in result.changes} == {"request-constraint-relaxed"}
+    result = run(lambda d: props(d, "Thing")["id"].update(format="uuid"))
+    assert {c.rule for c in result.changes} == {"response-constraint-changed"}
+    result = run(lambda d: props(d, "Thing")["createdAt"].pop("format"))
+    assert {c.rule for c in result.changes} == {"format-changed"}

@@ -186,3 +186,23 @@ def test_pending_count_follows_approvals_and_completions(counted):
     service.clock.advance(10)
     demo.call("getJob", job_id=job["jobId"], if_none_match=None)
     assert pending() == 2  # review_all: both new containers wait for approval
+
+
+# ---- stores -------------------------------------------------------------------------------------
+
+def test_sqlite_failed_commit_is_not_masked_by_the_rollback(tmp_path):
+    """When the transaction had ended already (as a failed COMMIT may leave it), the ROLLBACK
+    failed too and its error replaced the real one."""
+    store = open_store(f"sqlite:///{tmp_path}/m.db")
+
+    class Boom(Exception):
+        pass
+
+    def fn(tx):
+        tx._conn.execute("ROLLBACK")  # the transaction is gone, as after a failed COMMIT
+        raise Boom()
+
+    with pytest.raises(Boom):
+        store.atomic(fn)
+    assert store.atomic(lambda tx: tx.get("org", "x")) is None  # still usable
+    store.close()

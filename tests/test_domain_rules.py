@@ -325,12 +325,14 @@ def test_reset_restores_fixtures(api):
 
 def test_ended_jobs_and_superseded_assets_are_kept_for_the_retention_period(tmp_path):
     """Bounded memory: the storage lifecycle forgets ended jobs and superseded assets."""
-    import time
-
     from mock.config import Config
+    from mock.store.base import open_store
     from mock.web.app import build_service
 
-    service = build_service(Config(clock="manual", stage_seconds=1.0, retention_seconds=0.3))
+    expiry = [1_000_000.0]  # the store's expiry clock, moved instead of waited for
+    store = open_store("memory", now=lambda: expiry[0])
+    service = build_service(Config(clock="manual", stage_seconds=1.0, retention_seconds=0.3),
+                            store=store)
     api = Api(service)
     old = api.content(ids.CNT_NOT_REQUIRED)["assets"]
     _, accepted, _ = api.regenerate(ids.CNT_NOT_REQUIRED)
@@ -338,7 +340,7 @@ def test_ended_jobs_and_superseded_assets_are_kept_for_the_retention_period(tmp_
     status, _, _ = api.call("getContentAsset", container_id=ids.CNT_NOT_REQUIRED,
                             asset_id=old[0]["assetId"])
     assert status == 200  # R7 within the retention period
-    time.sleep(0.4)
+    expiry[0] += 0.4
     assert api.call("getJob", job_id=accepted["jobId"], if_none_match=None)[0] == 404
     assert api.call("getContentAsset", container_id=ids.CNT_NOT_REQUIRED,
                     asset_id=old[0]["assetId"])[0] == 404

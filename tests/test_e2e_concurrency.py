@@ -4,30 +4,39 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import threading
-import time
 import uuid
 
 import httpx
+import pytest
 
 from tests.support import ids
 
 REGEN = "/v1/content/{}/regenerate"
+pytestmark = pytest.mark.e2e
 
 
 def test_d6_in_flight_duplicate_is_in_progress(live_any_store):
     live = live_any_store
     key = {"X-Api-Key": ids.FULL, "Idempotency-Key": str(uuid.uuid4())}
     results: dict[str, httpx.Response] = {}
+    sent = threading.Event()
+
+    def trace(event: str, info: dict) -> None:
+        if event == "http11.send_request_body.complete":
+            sent.set()
 
     def slow() -> None:
-        with httpx.Client(base_url=live.url, timeout=10) as c:
+        with httpx.Client(base_url=live.url, timeout=30) as c:
             results["first"] = c.post(REGEN.format(ids.CNT_NOT_REQUIRED),
-                                      headers={**key, "Prefer": "latency=1500"})
+                                      headers={**key, "Prefer": "latency=1500"},
+                                      extensions={"trace": trace})
 
     t = threading.Thread(target=slow)
     t.start()
-    time.sleep(0.4)
-    with httpx.Client(base_url=live.url, timeout=10) as c:
+    # A barrier, not a guess: the first request is on the wire (the server reads requests
+    # in order and claims the key before its 1.5 s latency) when the second is sent.
+    assert sent.wait(10)
+    with httpx.Client(base_url=live.url, timeout=30) as c:
         second = c.post(REGEN.format(ids.CNT_NOT_REQUIRED), headers=key)
         t.join()
         assert second.status_code == 409

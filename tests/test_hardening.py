@@ -284,5 +284,134 @@ def _raw(mp: MockProcess, data: bytes, timeout: float = 10) -> bytes:
             out += chunk
 
 
-def _env_clean() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k != "LAYERS_MOCK_ADMIN_TOKEN"}
+# ---- paths and headers -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("method, path", [
+    ("GET", f"/v1/content/{ids.CNT_NOT_REQUIRED}/"),
+    ("POST", f"/v1/content/{ids.CNT_NOT_REQUIRED}%2Fregenerate"),
+    ("POST", f"/v1/content/{ids.CNT_NOT_REQUIRED}%2fregenerate"),
+    ("GET", "/openapi.json/"),
+])
+def test_trailing_slash_and_encoded_slash_are_404_in_the_envelope(http, method, path):
+    """Were a 307 with a Location built from Host, and a regenerate run through %2F."""
+    r = http.request(method, path, headers={**FULL, "Host": "evil.example"},
+                     json={} if method == "POST" else None)
+    assert_envelope(r, 404, "NOT_FOUND")
+    assert "location" not in r.headers
+    journal = http.get("/__mock/requests?limit=5&operationId=regenerateContent").json()
+    assert journal["requests"] == []
+
+
+@pytest.mark.parametrize("headers", [
+    [("X-Api-Key", ids.FULL), ("X-Api-Key", ids.OTHER)],
+    [("X-Api-Key", ids.FULL), ("X-Api-Key", ids.FULL)],
+    [("Authorization", f"Bearer {ids.FULL}"), ("Authorization", f"Bearer {ids.OTHER}")],
+])
+def test_a_duplicated_key_header_is_refused(http, headers):
+    """Took the last value silently."""
+    r = http.get(f"/v1/content/{ids.CNT_NOT_REQUIRED}", headers=headers)
+    assert_envelope(r, 401, "UNAUTHENTICATED")
+
+
+@pytest.mark.parametrize("headers", [
+    {"X-Big": "a" * 40_000},
+    {f"X-H{i}": "v" for i in range(150)},
+])
+def test_oversized_header_sections_get_431_in_the_envelope(http, headers):
+    """A 16 MB header value and 100,000 headers were accepted."""
+    r = http.get(f"/v1/content/{ids.CNT_NOT_REQUIRED}", headers={**FULL, **headers})
+    assert_envelope(r, 431, "VALIDATION_FAILED")
+
+
+def test_a_16_mb_header_is_answered_not_held(mock_process):
+    """The parser reads it, the mock answers 431 and the connection is done."""
+    request = (b"GET /v1/content/x HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+               b"X-Big: " + b"a" * (16 << 20) + b"\r\n\r\n")
+    try:
+        answer = _raw(mock_process, request, timeout=30)
+    except (BrokenPipeError, ConnectionResetError):
+        pytest.fail("the connection was cut before the mock could answer")
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 431 ")
+    assert json.loads(body)["error"]["code"] == "VALIDATION_FAILED"
+
+
+def test_slow_connections_are_closed_after_the_read_timeout():
+    """200 slowloris connections were never timed out."""
+    mp = start_mock("--read-timeout", "1")
+    try:
+        host, port = mp.url.removeprefix("http://").rsplit(":", 1)
+        conns = [socket.create_connection((host, int(port)), timeout=10) for _ in range(20)]
+        for i, s in enumerate(conns):  # half stall in the headers, half in the body
+            s.sendall(b"GET /v1/content/x HTTP/1.1\r\nHost: 127.0.0.1\r\n" if i % 2 else
+                      b"POST /__mock/faults HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                      b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+        for s in conns:
+            assert s.recv(100) == b""  # closed by the mock, well before our 10 s timeout
+            s.close()
+        with mp.client() as c:  # and the mock still answers
+            assert c.get(f"/v1/content/{ids.CNT_NOT_REQUIRED}").status_code == 200
+            # A request slower to answer than the read timeout is not cut.
+            r = c.get(f"/v1/content/{ids.CNT_NOT_REQUIRED}", headers={"Prefer": "latency=1500"})
+            assert r.status_code == 200
+    finally:
+        assert mp.stop() == 0
+
+
+# ---- Redis: stalls and restarts ------------------------------------------------------------
+
+@pytest.fixture
+def own_redis(tmp_path):
+    """A Redis of this test's own (it is paused: never CI's shared one), without persistence."""
+    import shutil
+    import signal
+    import time
+
+    import redis
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed (make system-deps)")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "no", "--dir", str(tmp_path)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"redis://127.0.0.1:{port}/0"
+    for _ in range(200):
+        try:
+            redis.Redis.from_url(url).ping()
+            break
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    yield url, proc
+    os.kill(proc.pid, signal.SIGCONT)
+    proc.terminate()
+    proc.wait(10)
+
+
+def test_a_paused_redis_gets_a_bounded_503_and_the_mock_recovers(own_redis):
+    """With Redis paused, requests went unanswered for more than 5 s."""
+    import signal
+    import time
+
+    url, proc = own_redis
+    mp = start_mock("--store", url, "--reset")
+    try:
+        with mp.client() as c:
+            assert c.get(f"/v1/content/{ids.CNT_NOT_REQUIRED}").status_code == 200
+            os.kill(proc.pid, signal.SIGSTOP)
+            try:
+                started = time.monotonic()
+                r = c.get(f"/v1/content/{ids.CNT_NOT_REQUIRED}", timeout=20)
+                took = time.monotonic() - started
+                err = assert_envelope(r, 503, "INTERNAL")
+                assert r.headers["retry-after"] == "1" and "store" in err["message"]
+                assert took < 10
+            finally:
+                os.kill(proc.pid, signal.SIGCONT)
+            assert c.get(f"/v1/content/{ids.CNT_NOT_REQUIRED}").status_code == 200
+    finally:
+        assert mp.stop() == 0
+    assert "Redis at" in "".join(mp.output) and "keeps nothing on disk" in "".join(mp.output)

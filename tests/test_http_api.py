@@ -18,12 +18,30 @@ from tests.support import ids
 REGEN = "/v1/content/{}/regenerate"
 
 
-@pytest.fixture(params=["in-process", "process-memory", "process-sqlite", "process-redis"])
+E2E = pytest.mark.e2e
+IN_PROCESS_AND_LIVE = ["in-process", pytest.param("process-memory", marks=E2E)]
+EVERY_STORE = [*IN_PROCESS_AND_LIVE, pytest.param("process-sqlite", marks=E2E),
+               pytest.param("process-redis", marks=E2E)]
+
+
+@pytest.fixture(params=IN_PROCESS_AND_LIVE)
 def http(request, live_mocks) -> httpx.Client:
     """A client with no key; tests pass keys explicitly. The mock is fresh and its clock manual.
 
-    In process, then the real layers-mock over each store (D9: the same tests on every store).
+    In process, then the real layers-mock process (memory store). The store contract itself is
+    tested once per store in test_stores.py; the smoke subset below (`http_any`) runs over the
+    real process on every durable store too (D9: the same behaviour on every store).
     """
+    yield from _client(request, live_mocks)
+
+
+@pytest.fixture(params=EVERY_STORE)
+def http_any(request, live_mocks) -> httpx.Client:
+    """`http`, and also the real process over SQLite and over Redis (the smoke subset)."""
+    yield from _client(request, live_mocks)
+
+
+def _client(request, live_mocks):
     if request.param == "in-process":
         with TestClient(request.getfixturevalue("app"), base_url="http://127.0.0.1") as c:
             yield c
@@ -66,7 +84,8 @@ def assert_error(r: httpx.Response, status: int, code: str) -> dict:
 
 # ---- D4 -------------------------------------------------------------------------------------
 
-def test_r1_accepted(http):
+def test_r1_accepted(http_any):
+    http = http_any
     r = regenerate(http, body={"brief": {"topic": "Thirty days, one run at a time."}})
     assert r.status_code == 202
     body = r.json()
@@ -85,7 +104,8 @@ def test_r1_no_body_and_empty_body_are_accepted(http):
     assert r.status_code == 202
 
 
-def test_r2_r3_r4_r7_completion(http):
+def test_r2_r3_r4_r7_completion(http_any):
+    http = http_any
     before = http.get(f"/v1/content/{ids.CNT_NOT_REQUIRED}", headers=FULL).json()
     job = finish(http, regenerate(http).json()["jobId"])
     assert job["status"] == "completed" and job["result"]["containerId"] == ids.CNT_NOT_REQUIRED
@@ -127,13 +147,15 @@ def test_r8_r9_review_and_scheduled_posts(http):
     assert http.get(f"/v1/scheduled-posts/{post['id']}", headers=FULL).json() == post
 
 
-def test_r10_busy_container(http):
+def test_r10_busy_container(http_any):
+    http = http_any
     first = regenerate(http).json()
     err = assert_error(regenerate(http), 409, "CONFLICT")
     assert err["details"]["jobId"] == first["jobId"]
 
 
-def test_r11_failed_job_keeps_content(http):
+def test_r11_failed_job_keeps_content(http_any):
+    http = http_any
     before = http.get(f"/v1/content/{ids.CNT_NOT_REQUIRED}", headers=FULL).json()
     r = regenerate(http, body={"brief": {"topic": "x"}}, headers={"Prefer": "job=fail"})
     job = finish(http, r.json()["jobId"])
@@ -233,7 +255,8 @@ def test_d5_validation_lists_issues_without_schema_dumps(http):
 
 # ---- D6 -------------------------------------------------------------------------------------
 
-def test_d6_replay_is_byte_identical_and_marked(http):
+def test_d6_replay_is_byte_identical_and_marked(http_any):
+    http = http_any
     key = {"Idempotency-Key": str(uuid.uuid4())}
     first = regenerate(http, body={"brief": {"cta": "Go"}}, headers=key)
     again = regenerate(http, body={"brief": {"cta": "Go"}}, headers=key)
@@ -242,6 +265,11 @@ def test_d6_replay_is_byte_identical_and_marked(http):
     assert again.headers["idempotent-replayed"] == "true"
     assert "idempotent-replayed" not in first.headers
     assert again.headers["location"] == first.headers["location"]
+    # The replay is the first response, request id included, and the journal says so.
+    assert again.headers["x-request-id"] == first.headers["x-request-id"]
+    entry = http.get("/__mock/requests?limit=1").json()["requests"][0]
+    assert entry["replayed"] is True
+    assert entry["requestId"] == first.headers["x-request-id"]
 
 
 def test_d6_same_key_other_body_is_conflict(http):
@@ -251,7 +279,8 @@ def test_d6_same_key_other_body_is_conflict(http):
                  "IDEMPOTENCY_CONFLICT")
 
 
-def test_d6_stored_errors_replay_and_unstored_do_not(http):
+def test_d6_stored_errors_replay_and_unstored_do_not(http_any):
+    http = http_any
     key = {"Idempotency-Key": "k-404"}
     first = regenerate(http, ids.MISSING, headers=key)
     again = regenerate(http, ids.MISSING, headers=key)
@@ -277,7 +306,8 @@ def test_d6_keys_are_scoped_to_the_api_key(http):
 
 # ---- D7 -------------------------------------------------------------------------------------
 
-def test_d7_etag_and_304(http):
+def test_d7_etag_and_304(http_any):
+    http = http_any
     job_id = regenerate(http).json()["jobId"]
     r = http.get(f"/v1/jobs/{job_id}", headers=FULL)
     tag = r.headers["etag"]
@@ -289,7 +319,8 @@ def test_d7_etag_and_304(http):
     assert moved.json()["stage"] == "planning"
 
 
-def test_d7_cancel(http):
+def test_d7_cancel(http_any):
+    http = http_any
     job_id = regenerate(http).json()["jobId"]
     r = http.post(f"/v1/jobs/{job_id}/cancel", headers=FULL)
     assert r.status_code == 202 and r.json() == {"jobId": job_id, "accepted": True}
@@ -342,7 +373,8 @@ def test_prefer_is_checked_after_auth(http):
     assert_error(r, 401, "UNAUTHENTICATED")
 
 
-def test_faults_fire_n_times_then_stop(http):
+def test_faults_fire_n_times_then_stop(http_any):
+    http = http_any
     r = http.post("/__mock/faults", json={"match": {"operationId": "getContent"}, "count": 2,
                                           "status": 503})
     assert r.status_code == 201
@@ -363,7 +395,8 @@ def test_fault_definitions_are_validated(http):
                  422, "VALIDATION_FAILED")
 
 
-def test_journal_records_requests_with_masked_keys(http):
+def test_journal_records_requests_with_masked_keys(http_any):
+    http = http_any
     regenerate(http)
     entries = http.get("/__mock/requests?limit=5").json()["requests"]
     entry = entries[0]

@@ -120,7 +120,8 @@ def test_proxy_in_front_of_the_mock_passes_the_whole_workflow(mock, tmp_path):
         with _client(proxy.url) as c:
             advance = lambda s: c.post("/__mock/clock/advance",  # noqa: E731
                                        json={"seconds": s}).raise_for_status()
-            c.post("/__mock/reset").raise_for_status()  # outside the contract: forwarded only
+            # outside the contract: forwarded, not judged
+            c.post("/__mock/reset", json={}).raise_for_status()
             sent = _workflow(c, advance)
             found = c.get("/__proxy/violations").json()
             assert found["server"] == [] and found["client"] == [], found
@@ -157,7 +158,7 @@ def test_client_violations_fail_the_run_only_when_asked(mock, tmp_path):
         with _client(proxy.url, key=None) as c:
             assert c.get(f"/v1/content/{NOT_REQUIRED}").status_code == 401  # no key: D8
     finally:
-        code = _stop(proxy)
+        code = proxy.stop(signal.SIGINT, timeout=30)  # Ctrl-C stops it the same way
     assert code == 1
     failures = ET.parse(tmp_path / "proxy.xml").getroot().findall(".//failure")
     assert [f.get("message").split(" ")[0] for f in failures] == ["D8"]
@@ -168,8 +169,9 @@ def broken(tmp_path_factory):
     """A broken server and a proxy in front of it, shared by the cases below."""
     out = tmp_path_factory.mktemp("broken")
     server = start_broken_target()
-    proxy = start_proxy(server.url, "--report", str(out / "proxy.json"), "--report",
-                        str(out / "proxy.md"), "--junit-xml", str(out / "proxy.xml"))
+    # enough examples per check that each case below finds its own exchange among them
+    proxy = start_proxy(server.url, "--examples", "50", "--report", str(out / "proxy.json"),
+                        "--report", str(out / "proxy.md"), "--junit-xml", str(out / "proxy.xml"))
     yield proxy, out
     server.stop()
     proxy.stop(signal.SIGKILL)  # normally stopped (and its exit status read) by the last test
@@ -207,6 +209,24 @@ def test_proxy_finds_and_names_each_broken_rule(broken, name):
              for e in v["examples"] if e["exchange"]["requestHeaders"].get("x-broken") == name}
     assert BROKEN[name] in named, (name, found[SERVER])
     assert "lp_test_full" not in json.dumps(found)
+
+
+def test_large_answers_and_preflights_pass_through_unjudged(broken):
+    proxy, _ = broken
+    before = httpx.get(proxy.url + "/__proxy/violations", timeout=30).json()["counts"]
+    size = 3 * 1024 * 1024
+    with _client(proxy.url) as c:
+        with c.stream("GET", f"/v1/content/{NOT_REQUIRED}",
+                      headers={"X-Big-Body": str(size)}) as r:
+            received = sum(len(chunk) for chunk in r.iter_raw())
+        assert r.status_code == 200 and received > size  # streamed through whole
+        pre = c.options(f"/v1/content/{NOT_REQUIRED}", headers={
+            "Origin": "http://app.example", "Access-Control-Request-Method": "GET"})
+        assert pre.status_code == 404  # the tiny server's answer, forwarded as it came
+    after = httpx.get(proxy.url + "/__proxy/violations", timeout=30).json()["counts"]
+    assert after["oversizedUnchecked"] == before.get("oversizedUnchecked", 0) + 1
+    assert after["outsideContract"] == before.get("outsideContract", 0) + 1
+    assert after["checked"] == before["checked"]
 
 
 def test_broken_server_fails_the_run_with_reports(broken):

@@ -21,6 +21,7 @@ from tests.support.process import start_mock
 
 REGEN = "/v1/content/{}/regenerate"
 DEMO = "org_00000000-0000-4000-8000-00000000000a"
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 @pytest.fixture(params=["sqlite", "redis"])
@@ -146,6 +147,7 @@ def test_sigkill_during_load_loses_nothing_acknowledged(store_url):
     acknowledged: list[tuple[str, dict, str, bytes]] = []
     lock = threading.Lock()
     stop = threading.Event()
+    enough = threading.Event()  # enough 202s acknowledged to mean something: kill now
 
     def load(worker: int) -> None:
         with httpx.Client(base_url=mock.url, headers={"X-Api-Key": ids.FULL}, timeout=5) as c:
@@ -162,11 +164,13 @@ def test_sigkill_during_load_loses_nothing_acknowledged(store_url):
                 if r.status_code == 202:
                     with lock:
                         acknowledged.append((key, body, r.json()["jobId"], r.content))
+                        if len(acknowledged) >= 30:
+                            enough.set()
 
     threads = [threading.Thread(target=load, args=(w,)) for w in range(6)]
     for t in threads:
         t.start()
-    time.sleep(1.5)
+    assert enough.wait(60), "the load did not get going"
     mock.kill()  # SIGKILL the parent and its workers, mid-load
     stop.set()
     for t in threads:

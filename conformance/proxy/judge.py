@@ -57,8 +57,8 @@ class Judge:
 
     def judge(self, ex: Exchange) -> None:
         self.ledger.count("exchanges")
-        if not self.routes.in_contract(ex.path):
-            self.ledger.count("outsideContract")
+        if not self.routes.in_contract(ex.path) or _preflight(ex):
+            self.ledger.count("outsideContract")  # a browser's CORS preflight is not an API call
             return
         if ex.oversized:
             self.ledger.count("oversizedUnchecked")
@@ -77,3 +77,8 @@ class Judge:
                 shown = shown or ex.shown()
                 self.ledger.record(c.side, c.rule, c.name, c.title, finding, shown)
         self.memory.learn(v)
+
+
+def _preflight(ex: Exchange) -> bool:
+    return ex.method == "OPTIONS" and ex.header("access-control-request-method",
+                                                response=False) is not None

@@ -14,6 +14,7 @@ class Principal:
     org_id: str
     scopes: frozenset[str]
     masked: str
+    rate_tier: str | None = None  # D13: a key always on this rate-limit tier
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ class Keyring:
     def __init__(self, keys: list[dict]) -> None:
         self._keys = [
             _Key(k["key"].encode(), Principal(k["id"], k["org"], frozenset(k["scopes"]),
-                                             mask(k["key"])))
+                                             mask(k["key"]), k.get("rateLimitTier")))
             for k in keys
         ]
 

@@ -62,9 +62,19 @@ def _check(data: Any, path: Path) -> None:
     for o in data["orgs"]:
         if not str(o.get("id", "")).startswith("org_") or not isinstance(o.get("credits"), int):
             fail(f"org {o!r} needs an id 'org_...' and integer credits")
+    tiers = (data.get("rateLimits") or {}).get("tiers") or {}
+    if not isinstance(tiers, dict) or "off" in tiers:
+        fail("rateLimits.tiers must map tier names (not 'off') to per-minute limits")
+    for name, limits in tiers.items():
+        if not isinstance(limits, dict) or not all(
+                isinstance(n, int) and not isinstance(n, bool) and n > 0
+                for n in limits.values()):
+            fail(f"rate limit tier {name!r} must map endpoint classes to positive integers")
     for k in data["keys"]:
         if not k.get("key") or not k.get("id") or k.get("org") not in orgs:
             fail(f"key {k.get('id')!r} needs key, id and a known org")
+        if k.get("rateLimitTier") is not None and k["rateLimitTier"] not in tiers:
+            fail(f"key {k['id']!r}: unknown rateLimitTier {k['rateLimitTier']!r}")
     projects = {}
     for p in data["projects"]:
         if p.get("org") not in orgs or not str(p.get("id", "")).startswith("prj_"):

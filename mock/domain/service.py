@@ -15,7 +15,7 @@ from typing import Any
 
 from mock.config import Config
 from mock.domain import fixtures as fixtures_mod
-from mock.domain import jobs, operations
+from mock.domain import jobs, operations, ratelimit
 from mock.domain.auth import Keyring, Principal
 from mock.domain.clock import Clock
 from mock.domain.operations import Ctx, Reply, Settings
@@ -48,6 +48,10 @@ class MockService:
                                  moderation_terms=fx.moderation_terms)
         self.idempotency_ttl = config.idempotency_ttl
         self.due = jobs.DueSweeper(min(jobs.DUE_BUCKET_SECONDS, config.stage_seconds))
+        self.rate_tiers = ratelimit.tiers(fx.data)
+        if config.rate_limits != ratelimit.OFF and config.rate_limits not in self.rate_tiers:
+            raise ValueError(f"--rate-limits {config.rate_limits}: the fixtures define no such "
+                             f"tier (they have: {', '.join(self.rate_tiers) or 'none'})")
 
     def reset(self) -> None:
         """Back to the fixtures: state, journal and (manual) clock."""
@@ -62,6 +66,18 @@ class MockService:
 
     def authenticate(self, api_key: str | None, authorization: str | None) -> Principal:
         return self.keyring.authenticate(api_key, authorization)
+
+    async def rate_limit(self, principal: Principal, rate_class: str | None) -> None:
+        """D13: take a token from the key's bucket for the class; RateLimited when empty.
+
+        One store transaction, only for a key on a tier (none by default)."""
+        tier = ratelimit.tier_for(principal.rate_tier, self.config.rate_limits, self.rate_tiers)
+        if tier is None or rate_class is None or rate_class not in tier.per_minute:
+            return
+        wait = await self.store.transact(lambda tx: ratelimit.take(
+            tx, principal.key_id, rate_class, tier, self.clock.now_in(tx)))
+        if wait is not None:
+            raise ratelimit.RateLimited(rate_class, wait)
 
     def call(self, tx: Tx, operation_id: str, operation: Callable[..., Reply],
              principal: Principal, *, fail_job: bool = False, **params: Any) -> Reply:

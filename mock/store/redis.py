@@ -13,6 +13,8 @@ WATCH/GET/MULTI/EXEC cost two per read plus two.
 
 from __future__ import annotations
 
+import functools
+import logging
 import math
 from collections.abc import Callable
 from typing import TypeVar
@@ -20,9 +22,10 @@ from typing import TypeVar
 import orjson
 import redis
 
-from mock.store.base import BufferedTx, Doc, OffLoop
+from mock.store.base import STORE_TIMEOUT, BufferedTx, Doc, OffLoop, StoreUnavailable
 
 T = TypeVar("T")
+log = logging.getLogger("layers.mock")
 _PREFIX = "layers-mock:"
 _MAX_RETRIES = 200
 
@@ -74,17 +77,30 @@ class _RedisTx(BufferedTx):
         return None if raw is None else orjson.loads(raw)
 
 
+def _bounded(method: Callable[..., T]) -> Callable[..., T]:
+    """A timeout or a lost connection becomes StoreUnavailable: a 503 with Retry-After."""
+    @functools.wraps(method)
+    def call(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except (redis.TimeoutError, redis.ConnectionError) as exc:
+            raise StoreUnavailable(f"redis: {type(exc).__name__}") from exc
+    return call
+
+
 class RedisStore(OffLoop):
     shared = True
-    _threads = 8  # round trips overlap across concurrent requests
 
     def __init__(self, url: str, *, journal_size: int) -> None:
         self.url = url
-        self._client = redis.Redis.from_url(url)
+        # Timeouts on every call: a paused Redis answered nothing, for any request, forever.
+        self._client = redis.Redis.from_url(url, socket_timeout=STORE_TIMEOUT,
+                                            socket_connect_timeout=STORE_TIMEOUT)
         self._client.ping()
         self._commit = self._client.register_script(_COMMIT)
         self._journal_size = journal_size
         self.round_trips = 0
+        self._warn_without_persistence()
 
     def _get(self, k: str) -> bytes | None:
         self.round_trips += 1
@@ -103,6 +119,20 @@ class RedisStore(OffLoop):
         self.round_trips += 1
         return bool(self._commit(keys=keys, args=args))
 
+    def _warn_without_persistence(self) -> None:
+        """A Redis that keeps nothing on disk forgets the world when it restarts; the mock
+        would then answer 404 for every fixture. Say so at start (see the README)."""
+        try:
+            conf = self._client.config_get("save")
+            conf.update(self._client.config_get("appendonly"))
+        except redis.RedisError:  # CONFIG may be disabled (managed Redis): nothing to tell
+            return
+        if not conf.get("save") and conf.get("appendonly") in ("no", b"no"):
+            log.warning("Redis at %s keeps nothing on disk (no RDB snapshots, no AOF): if it "
+                        "restarts, the mock's state and fixtures are gone until POST "
+                        "/__mock/reset or a restart of the mock with --reset", self.url)
+
+    @_bounded
     def atomic(self, fn: Callable[[_RedisTx], T]) -> T:
         for _ in range(_MAX_RETRIES):
             tx = _RedisTx(self)
@@ -120,10 +150,12 @@ class RedisStore(OffLoop):
                 return result
         raise RuntimeError("redis transaction kept conflicting; giving up")
 
+    @_bounded
     def _peek(self, kind: str, key: str) -> Doc | None:
         raw = self._get(_key(kind, key))
         return None if raw is None else orjson.loads(raw)
 
+    @_bounded
     def journal_append(self, entry: Doc) -> None:
         k = f"{_PREFIX}journal"
         pipe = self._client.pipeline(transaction=True)
@@ -132,10 +164,12 @@ class RedisStore(OffLoop):
         self.round_trips += 1
         pipe.execute()
 
+    @_bounded
     def journal(self, limit: int = 100) -> list[Doc]:
         limit = min(limit, self._journal_size)
         return [orjson.loads(x) for x in self._client.lrange(f"{_PREFIX}journal", 0, limit - 1)]
 
+    @_bounded
     def clear(self) -> None:
         batch = []
         for k in self._client.scan_iter(match=f"{_PREFIX}*", count=1000):

@@ -6,6 +6,7 @@ transactions of all processes are serialized and no read-modify-write is lost.
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -14,9 +15,10 @@ from typing import TypeVar
 
 import orjson
 
-from mock.store.base import WALL, BufferedTx, Clock, Doc, OffLoop
+from mock.store.base import WALL, BufferedTx, Clock, Doc, OffLoop, StoreUnavailable
 
 T = TypeVar("T")
+log = logging.getLogger("layers.mock")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS docs (
@@ -44,9 +46,7 @@ class _SqliteTx(BufferedTx):
 
 class SqliteStore(OffLoop):
     shared = True
-    # One thread: every transaction takes the write lock anyway (BEGIN IMMEDIATE), so more
-    # threads of one process would only queue on it.
-    _threads = 1
+    # One transaction thread: every transaction takes the write lock anyway (BEGIN IMMEDIATE).
 
     def __init__(self, url: str, *, journal_size: int, now: Clock = WALL) -> None:
         self.url = url
@@ -99,8 +99,16 @@ class SqliteStore(OffLoop):
                              (now,))
             conn.execute("COMMIT")
             return result
-        except BaseException:
-            conn.execute("ROLLBACK")
+        except BaseException as exc:
+            # A failed COMMIT may have ended the transaction already; a ROLLBACK then fails
+            # too and used to mask the real error (a full disk, say) in the logs.
+            if conn.in_transaction:
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    log.exception("ROLLBACK failed after %r", exc)
+            if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+                raise StoreUnavailable("sqlite: the database stayed locked") from exc
             raise
 
     def _peek(self, kind: str, key: str) -> Doc | None:

@@ -2,6 +2,7 @@
 
 Layers, outermost first:
     OuterMiddleware      request id, X-Request-Id, last-resort 500, journal
+    HygieneMiddleware    ambiguous paths and headers, oversized header sections (404/401/431)
     CORSMiddleware       preflights and CORS headers, not on /__mock/ (left out with --no-cors)
     ControlMiddleware    /__mock/* and /openapi.yaml
     RouteMiddleware      our route lookup in the operation registry (built once from the spec)
@@ -37,7 +38,9 @@ from mock.web.cors import CORSMiddleware
 from mock.web.dispatch import ApiMiddleware, RouteMiddleware
 from mock.web.errors import HANDLERS
 from mock.web.faults import FaultMiddleware
+from mock.web.hygiene import HygieneMiddleware
 from mock.web.outer import OuterMiddleware
+from mock.web.ratelimit import rate_limit
 from mock.web.registry import Registry
 
 
@@ -82,17 +85,17 @@ def create_app(config: Config | None = None, service: MockService | None = None)
     )
     for exc_class, handler in HANDLERS:
         connexion_app.add_error_handler(exc_class, handler)
-    api = ApiMiddleware(connexion_app)
+    api = ApiMiddleware(connexion_app, steps=[rate_limit])
     faults = FaultMiddleware(api)
     routed = RouteMiddleware(faults, registry)
     control = ControlMiddleware(routed, service,
                                 enabled=is_loopback(config.host) or config.admin_digest is not None,
                                 admin_digest=config.admin_digest)
     inner = CORSMiddleware(control, config.cors_origins, registry) if config.cors else control
-    app = OuterMiddleware(inner, service)
+    app = OuterMiddleware(HygieneMiddleware(inner), service)  # hygiene.py: issue 13
     app.service = service  # type: ignore[attr-defined]  # for tests and the CLI
     app.registry = registry  # type: ignore[attr-defined]
-    app.api = api  # type: ignore[attr-defined]  # its `steps` take more checks (rate limits)
+    app.api = api  # type: ignore[attr-defined]
     return app
 
 
