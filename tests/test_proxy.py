@@ -327,3 +327,13 @@ def test_a_judge_that_falls_behind_forwards_without_judging(monkeypatch):
     finally:
         final = j.close()
     assert final["counts"] == {"exchanges": 3, "unjudged": 3} and final["pending"] == 0
+
+
+def test_keys_are_masked_in_every_shown_exchange():
+    from conformance.proxy.exchange import masked_headers
+
+    shown = masked_headers([("X-Api-Key", "lp_test_full"),
+                            ("Authorization", "Bearer lp_test_other"),
+                            ("X-Admin-Token", "s3cret-token-value"), ("Accept", "*/*")])
+    assert shown == {"X-Api-Key": "lp_test_…", "Authorization": "Bearer lp_test_…",
+                     "X-Admin-Token": "s3cret-t…", "Accept": "*/*"}
