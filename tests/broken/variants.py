@@ -279,8 +279,8 @@ def replay_rerendered() -> None:
 
     original = idempotency.claim_in
 
-    def claim_in(tx, claim, ttl, now):
-        stored = original(tx, claim, ttl, now)
+    def claim_in(tx, *args, **kwargs):
+        stored = original(tx, *args, **kwargs)
         if stored is None or stored.status != 202:
             return stored
         first = orjson.loads(stored.body)
@@ -288,9 +288,9 @@ def replay_rerendered() -> None:
         if job is None:
             return stored
         view = jobs.view(job)
-        fresh = {**first, **{k: view[k] for k in ("status", "stage", "progress")
-                             if k in view and view[k] != first.get(k)}}
-        return idempotency.Stored(stored.status, stored.headers, orjson.dumps(fresh).decode())
+        now = {**first, **{k: view[k] for k in ("status", "stage", "progress")
+                           if k in view and view[k] != first.get(k)}}
+        return idempotency.Stored(stored.status, stored.headers, orjson.dumps(now).decode())
 
     idempotency.claim_in = claim_in
 
