@@ -24,7 +24,9 @@ def target_for(url: str, **overrides) -> Target:
 
     fx = load().data
     credits = {o["id"]: o["credits"] for o in fx["orgs"]}
-    full = [k for k in fx["keys"] if set(k["scopes"]) >= ALL_SCOPES]
+    # a key on a rate-limit tier (lp_test_limited) would throttle the kit's own run
+    full = [k for k in fx["keys"]
+            if set(k["scopes"]) >= ALL_SCOPES and not k.get("rateLimitTier")]
     main = next(k for k in full if credits[k["org"]] > 0)
     readonly = next((k for k in fx["keys"] if k["org"] == main["org"]
                      and "content:write" not in k["scopes"]), None)
@@ -45,7 +47,7 @@ def target_for(url: str, **overrides) -> Target:
         broke_key=broke and broke["key"],
         broke_container_id=broke_container and broke_container["id"],
         moderation_text=f"A brief that mentions {terms[0]}", project_id=project["id"],
-        job_timeout=60.0, poll_interval=0.02,
+        job_timeout=60.0, poll_interval=0.05,
     )
     values.update(overrides)
     return Target(**values)

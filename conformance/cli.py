@@ -75,8 +75,8 @@ def parser() -> argparse.ArgumentParser:
     how.add_argument("--schemathesis-examples", type=int, help="examples per operation")
     how.add_argument("--seed", type=int, help="Schemathesis seed, for a reproducible run")
     how.add_argument("--jobs", type=int,
-                     help="checks run at once with --project-id (default 4); lower it for a "
-                          "target with tight rate limits")
+                     help="checks run at once with --project-id (default 4, 8 with --mock); "
+                          "lower it for a target with tight rate limits")
     how.add_argument("--max-wait", type=float, default=120.0,
                      help="seconds one request may wait in all on 429/503 Retry-After before "
                           "its check is inconclusive (default 120)")
@@ -152,8 +152,8 @@ def main(argv: list[str] | None = None) -> int:
                      profile="quick" if args.quick else "default",
                      schemathesis=not args.no_schemathesis,
                      schemathesis_examples=args.schemathesis_examples, seed=args.seed,
-                     jobs=args.jobs, waivers=waivers, exclude_checks=args.exclude_check,
-                     report_dir=report_dir)
+                     jobs=args.jobs or (8 if args.mock else None), waivers=waivers,
+                     exclude_checks=args.exclude_check, report_dir=report_dir)
         return result.exit_code
     except UsageError as exc:
         print(f"layers-conformance: {exc}", file=sys.stderr)

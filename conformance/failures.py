@@ -74,7 +74,7 @@ class TooLate(Inconclusive):
     the check tries again before it calls itself inconclusive."""
 
 
-def retry_races(attempt: Callable[[], None], times: int = 3) -> None:
+def retry_races(attempt: Callable[[], None], times: int = 5) -> None:
     """Run `attempt`; rerun it when it lost a race, up to `times` in all."""
     for i in range(times):
         try:

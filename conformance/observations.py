@@ -57,7 +57,7 @@ class Spend:
     def line(self) -> str:
         return (f"{self.containers} containers created, {self.job_starts} jobs started, "
                 f"{self.credits_reserved} credits reserved (released again for canceled and "
-                f"failed jobs), {self.scheduled_posts} scheduled post(s) left in 2031, "
+                f"failed jobs), {self.scheduled_posts} scheduled post(s) left on the target, "
                 f"review policy changed {self.policy_changes} time(s) and restored")
 
 

@@ -26,7 +26,7 @@ from conformance.contract import Contract, spec_path
 from conformance.observations import Spend, spend_of
 
 PROFILES = {
-    "quick": {"phases": "examples,fuzzing", "max_examples": 5},
+    "quick": {"phases": "fuzzing", "max_examples": 5},
     "default": {"phases": "examples,coverage,fuzzing,stateful", "max_examples": 10},
 }
 KEY_ENV = "LAYERS_CONFORMANCE_API_KEY"

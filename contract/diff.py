@@ -348,7 +348,8 @@ class _Differ:
                      f"{where}: type {_fmt(b.types)} became {_fmt(n.types)}")
         if b.format != n.format:
             safe = n.format is None if req else b.format is None
-            self.add("documentation-changed" if safe else "format-changed", ptr + "/format",
+            relaxed = "request-constraint-relaxed" if req else "response-constraint-changed"
+            self.add(relaxed if safe else "format-changed", ptr + "/format",
                      f"{where}: format {b.format} became {n.format}")
         self._enum(b, n, ptr, side, where)
         bnull, nnull = b.nullable is True, n.nullable is True

@@ -71,7 +71,7 @@ def _documented_error_details() -> dict[str, dict[str, Any]]:
     """Error code -> the `details` of its first example, for codes whose schema requires them."""
     required = set()
     for schema in load_spec()["components"]["schemas"].values():
-        codes = schema.get("properties", {}).get("code", {}).get("enum", [])
+        codes = resolve(schema.get("properties", {}).get("code", {})).get("enum", [])
         if len(codes) == 1 and "details" in schema.get("required", []):
             required.add(codes[0])
     found: dict[str, dict[str, Any]] = {}

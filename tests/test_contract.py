@@ -239,7 +239,7 @@ def error_schemas() -> dict[str, str]:
     """Error code -> the name of its schema (an object whose `code` is a one-value enum)."""
     out = {}
     for name, schema in SCHEMAS.items():
-        codes = schema.get("properties", {}).get("code", {}).get("enum", [])
+        codes = resolve(schema.get("properties", {}).get("code", {})).get("enum", [])
         if name.endswith("Error") and len(codes) == 1:
             out[codes[0]] = name
     return out
@@ -308,7 +308,7 @@ def _inline_named_things(node: Any, where: str):
     """Objects and multi-value enums below a component's top level that are not $refs."""
     if not isinstance(node, dict) or "$ref" in node:
         return
-    if "properties" in node or "oneOf" in node or len(node.get("enum", [])) > 1:
+    if "properties" in node or "oneOf" in node or "enum" in node:
         yield where
     for name, sub in node.get("properties", {}).items():
         yield from _inline_named_things(sub, f"{where}.{name}")
@@ -320,7 +320,10 @@ def _inline_named_things(node: Any, where: str):
 
 
 def test_every_object_and_enum_has_a_component_name():
-    """Generators name inline objects Status1, Kind1, ContainerLastErrorType0: name them all."""
+    """Generators name inline objects and enums Status1, Code1, Policy2: name them all.
+
+    One-value enums too (the error codes, the policy variants): datamodel-code-generator
+    numbers them otherwise."""
     inline = []
     for name, schema in SCHEMAS.items():
         for key in ("properties", "items"):
@@ -351,7 +354,7 @@ def test_review_policy_variants_are_discriminated_by_policy():
     union = SCHEMAS["ReviewPolicyUpdate"]
     assert union["discriminator"]["propertyName"] == "policy"
     for value, ref in union["discriminator"]["mapping"].items():
-        assert resolve({"$ref": ref})["properties"]["policy"]["enum"] == [value]
+        assert resolve(resolve({"$ref": ref})["properties"]["policy"])["enum"] == [value]
     assert set(union["discriminator"]["mapping"]) == set(SCHEMAS["ReviewPolicyKind"]["enum"])
 
 
@@ -359,8 +362,11 @@ def test_review_policy_variants_are_discriminated_by_policy():
                                   "ContainerStatus", "ApprovalStatus", "CancelRefusalReason",
                                   "ReviewPolicyKind", "Format", "ConflictSubcode"])
 def test_enums_say_what_each_value_means(name):
+    """A list parallel to `enum` (the form OpenAPI Generator and datamodel-code-generator read)."""
     schema = SCHEMAS[name]
-    assert set(schema["x-enum-descriptions"]) == set(schema["enum"]), name
+    descriptions = schema["x-enum-descriptions"]
+    assert len(descriptions) == len(schema["enum"]), name
+    assert all(isinstance(d, str) and d for d in descriptions), name
 
 
 def test_job_failure_codes_are_an_enum_and_the_enum_policy_is_stated():

@@ -468,3 +468,14 @@ def test_readme_lists_every_rule_in_its_column():
             allowed |= set(re.findall(r"`([a-z0-9-]+)`", cells[2])) & set(RULES)
     assert breaking == {r for r in RULES if RULES[r].breaking}
     assert allowed == {r for r in RULES if not RULES[r].breaking}
+
+
+def test_format_dropped_on_a_request_or_added_on_a_response_is_not_breaking():
+    def loosen_request(d):
+        props(d, "ThingUpdate")["note"]["format"] = "email"
+    result = run(lambda d: props(d, "ThingUpdate")["note"].pop("format"), loosen_request)
+    assert {c.rule for c in result.changes} == {"request-constraint-relaxed"}
+    result = run(lambda d: props(d, "Thing")["id"].update(format="uuid"))
+    assert {c.rule for c in result.changes} == {"response-constraint-changed"}
+    result = run(lambda d: props(d, "Thing")["createdAt"].pop("format"))
+    assert {c.rule for c in result.changes} == {"format-changed"}

@@ -265,6 +265,11 @@ def test_d6_replay_is_byte_identical_and_marked(http_any):
     assert again.headers["idempotent-replayed"] == "true"
     assert "idempotent-replayed" not in first.headers
     assert again.headers["location"] == first.headers["location"]
+    # The replay is the first response, request id included, and the journal says so.
+    assert again.headers["x-request-id"] == first.headers["x-request-id"]
+    entry = http.get("/__mock/requests?limit=1").json()["requests"][0]
+    assert entry["replayed"] is True
+    assert entry["requestId"] == first.headers["x-request-id"]
 
 
 def test_d6_same_key_other_body_is_conflict(http):

@@ -10,8 +10,9 @@ const follow = (root, node) => {
   return node;
 };
 
-const codeOf = (schema) => {
-  const values = schema && schema.properties && schema.properties.code && schema.properties.code.enum;
+const codeOf = (root, schema) => {
+  const code = schema && schema.properties && follow(root, schema.properties.code);
+  const values = code && code.enum;
   return Array.isArray(values) && values.length === 1 ? values[0] : undefined;
 };
 
@@ -31,7 +32,7 @@ export default (responses, _options, context) => {
       return;
     }
     const error = follow(root, errorRef);
-    if (codeOf(error)) return;
+    if (codeOf(root, error)) return;
     if (!Array.isArray(error.oneOf) || !error.discriminator
         || error.discriminator.propertyName !== 'code') {
       results.push({ message: `${status}: ${errorRef.$ref} must be one code's schema or a oneOf discriminated by code`, path: where });
@@ -40,7 +41,7 @@ export default (responses, _options, context) => {
     const mapping = error.discriminator.mapping || {};
     const members = error.oneOf.map((m) => m.$ref);
     error.oneOf.forEach((member) => {
-      const code = codeOf(follow(root, member));
+      const code = codeOf(root, follow(root, member));
       if (!code) {
         results.push({ message: `${status}: ${member.$ref} is not an error code's schema`, path: where });
       } else if (mapping[code] !== member.$ref) {

@@ -110,33 +110,41 @@ class Inline:
 
 
 class OffLoop:
-    """For a store doing I/O: transactions and journal writes run on the store's own threads."""
+    """For a store doing I/O: transactions, plain reads and journal writes run on the store's
+    own threads, never on the event loop.
 
-    _threads = 4
+    Transactions get `_tx_threads` of their own: every regenerate writes the same few hot
+    documents (the deadline index, an org's credits), so parallel transactions of one process
+    mostly conflict and run again; a short queue is cheaper than retries. Plain reads and the
+    journal use `_io_threads` and so never wait behind a transaction.
+    """
 
-    def _executor(self) -> ThreadPoolExecutor:
-        pool = getattr(self, "_pool", None)
+    _tx_threads = 1
+    _io_threads = 2
+
+    def _pool(self, kind: str) -> ThreadPoolExecutor:
+        pools = self.__dict__.setdefault("_pools", {})
+        pool = pools.get(kind)
         if pool is None:
-            pool = self._pool = ThreadPoolExecutor(self._threads, thread_name_prefix="store")
+            size = self._tx_threads if kind == "tx" else self._io_threads
+            pool = pools[kind] = ThreadPoolExecutor(size, thread_name_prefix=f"store-{kind}")
         return pool
 
     async def transact(self, fn: Callable[[Tx], T]) -> T:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor(), self.atomic, fn)  # type: ignore
+        return await loop.run_in_executor(self._pool("tx"), self.atomic, fn)  # type: ignore
 
     async def record(self, entry: Doc) -> None:
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor(), self.journal_append, entry)  # type: ignore
+        await loop.run_in_executor(self._pool("io"), self.journal_append, entry)  # type: ignore
 
     async def peek(self, kind: str, key: str) -> Doc | None:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor(), self._peek, kind, key)  # type: ignore
+        return await loop.run_in_executor(self._pool("io"), self._peek, kind, key)  # type: ignore
 
     def _close_threads(self) -> None:
-        pool = getattr(self, "_pool", None)
-        if pool is not None:
+        for pool in self.__dict__.pop("_pools", {}).values():
             pool.shutdown(wait=True)
-            self._pool = None
 
 
 Clock = Callable[[], float]

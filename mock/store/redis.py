@@ -90,7 +90,6 @@ def _bounded(method: Callable[..., T]) -> Callable[..., T]:
 
 class RedisStore(OffLoop):
     shared = True
-    _threads = 8  # round trips overlap across concurrent requests
 
     def __init__(self, url: str, *, journal_size: int) -> None:
         self.url = url

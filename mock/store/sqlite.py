@@ -46,9 +46,7 @@ class _SqliteTx(BufferedTx):
 
 class SqliteStore(OffLoop):
     shared = True
-    # One thread: every transaction takes the write lock anyway (BEGIN IMMEDIATE), so more
-    # threads of one process would only queue on it.
-    _threads = 1
+    # One transaction thread: every transaction takes the write lock anyway (BEGIN IMMEDIATE).
 
     def __init__(self, url: str, *, journal_size: int, now: Clock = WALL) -> None:
         self.url = url

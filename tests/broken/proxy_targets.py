@@ -107,6 +107,8 @@ class Target:
                 else body["locationUrl"]
         if broken == "response-schema":
             body = {k: v for k, v in list(body.items())[:1]}
+        if request.headers.get("x-big-body"):  # not a break: a valid answer over 1 MiB
+            body["caption"] = "x" * int(request.headers["x-big-body"])
         data = json.dumps(body).encode()
         headers["Content-Type"] = "application/json"
         return self._idempotent(request, status, data, headers, broken)

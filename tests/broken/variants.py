@@ -277,14 +277,14 @@ def replay_rerendered() -> None:
     """A replay re-renders the job's current state instead of repeating the first bytes."""
     import orjson
 
-    original = idempotency.begin
+    original = idempotency.claim_in
 
-    def begin(store, *args, **kwargs):
-        stored = original(store, *args, **kwargs)
+    def claim_in(tx, *args, **kwargs):
+        stored = original(tx, *args, **kwargs)
         if stored is None or stored.status != 202:
             return stored
         first = orjson.loads(stored.body)
-        job = store.atomic(lambda tx: tx.get("job", first.get("jobId", "")))
+        job = tx.get("job", first.get("jobId", ""))
         if job is None:
             return stored
         view = jobs.view(job)
@@ -292,7 +292,7 @@ def replay_rerendered() -> None:
                            if k in view and view[k] != first.get(k)}}
         return idempotency.Stored(stored.status, stored.headers, orjson.dumps(now).decode())
 
-    idempotency.begin = begin
+    idempotency.claim_in = claim_in
 
 
 def rate_limited() -> None:
