@@ -17,8 +17,9 @@ import xml.etree.ElementTree as ET
 import httpx
 import pytest
 
-from conformance.proxy.checks import CHECKS, Memory
+from conformance.proxy.checks import CHECKS
 from conformance.proxy.ledger import SERVER, Finding, Ledger
+from conformance.proxy.memory import Memory
 from tests.broken.proxy_targets import BROKEN
 from tests.support.process import start_mock
 from tests.support.proxy import start_broken_target, start_proxy

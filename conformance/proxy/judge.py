@@ -22,9 +22,10 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
 from conformance.contract import Contract
-from conformance.proxy.checks import CHECKS, Memory, View
+from conformance.proxy.checks import CHECKS, View
 from conformance.proxy.exchange import Exchange
 from conformance.proxy.ledger import Ledger, Verdict
+from conformance.proxy.memory import Memory
 from conformance.proxy.routes import Routes
 
 log = logging.getLogger("layers.proxy")
