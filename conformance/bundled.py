@@ -24,7 +24,9 @@ def target_for(url: str, **overrides) -> Target:
 
     fx = load().data
     credits = {o["id"]: o["credits"] for o in fx["orgs"]}
-    full = [k for k in fx["keys"] if set(k["scopes"]) >= ALL_SCOPES]
+    # a key on a rate-limit tier (lp_test_limited) would throttle the kit's own run
+    full = [k for k in fx["keys"]
+            if set(k["scopes"]) >= ALL_SCOPES and not k.get("rateLimitTier")]
     main = next(k for k in full if credits[k["org"]] > 0)
     readonly = next((k for k in fx["keys"] if k["org"] == main["org"]
                      and "content:write" not in k["scopes"]), None)

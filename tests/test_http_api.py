@@ -390,6 +390,10 @@ def test_fault_definitions_are_validated(http):
     err = assert_error(http.post("/__mock/faults", json={"status": 200}), 422,
                        "VALIDATION_FAILED")
     assert "status" in err["details"]["issues"][0]["message"]
+    err = assert_error(http.post("/__mock/faults", json={"match": {"operationId": "getJbo"},
+                                                         "status": 503}), 422,
+                       "VALIDATION_FAILED")
+    assert err["details"]["issues"][0]["path"] == "body.match.operationId"
     assert_error(http.post("/__mock/faults", content=b"{", headers={"Content-Type":
                                                                     "application/json"}),
                  422, "VALIDATION_FAILED")

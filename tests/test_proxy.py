@@ -10,14 +10,16 @@ from __future__ import annotations
 import json
 import signal
 import socket
+import time
 import uuid
 import xml.etree.ElementTree as ET
 
 import httpx
 import pytest
 
-from conformance.proxy.checks import CHECKS, Memory
+from conformance.proxy.checks import CHECKS
 from conformance.proxy.ledger import SERVER, Finding, Ledger
+from conformance.proxy.memory import Memory
 from tests.broken.proxy_targets import BROKEN
 from tests.support.process import start_mock
 from tests.support.proxy import start_broken_target, start_proxy
@@ -40,6 +42,17 @@ def mock():
 
 def _client(url: str, key: str | None = "lp_test_full") -> httpx.Client:
     return httpx.Client(base_url=url, headers={"X-Api-Key": key} if key else {}, timeout=30)
+
+
+def violations(url: str) -> dict:
+    """GET /__proxy/violations once every exchange sent so far has its verdict (the proxy
+    answers at once and says how many are still pending)."""
+    deadline = time.monotonic() + 60
+    while True:
+        found = httpx.get(url + "/__proxy/violations", timeout=30).json()
+        if found["pending"] == 0 or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
 
 
 def _stop(proc) -> int:
@@ -123,7 +136,7 @@ def test_proxy_in_front_of_the_mock_passes_the_whole_workflow(mock, tmp_path):
             # outside the contract: forwarded, not judged
             c.post("/__mock/reset", json={}).raise_for_status()
             sent = _workflow(c, advance)
-            found = c.get("/__proxy/violations").json()
+            found = violations(proxy.url)
             assert found["server"] == [] and found["client"] == [], found
             assert found["counts"]["checked"] == sent
             # a body over 1 MiB passes through, unchecked and counted; the answer is the mock's
@@ -133,7 +146,7 @@ def test_proxy_in_front_of_the_mock_passes_the_whole_workflow(mock, tmp_path):
             # a client's mistake is the client's: reported, it does not fail the run
             bad = c.post(f"/v1/content/{NOT_REQUIRED}/regenerate", json={"brief": {"topic": 5}})
             assert bad.status_code == 422
-            found = c.get("/__proxy/violations").json()
+            found = violations(proxy.url)
             assert found["counts"]["oversizedUnchecked"] == 1
             assert [v["check"] for v in found["client"]] == ["client.request-schema"]
             assert found["server"] == []
@@ -204,7 +217,7 @@ def _send(proxy_url: str, name: str) -> None:
 def test_proxy_finds_and_names_each_broken_rule(broken, name):
     proxy, _ = broken
     _send(proxy.url, name)
-    found = httpx.get(proxy.url + "/__proxy/violations", timeout=30).json()
+    found = violations(proxy.url)
     named = {v["check"] for v in found[SERVER]
              for e in v["examples"] if e["exchange"]["requestHeaders"].get("x-broken") == name}
     assert BROKEN[name] in named, (name, found[SERVER])
@@ -213,7 +226,7 @@ def test_proxy_finds_and_names_each_broken_rule(broken, name):
 
 def test_large_answers_and_preflights_pass_through_unjudged(broken):
     proxy, _ = broken
-    before = httpx.get(proxy.url + "/__proxy/violations", timeout=30).json()["counts"]
+    before = violations(proxy.url)["counts"]
     size = 3 * 1024 * 1024
     with _client(proxy.url) as c:
         with c.stream("GET", f"/v1/content/{NOT_REQUIRED}",
@@ -223,7 +236,7 @@ def test_large_answers_and_preflights_pass_through_unjudged(broken):
         pre = c.options(f"/v1/content/{NOT_REQUIRED}", headers={
             "Origin": "http://app.example", "Access-Control-Request-Method": "GET"})
         assert pre.status_code == 404  # the tiny server's answer, forwarded as it came
-    after = httpx.get(proxy.url + "/__proxy/violations", timeout=30).json()["counts"]
+    after = violations(proxy.url)["counts"]
     assert after["oversizedUnchecked"] == before.get("oversizedUnchecked", 0) + 1
     assert after["outsideContract"] == before.get("outsideContract", 0) + 1
     assert after["checked"] == before["checked"]
@@ -260,7 +273,7 @@ def test_unreachable_target_is_a_server_violation(tmp_path):
         r = httpx.get(proxy.url + f"/v1/content/{NOT_REQUIRED}",
                       headers={"X-Api-Key": "lp_test_full"}, timeout=30)
         assert r.status_code == 502 and "did not answer" in r.text
-        found = httpx.get(proxy.url + "/__proxy/violations", timeout=30).json()
+        found = violations(proxy.url)
         assert [v["check"] for v in found[SERVER]] == ["server.answers"]
     finally:
         assert _stop(proxy) == 1
@@ -300,3 +313,28 @@ def test_memory_forgets_the_oldest_and_never_calls_a_forgotten_key_new():
         memory.started(V(f"k{i}", float(i)))
     assert len(memory._first_use) == 2 and memory.forgot_keys
     assert memory.seen_before(V("k-never", 10.0))  # unsure after forgetting: not a violation
+
+
+def test_a_judge_that_falls_behind_forwards_without_judging(monkeypatch):
+    from conformance.proxy import judge as judge_mod
+    from conformance.proxy.exchange import Exchange
+
+    monkeypatch.setattr(judge_mod, "MAX_PENDING", 0)  # as if thousands were waiting
+    j = judge_mod.Judge("http://127.0.0.1:1")
+    try:
+        for _ in range(3):
+            j.finished(Exchange("GET", "http://127.0.0.1:1/v1/jobs/x", "/v1/jobs/x", [], None,
+                                0.0))
+    finally:
+        final = j.close()
+    assert final["counts"] == {"exchanges": 3, "unjudged": 3} and final["pending"] == 0
+
+
+def test_keys_are_masked_in_every_shown_exchange():
+    from conformance.proxy.exchange import masked_headers
+
+    shown = masked_headers([("X-Api-Key", "lp_test_full"),
+                            ("Authorization", "Bearer lp_test_other"),
+                            ("X-Admin-Token", "s3cret-token-value"), ("Accept", "*/*")])
+    assert shown == {"X-Api-Key": "lp_test_…", "Authorization": "Bearer lp_test_…",
+                     "X-Admin-Token": "s3cret-t…", "Accept": "*/*"}

@@ -2,9 +2,9 @@
 
 Each check is a plain function registered with its side (server or client), its rule id and a
 name; it reads a `View` of one exchange and yields `Finding`s. What checks need to remember
-across exchanges (idempotency keys, the jobs' last states) lives in `Memory`, bounded, and is
-learnt after every check has judged the exchange. Nothing here knows the mock: every check
-follows from openapi.yaml and the rules D5-D8 and R1.
+across exchanges (idempotency keys, the jobs' last states) lives in `Memory` (memory.py),
+bounded, and is learnt after every check has judged the exchange. Nothing here knows the
+mock: every check follows from openapi.yaml and the rules D5-D8 and R1.
 
 Client violations are the caller's (a body that breaks the spec, no key, an unknown route, a
 key reused for another request); server violations are the implementation's.
@@ -14,23 +14,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
 from conformance.contract import Contract
 from conformance.proxy.exchange import Exchange
 from conformance.proxy.ledger import CLIENT, SERVER, Finding
+from conformance.proxy.memory import STAGES, TERMINAL, Memory, answer, job_state
 from conformance.proxy.routes import Routes
-
-STAGES = ("queued", "planning", "generating_visuals", "assembling", "finalizing")  # D7 order
-TERMINAL = frozenset({"completed", "failed", "canceled"})
-IDEMPOTENCY_TTL = 24 * 3600.0  # D6: a key is remembered for 24 hours
-# D6: the outcomes a server keeps for a key; any other answer leaves the key unused.
-_KEPT_CODES = frozenset({"NOT_FOUND", "CONFLICT", "APPROVAL_REQUIRED", "BILLING_EXHAUSTED",
-                         "MODERATION_BLOCKED"})
 
 
 @dataclass
@@ -258,7 +251,7 @@ def job_etag(v: View) -> Iterator[Finding]:
         yield _finding("server.job-etag", "getJob answered 200 without an ETag",
                        expected="ETag: <version>", received="no ETag header")
         return
-    state = _job_state(v.json)
+    state = job_state(v.json)
     before = v.memory.job_before(v)
     if state and before and before.etag == etag and before.state != state:
         yield _finding("server.job-etag", "the job changed but its ETag did not",
@@ -272,7 +265,7 @@ def job_etag(v: View) -> Iterator[Finding]:
 def job_progress(v: View) -> Iterator[Finding]:
     if v.operation != "getJob" or v.ex.status != 200:
         return
-    state = _job_state(v.json)
+    state = job_state(v.json)
     before = v.memory.job_before(v)
     if state is None or before is None:
         return
@@ -308,7 +301,7 @@ def idempotent_replay(v: View) -> Iterator[Finding]:
         yield _finding(name, "Idempotent-Replayed on the first use of an Idempotency-Key",
                        expected="the request carried out, no Idempotent-Replayed",
                        received="Idempotent-Replayed: true")
-    elif v.replayed and same and first.answer is not None and first.answer != _answer(v):
+    elif v.replayed and same and first.answer is not None and first.answer != answer(v):
         yield _finding(name, "the replay differs from the first answer to the key",
                        expected=f"status {first.answer[0]} and the same body bytes",
                        received=f"status {v.ex.status}, body {_text(v.ex.response_body)}")
@@ -324,112 +317,3 @@ def idempotent_replay(v: View) -> Iterator[Finding]:
 
 def _text(body: bytes | None) -> str:
     return (body or b"")[:200].decode("utf-8", "replace")
-
-
-def _answer(v: View) -> tuple[int, str]:
-    return v.ex.status or 0, hashlib.sha256(v.response.content).hexdigest()
-
-
-def _job_state(body: Any) -> tuple[str, str, float] | None:
-    if not isinstance(body, dict):
-        return None
-    status, stage, progress = body.get("status"), body.get("stage"), body.get("progress")
-    if status not in ("running", *TERMINAL) or stage not in STAGES or \
-            not isinstance(progress, int | float) or not isinstance(body.get("jobId"), str):
-        return None
-    return status, stage, float(progress)
-
-
-# ---- memory -------------------------------------------------------------------------------
-
-@dataclass
-class _Key:
-    at: float  # monotonic time of the first answer kept
-    fingerprint: str
-    answer: tuple[int, str] | None  # (status, body digest) of the kept first answer
-
-
-@dataclass
-class _JobRead:
-    ended: float
-    state: tuple[str, str, float]
-    etag: str | None
-
-
-@dataclass
-class Memory:
-    """What checks remember across exchanges, bounded (least recently used goes first)."""
-
-    max_keys: int = 100_000
-    max_jobs: int = 50_000
-    _first_use: OrderedDict[str, float] = field(default_factory=OrderedDict)
-    _keys: OrderedDict[str, _Key] = field(default_factory=OrderedDict)
-    _jobs: OrderedDict[str, deque[_JobRead]] = field(default_factory=OrderedDict)
-    forgot_keys: bool = False
-
-    def started(self, v: View) -> None:
-        """A request reached the proxy (called in arrival order, before any answer is judged):
-        remember when its Idempotency-Key was first used."""
-        scope = v.key_scope
-        if scope is None:
-            return
-        if scope not in self._first_use:
-            self._first_use[scope] = v.ex.started
-            while len(self._first_use) > self.max_keys:
-                self._first_use.popitem(last=False)
-                self.forgot_keys = True
-
-    def seen_before(self, v: View) -> bool:
-        """Did an earlier request with this key reach the proxy? (True once memory has
-        overflowed: a forgotten key must not be called new.)"""
-        first = self._first_use.get(v.key_scope)
-        return self.forgot_keys or (first is not None and first < v.ex.started)
-
-    def first_of(self, v: View) -> _Key | None:
-        entry = self._keys.get(v.key_scope) if v.key_scope else None
-        if entry is not None and v.ex.started - entry.at > IDEMPOTENCY_TTL:
-            return None
-        return entry
-
-    def job_before(self, v: View) -> _JobRead | None:
-        """The latest read of this job whose answer ended before this request began (reads
-        that crossed in flight prove nothing about order)."""
-        body = v.json
-        job_id = body.get("jobId") if isinstance(body, dict) else None
-        for read in reversed(self._jobs.get(job_id, ())):
-            if read.ended < v.ex.started:
-                return read
-        return None
-
-    def learn(self, v: View) -> None:
-        if v.ex.status is None:
-            return
-        self._learn_key(v)
-        self._learn_job(v)
-
-    def _learn_key(self, v: View) -> None:
-        if v.idempotency is None or v.replayed:
-            return
-        scope, fp = v.idempotency
-        if self.first_of(v) is not None:
-            return
-        kept = 200 <= v.ex.status < 300 or v.error_code in _KEPT_CODES
-        if kept:
-            self._keys[scope] = _Key(v.ex.started, fp, _answer(v))
-            while len(self._keys) > self.max_keys:
-                self._keys.popitem(last=False)
-
-    def _learn_job(self, v: View) -> None:
-        state = _job_state(v.json)
-        # getJob's reads, and the 202 that started the job (a replayed 202 is an old answer)
-        started = v.ex.status == 202 and not v.replayed
-        if state is None or not ((v.operation == "getJob" and v.ex.status == 200) or started):
-            return
-        job_id = v.json["jobId"]
-        reads = self._jobs.get(job_id)
-        if reads is None:
-            reads = self._jobs[job_id] = deque(maxlen=8)
-        self._jobs.move_to_end(job_id)
-        reads.append(_JobRead(v.ex.ended, state, v.ex.header("etag")))
-        while len(self._jobs) > self.max_jobs:
-            self._jobs.popitem(last=False)

@@ -20,7 +20,6 @@ import uvicorn
 
 from conformance.proxy.app import ProxyApp
 from conformance.proxy.judge import Judge
-from conformance.proxy.ledger import Ledger
 from conformance.proxy.reports import REPORT_SUFFIXES, summary, write, write_junit
 
 DEFAULT_LISTEN = "127.0.0.1:4020"
@@ -102,17 +101,17 @@ def run(args: argparse.Namespace) -> int:
         return 2
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s %(name)s %(message)s")
     target = args.target.rstrip("/")
-    ledger = Ledger(examples_per_check=args.examples)
-    judge = Judge(target, ledger)
     host, port = _listen(args.listen)
-    config = uvicorn.Config(ProxyApp(target, judge, ledger, timeout=args.timeout), host=host,
-                            port=port, lifespan="on", log_level=args.log_level,
-                            access_log=args.log_level in ("info", "debug"))
+    bind = uvicorn.Config(lambda *a: None, host=host, port=port)
     try:
-        sock = config.bind_socket()
+        sock = bind.bind_socket()
     except SystemExit:
         print(f"layers-conformance proxy: cannot listen on {args.listen}", file=sys.stderr)
         return 2
+    judge = Judge(target, args.examples)  # a worker process that has loaded the contract
+    config = uvicorn.Config(ProxyApp(target, judge, timeout=args.timeout), host=host,
+                            port=port, lifespan="on", log_level=args.log_level,
+                            access_log=args.log_level in ("info", "debug"))
     sock.listen(config.backlog)  # queue connections from now on: the banner below is a promise
     bound_host, bound_port = sock.getsockname()[:2]
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
@@ -120,9 +119,7 @@ def run(args: argparse.Namespace) -> int:
           f"  violations so far: http://{shown}:{bound_port}/__proxy/violations\n"
           "  stop with Ctrl-C or SIGTERM to write the reports", flush=True)
     _Server(config).run(sockets=[sock])
-    judge.drain()
-    data = summary(ledger.snapshot(), target=target,
-                   fail_on_client=args.fail_on_client_violations)
+    data = summary(judge.close(), target=target, fail_on_client=args.fail_on_client_violations)
     for path in args.report:
         write(path, data)
     if args.junit_xml:

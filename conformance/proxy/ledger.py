@@ -1,7 +1,8 @@
 """What the proxy found, kept in bounded memory over a run of any length.
 
 Each check keeps a count and its first few examples; the exchanges themselves are not kept.
-The checking thread writes, the web endpoint and the reports read a snapshot under one lock.
+Verdicts come back from the judging process on a thread of the pool; the web endpoint and the
+reports read a snapshot under one lock.
 """
 
 from __future__ import annotations
@@ -36,6 +37,26 @@ class Tally:
     examples: list[dict[str, Any]] = field(default_factory=list)
 
 
+class Verdict:
+    """What judging one exchange found, recorded where it is judged and applied to the ledger
+    where it is kept (the judge is another process; this travels between them)."""
+
+    def __init__(self) -> None:
+        self.counts: list[str] = []
+        self.judged_by: list[str] = []
+        self.findings: list[tuple[str, str, str, str, Finding, dict[str, Any]]] = []
+
+    def count(self, what: str) -> None:
+        self.counts.append(what)
+
+    def judged(self, check: str) -> None:
+        self.judged_by.append(check)
+
+    def record(self, side: str, rule: str, check: str, title: str, finding: Finding,
+               exchange: dict[str, Any]) -> None:
+        self.findings.append((side, rule, check, title, finding, exchange))
+
+
 class Ledger:
     def __init__(self, examples_per_check: int = 5) -> None:
         self.examples_per_check = examples_per_check
@@ -65,6 +86,14 @@ class Ledger:
                     "message": finding.message, "expected": finding.expected,
                     "received": finding.received, "exchange": exchange,
                 })
+
+    def apply(self, verdict: Verdict) -> None:
+        for what in verdict.counts:
+            self.count(what)
+        for check in verdict.judged_by:
+            self.judged(check)
+        for args in verdict.findings:
+            self.record(*args)
 
     def snapshot(self) -> dict[str, Any]:
         """A JSON-ready copy: counts, and violations by side, most frequent first."""

@@ -107,7 +107,9 @@ def _head(data: dict[str, Any]) -> list[str]:
         f"Exit status {data['exitStatus']}.",
         f"{c.get('exchanges', 0)} exchanges: {c.get('checked', 0)} checked, "
         f"{c.get('outsideContract', 0)} outside the contract (forwarded, not judged), "
-        f"{c.get('oversizedUnchecked', 0)} with a body over 1 MiB (forwarded, not checked).",
+        f"{c.get('oversizedUnchecked', 0)} with a body over 1 MiB (forwarded, not checked)"
+        + (f", {c['unjudged']} not judged (the judge fell behind; forwarded all the same)"
+           if c.get("unjudged") else "") + ".",
         f"{data['serverViolations']} server violation(s), {data['clientViolations']} client "
         "violation(s)" + (" (client violations fail the run)" if data["failOnClientViolations"]
                           else " (client violations are reported, they do not fail the run)")

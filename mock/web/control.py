@@ -48,6 +48,7 @@ from mock.domain.errors import (
 )
 from mock.domain.service import MockService
 from mock.web import faults
+from mock.web.registry import Registry
 from mock.web.responses import dumps, error
 from mock.web.validation import describe
 
@@ -153,9 +154,10 @@ def _is_json(content_type: str | None) -> bool:
 
 class ControlMiddleware:
     def __init__(self, app: ASGIApp, service: MockService, *, enabled: bool,
-                 admin_digest: str | None) -> None:
+                 admin_digest: str | None, registry: Registry | None = None) -> None:
         self.app = app
         self.service = service
+        self.registry = registry or Registry()  # the operations a fault may name
         self.enabled = enabled
         # The token's SHA-256: workers never hold the token itself (Config.to_json). Digests
         # compare in constant time; a non-ASCII token is refused at start (config).
@@ -306,6 +308,10 @@ class ControlMiddleware:
             fault = faults.normalize(body)
         except ValueError as exc:
             raise ValidationFailed([{"path": "body", "message": str(exc)}]) from None
+        op_id = fault["match"].get("operationId")
+        if op_id and op_id not in self.registry.by_id:  # it would never fire
+            raise ValidationFailed([{"path": "body.match.operationId",
+                                     "message": "is not an operationId of the contract"}])
         faults.add(self.service.store, fault)
         return _json(fault, 201)
 
