@@ -47,7 +47,7 @@ def target_for(url: str, **overrides) -> Target:
         broke_key=broke and broke["key"],
         broke_container_id=broke_container and broke_container["id"],
         moderation_text=f"A brief that mentions {terms[0]}", project_id=project["id"],
-        job_timeout=60.0, poll_interval=0.05,
+        job_timeout=60.0, poll_interval=0.08,
     )
     values.update(overrides)
     return Target(**values)

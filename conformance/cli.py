@@ -92,9 +92,10 @@ def parser() -> argparse.ArgumentParser:
                      help="first polling delay in seconds; grows x1.3 up to 10 s")
     out = r.add_argument_group("output")
     out.add_argument("--junit-xml", type=Path, help="write JUnit XML here")
-    out.add_argument("--report", type=Path,
+    out.add_argument("--report", type=Path, action="append", default=[],
                      help="write a report: .md, .html or .json (versioned schema, README); "
-                          "Schemathesis' JUnit and HAR are kept in the same folder")
+                          "repeatable; Schemathesis' JUnit and HAR are kept in the folder of "
+                          "the first")
     out.add_argument("-v", "--verbose", action="store_true", help="show expected/received live")
     proxy_command.add_parser(sub)
     return p
@@ -125,18 +126,18 @@ def main(argv: list[str] | None = None) -> int:
     handlers = [Console(verbose=args.verbose)]
     if args.junit_xml:
         handlers.append(JUnit(args.junit_xml))
-    if args.report:
-        if args.report.suffix.lower() not in REPORT_SUFFIXES:
+    for report in args.report:
+        if report.suffix.lower() not in REPORT_SUFFIXES:
             print("layers-conformance: --report must end in .md, .html or .json",
                   file=sys.stderr)
             return 2
-        handlers.append(Report(args.report))
+        handlers.append(Report(report))
     try:
         waivers = load_waivers(args.waive) if args.waive else []
     except WaiverError as exc:
         print(f"layers-conformance: {exc}", file=sys.stderr)
         return 2
-    kept = args.report or args.junit_xml
+    kept = args.report[0] if args.report else args.junit_xml
     report_dir = kept.parent if kept else None
     mock = None
     try:

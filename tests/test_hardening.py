@@ -225,6 +225,7 @@ def test_control_api_is_described_and_served(http):
     (["--idempotency-ttl", "-1"], "--idempotency-ttl"),
     (["--retention", "-5"], "--retention"),
     (["--port", "70000"], "--port"),
+    (["--read-timeout=-inf"], "--read-timeout"),
     (["--admin-token", "tök"], "admin token"),
 ])
 def test_options_that_cannot_work_are_refused_at_start(args, word):
