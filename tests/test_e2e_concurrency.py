@@ -15,6 +15,12 @@ REGEN = "/v1/content/{}/regenerate"
 pytestmark = pytest.mark.e2e
 
 
+def concurrent_client(url: str) -> httpx.Client:
+    """One thread-safe client with a connection per concurrent request (a client per thread
+    cost more than the requests)."""
+    return httpx.Client(base_url=url, timeout=20, limits=httpx.Limits(max_connections=32))
+
+
 def test_d6_in_flight_duplicate_is_in_progress(live_any_store):
     live = live_any_store
     key = {"X-Api-Key": ids.FULL, "Idempotency-Key": str(uuid.uuid4())}
@@ -52,12 +58,10 @@ def test_d6_twenty_concurrent_duplicates_make_one_job(live_any_store):
     key = {"X-Api-Key": ids.FULL, "Idempotency-Key": str(uuid.uuid4())}
     body = {"brief": {"topic": "Twenty at once"}}
 
-    def send(_):
-        with httpx.Client(base_url=live.url, timeout=20) as c:
-            return c.post(REGEN.format(ids.CNT_NOT_REQUIRED), headers=key, json=body)
-
-    with cf.ThreadPoolExecutor(20) as pool:
-        responses = list(pool.map(send, range(20)))
+    with concurrent_client(live.url) as c, cf.ThreadPoolExecutor(20) as pool:
+        responses = list(pool.map(
+            lambda _: c.post(REGEN.format(ids.CNT_NOT_REQUIRED), headers=key, json=body),
+            range(20)))
     ok = [r for r in responses if r.status_code == 202]
     assert ok, [r.text for r in responses]
     assert len({r.json()["jobId"] for r in ok}) == 1
@@ -71,10 +75,8 @@ def test_d6_twenty_concurrent_duplicates_make_one_job(live_any_store):
 
 def test_r10_concurrent_regenerates_without_keys_one_wins(live_any_store):
     live = live_any_store
-    def send(_):
-        with httpx.Client(base_url=live.url, timeout=20) as c:
-            return c.post(REGEN.format(ids.CNT_NOT_REQUIRED), headers={"X-Api-Key": ids.FULL})
-
-    with cf.ThreadPoolExecutor(20) as pool:
-        statuses = sorted(r.status_code for r in pool.map(send, range(20)))
+    with concurrent_client(live.url) as c, cf.ThreadPoolExecutor(20) as pool:
+        statuses = sorted(r.status_code for r in pool.map(
+            lambda _: c.post(REGEN.format(ids.CNT_NOT_REQUIRED),
+                             headers={"X-Api-Key": ids.FULL}), range(20)))
     assert statuses == [202] + [409] * 19

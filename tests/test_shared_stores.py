@@ -41,14 +41,21 @@ def credits(store_url: str) -> dict:
         store.close()
 
 
+def fresh_connections(url: str, **kw) -> httpx.Client:
+    """One client (thread-safe) whose every request opens a new connection, so that requests
+    land on either worker; building a client per request cost more than the request."""
+    return httpx.Client(base_url=url, timeout=30, **kw,
+                        limits=httpx.Limits(max_connections=64, max_keepalive_connections=0))
+
+
 def post_many(url: str, n: int, headers: dict, body: dict | None = None) -> list[httpx.Response]:
-    def send(_):
-        with httpx.Client(base_url=url, timeout=30) as c:
+    with fresh_connections(url) as c:
+        def send(_):
             return c.post(REGEN.format(ids.CNT_NOT_REQUIRED), headers=headers,
                           json=body or {"brief": {"cta": "Fifty at once"}})
 
-    with cf.ThreadPoolExecutor(n) as pool:
-        return list(pool.map(send, range(n)))
+        with cf.ThreadPoolExecutor(n) as pool:
+            return list(pool.map(send, range(n)))
 
 
 def test_two_workers_50_identical_requests_one_job_one_charge(store_url):
@@ -94,20 +101,21 @@ def test_two_workers_regenerating_fresh_containers_never_see_a_finished_job_as_r
     mock = start_mock("--store", store_url, "--workers", "2", "--stage-seconds", "0.002",
                       "--reset")
     try:
-        with httpx.Client(base_url=mock.url, headers={"X-Api-Key": ids.FULL}) as c:
-            pool: list[str] = []
-            for _ in range(40):
+        with fresh_connections(mock.url, headers={"X-Api-Key": ids.FULL}) as c:
+            def generate(_) -> list[str]:
                 r = c.post(f"/v1/projects/{ids.PRJ_AUTO}/content",
                            json={"variantCount": 5, "brief": {"topic": "Race"}})
-                pool += r.json()["containerIds"]
-        time.sleep(0.2)
+                return r.json()["containerIds"]
 
-        def regenerate(cid: str) -> int:
-            with httpx.Client(base_url=mock.url, headers={"X-Api-Key": ids.FULL}) as c:
+            with cf.ThreadPoolExecutor(8) as pool_exec:
+                pool = [cid for ids_ in pool_exec.map(generate, range(40)) for cid in ids_]
+            time.sleep(0.2)  # real time on purpose: the 10-ms jobs must have ended by the clock
+
+            def regenerate(cid: str) -> int:
                 return c.post(REGEN.format(cid), json={}).status_code
 
-        with cf.ThreadPoolExecutor(16) as pool_exec:
-            statuses = Counter(pool_exec.map(regenerate, pool))
+            with cf.ThreadPoolExecutor(16) as pool_exec:
+                statuses = Counter(pool_exec.map(regenerate, pool))
         assert statuses == {202: len(pool)}
     finally:
         assert mock.stop() == 0
@@ -117,16 +125,14 @@ def test_two_workers_share_state_and_the_clock(store_url):
     mock = start_mock("--store", store_url, "--workers", "2", "--clock", "manual",
                       "--stage-seconds", "1", "--reset")
     try:
-        with httpx.Client(base_url=mock.url, headers={"X-Api-Key": ids.FULL}) as c:
+        with fresh_connections(mock.url, headers={"X-Api-Key": ids.FULL}) as c:
             job = c.post(REGEN.format(ids.CNT_NOT_REQUIRED)).json()
             # Fresh connections land on either worker: every read sees the job.
             for _ in range(20):
-                with httpx.Client(base_url=mock.url, headers={"X-Api-Key": ids.FULL}) as one:
-                    assert one.get(job["locationUrl"]).json()["stage"] == "queued"
+                assert c.get(job["locationUrl"]).json()["stage"] == "queued"
             assert c.post("/__mock/clock/advance", json={"seconds": 6}).status_code == 200
             for _ in range(10):
-                with httpx.Client(base_url=mock.url, headers={"X-Api-Key": ids.FULL}) as one:
-                    assert one.get(job["locationUrl"]).json()["status"] == "completed"
+                assert c.get(job["locationUrl"]).json()["status"] == "completed"
     finally:
         assert mock.stop() == 0
 
