@@ -57,7 +57,8 @@ SPEND_NOTE = ("What a run creates and spends on the target (measured against the
               "about 30 containers and 60 job starts in --project-id, reserving about 4,800 "
               "credits (canceled jobs release theirs), leave one scheduled post (in 2031), and "
               "change the review policy 4 times, restoring it; Schemathesis adds about 15-20 "
-              "containers, 20 job starts, 3,000 credits and a few scheduled posts, by seed.")
+              "containers, 15-20 job starts, 2,000-3,000 credits and up to about 20 scheduled "
+              "posts, by seed.")
 
 
 def by_rule(result: RunResult) -> OrderedDict[str, list[Outcome]]:
