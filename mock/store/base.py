@@ -121,6 +121,7 @@ class OffLoop:
 
     _tx_threads = 1
     _io_threads = 2
+    _journal_on = "io"  # the pool journal writes run on
 
     def _pool(self, kind: str) -> ThreadPoolExecutor:
         pools = self.__dict__.setdefault("_pools", {})
@@ -136,7 +137,8 @@ class OffLoop:
 
     async def record(self, entry: Doc) -> None:
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._pool("io"), self.journal_append, entry)  # type: ignore
+        await loop.run_in_executor(self._pool(self._journal_on), self.journal_append,  # type: ignore
+                                   entry)
 
     async def peek(self, kind: str, key: str) -> Doc | None:
         loop = asyncio.get_running_loop()

@@ -47,6 +47,9 @@ class _SqliteTx(BufferedTx):
 class SqliteStore(OffLoop):
     shared = True
     # One transaction thread: every transaction takes the write lock anyway (BEGIN IMMEDIATE).
+    # Journal writes take it too, so they queue on the same thread rather than meet the lock
+    # held by another of our own threads and wait in SQLite's busy handler (which sleeps).
+    _journal_on = "tx"
 
     def __init__(self, url: str, *, journal_size: int, now: Clock = WALL) -> None:
         self.url = url
