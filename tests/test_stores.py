@@ -267,3 +267,16 @@ def test_redis_regenerate_stays_within_its_round_trip_budget(redis_server):
     print(f"redis round trips: regenerate {regenerate}, getJob {get_job}")
     assert regenerate <= 10, regenerate
     assert get_job <= 3, get_job
+
+
+def test_memory_store_forgets_expired_documents_without_a_full_sweep(clock):
+    """Bounded memory with no pause: expired documents leave as later transactions run."""
+    store = open_store("memory", now=clock)
+    for i in range(100):
+        store.atomic(lambda tx, i=i: tx.put("thing", str(i), {"n": i}, ttl=10))
+    store.atomic(lambda tx: tx.put("thing", "kept", {"n": 0}))
+    store.atomic(lambda tx: tx.put("thing", "0", {"n": "rewritten"}, ttl=100))
+    clock.t += 11
+    for _ in range(3):
+        store.atomic(lambda tx: tx.get("thing", "kept"))
+    assert set(store._data) == {("thing", "kept"), ("thing", "0")}

@@ -1,7 +1,13 @@
-"""The default store: one process, documents kept as JSON text so nothing is shared."""
+"""The default store: one process, documents kept as JSON text so nothing is shared.
+
+Expired documents are forgotten a few at a time: a heap orders the expiries, and each
+transaction drops those already due. (A sweep of the whole store every 1,000 writes cost a pause
+that grew with the store: tens of milliseconds in the benchmark, at the p99.)
+"""
 
 from __future__ import annotations
 
+import heapq
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -12,7 +18,7 @@ import orjson
 from mock.store.base import WALL, BufferedTx, Clock, Doc, Inline
 
 T = TypeVar("T")
-_SWEEP_EVERY = 1000  # writes between sweeps of expired documents
+_DROP_PER_TX = 64  # expired documents forgotten per transaction at most
 
 
 class _MemoryTx(BufferedTx):
@@ -38,7 +44,7 @@ class MemoryStore(Inline):
         self._data: dict[tuple[str, str], tuple[bytes, float | None]] = {}
         self._lock = threading.Lock()
         self._journal: deque[Doc] = deque(maxlen=journal_size)
-        self._writes_since_sweep = 0
+        self._expiries: list[tuple[float, tuple[str, str]]] = []  # a heap; stale entries allowed
 
     def atomic(self, fn: Callable[[_MemoryTx], T]) -> T:
         with self._lock:
@@ -50,20 +56,25 @@ class MemoryStore(Inline):
                     self._data.pop(k, None)
                 else:
                     text, ttl = entry
-                    self._data[k] = (text, None if ttl is None else now + ttl)
-            self._writes_since_sweep += len(tx.writes)
-            if self._writes_since_sweep >= _SWEEP_EVERY:
-                self._sweep()
+                    expires = None if ttl is None else now + ttl
+                    self._data[k] = (text, expires)
+                    if expires is not None:
+                        heapq.heappush(self._expiries, (expires, k))
+            self._forget_expired(now)
             return result
 
     def _peek(self, kind: str, key: str) -> Doc | None:
         return _MemoryTx(self._data, self.now())._read(kind, key)
 
-    def _sweep(self) -> None:
-        now = self.now()
-        for k in [k for k, (_, exp) in self._data.items() if exp is not None and exp <= now]:
-            del self._data[k]
-        self._writes_since_sweep = 0
+    def _forget_expired(self, now: float) -> None:
+        heap = self._expiries
+        for _ in range(_DROP_PER_TX):
+            if not heap or heap[0][0] > now:
+                return
+            expires, k = heapq.heappop(heap)
+            entry = self._data.get(k)
+            if entry is not None and entry[1] == expires:  # not rewritten since
+                del self._data[k]
 
     def journal_append(self, entry: Doc) -> None:
         self._journal.append(dict(entry))
@@ -74,6 +85,7 @@ class MemoryStore(Inline):
     def clear(self) -> None:
         with self._lock:
             self._data.clear()
+            self._expiries.clear()
             self._journal.clear()
 
     def close(self) -> None:

@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import jsonschema_rs
 from connexion.json_schema import Draft4RequestValidator, Draft4ResponseValidator
 from connexion.validators.parameter import draft4_format_checker
 from jsonschema import Draft4Validator
@@ -37,6 +38,22 @@ def snake(name: str) -> str:
     return re.sub(r"(?<=[a-z0-9])([A-Z])", r"_\1", name).replace("-", "_").lower()
 
 
+Check = Callable[[Any], bool]
+
+
+def fast_check(schema: dict[str, Any]) -> Check | None:
+    """A compiled `is_valid` for the schema (jsonschema-rs, ~100x jsonschema's speed).
+
+    Only ever a shortcut for "valid": a value it refuses is checked again by the Python
+    validator, which decides and words the issues. So where the two differ (the OpenAPI
+    `nullable`, which jsonschema-rs does not know), the Python validator's answer stands.
+    """
+    try:
+        return jsonschema_rs.Draft4Validator(schema).is_valid
+    except Exception:  # a schema it cannot compile: the Python validator alone
+        return None
+
+
 @dataclass(frozen=True)
 class Param:
     name: str  # as the spec spells it
@@ -44,6 +61,7 @@ class Param:
     required: bool
     validator: Draft4Validator
     kwarg: str  # the domain function's parameter name (snake case of the name)
+    fast: Check | None = None
 
 
 @dataclass(frozen=True)
@@ -59,6 +77,7 @@ class Operation:
     body_default: Any
     body_nullable: bool
     body_validator: Draft4Validator | None
+    body_fast: Check | None
     success: frozenset[int]
     idempotent: bool
     params: tuple[Param, ...]
@@ -92,7 +111,8 @@ def _param(raw: dict[str, Any]) -> Param:
     p = spec.resolve(raw)
     schema = spec.inline(p.get("schema", {}))
     return Param(p["name"], p["in"], bool(p.get("required")),
-                 Draft4Validator(schema, format_checker=draft4_format_checker), snake(p["name"]))
+                 Draft4Validator(schema, format_checker=draft4_format_checker), snake(p["name"]),
+                 fast_check(schema))
 
 
 def _operation(op_id: str, method: str, path: str, node: dict[str, Any],
@@ -117,6 +137,7 @@ def _operation(op_id: str, method: str, path: str, node: dict[str, Any],
         body_validator=Draft4RequestValidator(body_schema,
                                               format_checker=Draft4Validator.FORMAT_CHECKER)
         if body_schema is not None else None,
+        body_fast=fast_check(body_schema) if body_schema is not None else None,
         success=frozenset(int(s) for s in node["responses"] if s[0] in "23"),
         idempotent=method.upper() in IDEMPOTENT_METHODS,
         params=tuple(_param(p) for p in node.get("parameters", [])),

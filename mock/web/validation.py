@@ -94,7 +94,7 @@ def validate(st: RequestState, query_string: bytes) -> dict[str, Any]:
         if value is None:
             if param.required:
                 issues.append({"path": where, "message": "is required"})
-        else:
+        elif param.fast is None or not param.fast(value):
             issues.extend({"path": where, "message": describe(e)}
                           for e in param.validator.iter_errors(value))
         kwargs[param.kwarg] = value
@@ -104,7 +104,7 @@ def validate(st: RequestState, query_string: bytes) -> dict[str, Any]:
         if body is None:
             if not op.body_nullable:
                 issues.append({"path": "body", "message": "a JSON body is required"})
-        elif op.body_validator is not None:
+        elif op.body_validator is not None and (op.body_fast is None or not op.body_fast(body)):
             issues.extend(_issues("body", list(op.body_validator.iter_errors(body))))
         kwargs["body"] = body if body is not None else {}
     if issues:
