@@ -25,7 +25,7 @@ STAGES = ["queued", "planning", "generating_visuals", "assembling", "finalizing"
 TERMINAL_FIELDS = ("jobId", "kind", "status", "stage", "progress", "containerId", "startedAt",
                    "updatedAt", "finishedAt", "result", "error")
 FLOOR = 2  # running stages a stage or progress check must see to judge anything
-ATTEMPTS = 3
+ATTEMPTS = 4
 FASTEST = 0.005  # seconds: the kit polls no faster than this
 
 

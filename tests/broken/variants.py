@@ -315,7 +315,7 @@ def stages_too_fast() -> None:
 
 # The standard tier's minute, scaled so the suite never waits a real one (see asgi.py).
 RATE_MINUTE = 8.0
-FAST = ("--stage-seconds", "0.1")
+FAST = ("--stage-seconds", "0.15")
 
 
 @dataclass(frozen=True)
@@ -336,7 +336,8 @@ def _v(patch, *rules: str, inconclusive: tuple[str, ...] = (),
 
 
 # Stage checks judge only stages their polls land in: under the suite's load a poll can take
-# longer than a 0.1-s stage, so the stage-timing variants run with stages that can be seen.
+# longer than a 0.1-s stage, so the variants run with 0.15-s stages, and the stage-timing
+# variants with stages that can be seen.
 SEEN = ("--stage-seconds", "0.4")
 
 VARIANTS: dict[str, Variant] = {
