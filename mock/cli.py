@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import os
-import signal
 import sys
 import warnings
 
@@ -25,24 +23,6 @@ from mock.web import server  # noqa: E402
 from mock.web.app import build_service, create_app  # noqa: E402
 
 _ENV = "LAYERS_MOCK_CONFIG"
-
-
-class _Server(uvicorn.Server):
-    """uvicorn re-raises the stopping signal after shutdown; we exit 0 instead."""
-
-    @contextlib.contextmanager
-    def capture_signals(self):
-        def stop(signum, frame) -> None:
-            if self.should_exit:
-                self.force_exit = True
-            self.should_exit = True
-
-        previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -129,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     print(banner(service, f"http://{shown}:{port}", config, config.workers), flush=True)
 
     if config.workers == 1:
-        _Server(uv_config).run(sockets=[sock])
+        server.SignalledServer(uv_config).run(sockets=[sock])
         service.store.close()
         print("layers-mock stopped", flush=True)
         return 0

@@ -64,17 +64,15 @@ def _answers(url: str) -> bool:
         return False
 
 
-def start_mock(*args: str, module: str = "mock", timeout: float = 30,
-               command: Sequence[str] | None = None, cwd: Path | str | None = None,
-               env: Mapping[str, str] | None = None) -> RunningMock:
-    """Run `python -m <module> --host 127.0.0.1 --port 0 ...` and wait until it answers HTTP.
+def start_process(cmd: Sequence[str], *, timeout: float = 30, cwd: Path | str | None = None,
+                  env: Mapping[str, str] | None = None, what: str = "the process") -> RunningMock:
+    """Start a server that prints `listening on http://...`, and wait for that line.
 
-    `command` replaces `python -m <module>` (e.g. an installed `layers-mock` script).
+    Its output is drained on a thread so the pipe never fills; it runs in a session of its own
+    so that stopping it stops its workers too. Shared by the mock, the proxy and test servers.
     """
-    program = list(command) if command else [sys.executable, "-m", module]
-    cmd = [*program, "--host", "127.0.0.1", "--port", "0", *args]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True, cwd=cwd, env=env)
+    proc = subprocess.Popen(list(cmd), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True, cwd=cwd, env=env)
     lines: list[str] = []
     found: list[str] = []
     ready = threading.Event()
@@ -95,8 +93,20 @@ def start_mock(*args: str, module: str = "mock", timeout: float = 30,
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(10)
         reader.join(5)
-        raise RuntimeError("the mock did not start:\n" + "".join(lines))
-    mock = RunningMock(proc, found[0], lines, reader)
+        raise RuntimeError(f"{what} did not start:\n" + "".join(lines))
+    return RunningMock(proc, found[0], lines, reader)
+
+
+def start_mock(*args: str, module: str = "mock", timeout: float = 30,
+               command: Sequence[str] | None = None, cwd: Path | str | None = None,
+               env: Mapping[str, str] | None = None) -> RunningMock:
+    """Run `python -m <module> --host 127.0.0.1 --port 0 ...` and wait until it answers HTTP.
+
+    `command` replaces `python -m <module>` (e.g. an installed `layers-mock` script).
+    """
+    program = list(command) if command else [sys.executable, "-m", module]
+    cmd = [*program, "--host", "127.0.0.1", "--port", "0", *args]
+    mock = start_process(cmd, timeout=timeout, cwd=cwd, env=env, what="the mock")
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:  # with several workers, wait until one answers
         if _answers(mock.url):

@@ -9,9 +9,7 @@ found at `GET /__proxy/violations`, and on SIGINT or SIGTERM writes its reports 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
-import signal
 import sys
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -21,6 +19,7 @@ import uvicorn
 from conformance.proxy.app import ProxyApp
 from conformance.proxy.judge import Judge
 from conformance.proxy.reports import REPORT_SUFFIXES, summary, write, write_junit
+from mock.web.server import SignalledServer
 
 DEFAULT_LISTEN = "127.0.0.1:4020"
 
@@ -75,24 +74,6 @@ def _usage_errors(args: argparse.Namespace) -> list[str]:
     return errors
 
 
-class _Server(uvicorn.Server):
-    """uvicorn re-raises the stopping signal after shutdown; the proxy reports and exits."""
-
-    @contextlib.contextmanager
-    def capture_signals(self):
-        def stop(signum, frame) -> None:
-            if self.should_exit:
-                self.force_exit = True
-            self.should_exit = True
-
-        previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-
-
 def run(args: argparse.Namespace) -> int:
     errors = _usage_errors(args)
     if errors:
@@ -118,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"layers-conformance proxy listening on http://{shown}:{bound_port} -> {target}\n"
           f"  violations so far: http://{shown}:{bound_port}/__proxy/violations\n"
           "  stop with Ctrl-C or SIGTERM to write the reports", flush=True)
-    _Server(config).run(sockets=[sock])
+    SignalledServer(config).run(sockets=[sock])
     data = summary(judge.close(), target=target, fail_on_client=args.fail_on_client_violations)
     for path in args.report:
         write(path, data)
