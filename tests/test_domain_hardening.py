@@ -125,9 +125,36 @@ def test_the_deadline_index_empties_as_jobs_end(counted):
         demo.generate(ids.PRJ_AUTO)
     service.clock.advance(10)
     demo.generate(ids.PRJ_AUTO)  # settles the five, indexes one
-    schedule = service.store.atomic(lambda tx: tx.get(jobs.DUE, jobs.SCHEDULE))
-    # Left: the new job's bucket, and the fixtures' hour-long running job.
-    assert len(schedule["buckets"]) == 2
+    index = service.store.atomic(lambda tx: tx.get(jobs.DUE, DEMO))
+    # Left: the new job, and the fixtures' hour-long running job.
+    assert len(index["jobs"]) == 2
+
+
+def test_the_deadline_index_is_one_document_per_org(counted):
+    """No document that every job start writes: two orgs' starts share no index document,
+    so concurrent workers serving different orgs do not collide on it (issue 14)."""
+    service, _ = counted
+    _, a = Api(service).generate(ids.PRJ_AUTO)
+    _, b = Api(service, ids.OTHER).generate(ids.PRJ_OTHER)
+    assert (a["status"], b["status"]) == ("running", "running")
+    other_org = service.authenticate(ids.OTHER, None).org_id
+    due = service.store.atomic(lambda tx: (tx.get(jobs.DUE, DEMO), tx.get(jobs.DUE, other_org)))
+    assert a["jobId"] in due[0]["jobs"] and a["jobId"] not in due[1]["jobs"]
+    assert b["jobId"] in due[1]["jobs"] and b["jobId"] not in due[0]["jobs"]
+    assert service.store.atomic(lambda tx: tx.get(jobs.DUE, "schedule")) is None
+
+
+def test_a_job_another_process_started_ends_within_the_sweep_interval(counted):
+    """A second service on the same store (another worker) knows nothing of this one's jobs;
+    its periodic sweep of every org's index still ends them."""
+    service, _ = counted
+    worker2 = build_service(Config(clock="manual", stage_seconds=1.0), store=service.store)
+    Api(worker2, ids.OTHER).call("getContent", container_id=ids.CNT_OTHER)  # its first sweep
+    _, job = Api(service).generate(ids.PRJ_AUTO)  # a job worker2 has not seen
+    worker2.clock.advance(10)
+    Api(worker2, ids.OTHER).call("getContent", container_id=ids.CNT_OTHER)
+    stored = service.store.atomic(lambda tx: tx.get("job", job["jobId"]))
+    assert stored["status"] == "completed"
 
 
 # ---- cost independent of project size ------------------------------------------------------

@@ -5,11 +5,12 @@ Whoever reads a job or its container first after a stage boundary moves it forwa
 inside the store transaction, so the completion effects happen exactly once.
 
 A job nobody reads must still end on time: its credits, its container's busy flag and its
-retention depend on it. Every job is entered in a deadline index when it starts (`due`
-documents: a schedule of buckets, each listing its jobs and their deadlines), and `settle_due`
-ends the jobs whose deadline has passed. The service runs it before the operations that read
-balances (exactly) and, at most once per `DueSweeper.interval` of clock time, before any other
-(so retention sees quiet orgs' jobs end too). Its cost is the number of due jobs, each settled
+retention depend on it. Every job is entered in its org's deadline index when it starts (one
+`due` document per org, listing its running jobs and their deadlines), and `settle_due` ends
+an org's jobs whose deadline has passed. The service runs it for the caller's org before the
+operations that read balances (exactly), and `DueSweeper` for the other orgs whose deadlines
+have passed, and for every org at most once per `DueSweeper.interval` of clock time (so
+retention sees quiet orgs' jobs end too). Its cost is the number of due jobs, each settled
 once, never the size of a project or of the store.
 """
 
@@ -23,16 +24,16 @@ import orjson
 
 from mock.domain import effects
 from mock.domain.clock import iso
-from mock.store.base import Store, Tx
+from mock.store.base import Tx
 
 STAGES = ("queued", "planning", "generating_visuals", "assembling", "finalizing")
 TERMINAL = frozenset({"completed", "failed", "canceled"})
 # Where a job asked to fail (Prefer: job=fail) fails.
 FAIL_AT_STAGE = STAGES.index("generating_visuals")
 UNCANCELABLE_STAGE = STAGES.index("finalizing")
-DUE, SCHEDULE = "due", "schedule"
-DUE_BUCKET_SECONDS = 1.0  # width of a deadline bucket, in clock seconds
-SETTLE_LIMIT = 50  # jobs looked at per sweep; the rest wait for the next request
+DUE = "due"  # the deadline index: one document per org, keyed by the org's id
+DUE_BUCKET_SECONDS = 1.0  # clock seconds between sweeps of every org's index, per process
+SETTLE_LIMIT = 50  # jobs settled per org per sweep; the rest wait for the next request
 
 
 def start(tx: Tx, *, job_id: str, kind: str, org_id: str, project_id: str,
@@ -57,81 +58,88 @@ def deadline(job: dict[str, Any]) -> float:
 
 
 def _index(tx: Tx, job: dict[str, Any]) -> None:
-    at = deadline(job)
-    bucket = str(math.floor(at / DUE_BUCKET_SECONDS))
-    doc = tx.get(DUE, bucket) or {"jobs": {}}
-    doc["jobs"][job["jobId"]] = at
-    tx.put(DUE, bucket, doc)
-    schedule = tx.get(DUE, SCHEDULE) or {"buckets": {}}
-    if schedule["buckets"].get(bucket, math.inf) > at:
-        schedule["buckets"][bucket] = at  # the earliest deadline in the bucket
-        tx.put(DUE, SCHEDULE, schedule)
+    """Enter the job in its org's deadline index (`due/<orgId>`).
+
+    One index document per org, not one for the store: a job start already writes its org
+    (the credits it reserves), so the index adds no document that two orgs' requests, or two
+    workers serving different orgs, both write. A single schedule document did: every job
+    start and every sweep wrote it, and concurrent optimistic transactions (Redis, several
+    workers) collided on it and ran again.
+    """
+    doc = tx.get(DUE, job["orgId"]) or {"jobs": {}}
+    doc["jobs"][job["jobId"]] = deadline(job)
+    tx.put(DUE, job["orgId"], doc)
 
 
-def settle_due(tx: Tx, now: float, limit: int = SETTLE_LIMIT) -> tuple[bool, float | None]:
-    """End every indexed job whose deadline has passed (at most `limit` looked at).
+def earliest_due(tx: Tx, org_id: str) -> float | None:
+    """The earliest deadline in the org's index (None when it is empty)."""
+    doc = tx.get(DUE, org_id)
+    return min(doc["jobs"].values(), default=None) if doc else None
+
+
+def settle_due(tx: Tx, org_id: str, now: float,
+               limit: int = SETTLE_LIMIT) -> tuple[bool, float | None]:
+    """End the org's indexed jobs whose deadline has passed (at most `limit`, earliest first).
 
     Returns whether more are due already, and the earliest deadline still waiting.
     """
-    schedule = tx.get(DUE, SCHEDULE)
-    if not schedule or not schedule["buckets"]:
+    doc = tx.get(DUE, org_id)
+    if not doc or not doc["jobs"]:
         return False, None
-    seen = 0
-    more = changed = False
-    for bucket, earliest in sorted(schedule["buckets"].items(), key=lambda kv: kv[1]):
-        if earliest > now:
-            break
-        if seen >= limit:
-            more = True
-            break
-        doc = tx.get(DUE, bucket) or {"jobs": {}}
-        changed = True
-        rest: dict[str, float] = {}
-        for job_id, at in doc["jobs"].items():
-            if at > now or seen >= limit:
-                more = more or at <= now
-                rest[job_id] = at
-                continue
-            seen += 1
-            job = tx.get("job", job_id)
-            if job is not None and job["status"] == "running":
-                advance(tx, job, now)
-        if rest:
-            tx.put(DUE, bucket, {"jobs": rest})
-            schedule["buckets"][bucket] = min(rest.values())
-        else:
-            tx.delete(DUE, bucket)
-            del schedule["buckets"][bucket]
-    if changed:
-        tx.put(DUE, SCHEDULE, schedule)
-    return more, min(schedule["buckets"].values(), default=None)
+    due = sorted((at, job_id) for job_id, at in doc["jobs"].items() if at <= now)
+    if not due:
+        return False, min(doc["jobs"].values())
+    for _, job_id in due[:limit]:
+        del doc["jobs"][job_id]
+        job = tx.get("job", job_id)
+        if job is not None and job["status"] == "running":
+            advance(tx, job, now)
+    if doc["jobs"]:
+        tx.put(DUE, org_id, doc)
+    else:
+        tx.delete(DUE, org_id)
+    return len(due) > limit, min(doc["jobs"].values(), default=None)
 
 
 class DueSweeper:
-    """Runs `settle_due` from the service: always when asked to be exact, else at most once
-    per `interval` of clock time per process (or sooner when a known deadline comes)."""
+    """Runs `settle_due` from the service, per org.
 
-    def __init__(self, interval: float = DUE_BUCKET_SECONDS) -> None:
+    - Exactly, for the caller's org, before the operations that read its balance.
+    - For any org whose earliest deadline this process knows has passed (it learns them from
+      its own sweeps and from the jobs it starts), on any request.
+    - For every org at most once per `interval` of clock time, so that a job another process
+      started, and nobody reads, still ends (retention, quiet orgs).
+    Its cost is the due jobs, each settled once, and one index read per org swept.
+    """
+
+    def __init__(self, orgs: list[str], interval: float = DUE_BUCKET_SECONDS) -> None:
+        self.orgs = list(orgs)
         self.interval = interval
-        self._next = -math.inf
+        self._next_full = -math.inf
+        self._earliest: dict[str, float] = {}  # per org; absent: unknown, so swept
 
-    def run(self, store: Store, now: float, *, exact: bool = False) -> None:
-        if not exact and now < self._next:
-            return
-        self._note(now, *store.atomic(lambda tx: settle_due(tx, now)))
-
-    def run_in(self, tx: Tx, now: float, *, exact: bool = False) -> None:
-        """`run` inside the caller's transaction (the operation's own: no extra round trip)."""
-        if not exact and now < self._next:
-            return
-        self._note(now, *settle_due(tx, now))
-
-    def _note(self, now: float, more: bool, earliest: float | None) -> None:
-        if more:
-            self._next = now
+    def run_in(self, tx: Tx, now: float, org_id: str, *, exact: bool = False) -> None:
+        """Sweep inside the caller's transaction (the operation's own: no extra round trip)."""
+        if exact:
+            self._settle(tx, org_id, now)
+        if now >= self._next_full:
+            self._next_full = now + self.interval
+            orgs = self.orgs
         else:
-            self._next = now + self.interval if earliest is None else min(
-                now + self.interval, earliest)
+            orgs = [o for o in self.orgs if self._earliest.get(o, -math.inf) <= now]
+        for org in orgs:
+            if not (exact and org == org_id):
+                self._settle(tx, org, now)
+
+    def note(self, tx: Tx, org_id: str) -> None:
+        """After an operation that may have started jobs: learn the org's earliest deadline
+        (from the transaction's own buffered write, no store read)."""
+        at = earliest_due(tx, org_id)
+        self._earliest[org_id] = math.inf if at is None else at
+
+    def _settle(self, tx: Tx, org_id: str, now: float) -> None:
+        more, earliest = settle_due(tx, org_id, now)
+        self._earliest[org_id] = now if more else (math.inf if earliest is None else earliest)
 
 
 def advance(tx: Tx, job: dict[str, Any], now: float) -> dict[str, Any]:

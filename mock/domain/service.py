@@ -47,7 +47,8 @@ class MockService:
                                  retention_seconds=config.retention_seconds,
                                  moderation_terms=fx.moderation_terms)
         self.idempotency_ttl = config.idempotency_ttl
-        self.due = jobs.DueSweeper(min(jobs.DUE_BUCKET_SECONDS, config.stage_seconds))
+        # Orgs come from the fixtures only; each has its own deadline index.
+        self.due = jobs.DueSweeper([o["id"] for o in fx.data["orgs"]])
         self.rate_tiers = ratelimit.tiers(fx.data)
         if config.rate_limits != ratelimit.OFF and config.rate_limits not in self.rate_tiers:
             raise ValueError(f"--rate-limits {config.rate_limits}: the fixtures define no such "
@@ -85,8 +86,12 @@ class MockService:
         ctx = Ctx(principal=principal, now=self.clock.now_in(tx), settings=self.settings,
                   fail_job=fail_job)
         # Jobs end whether or not anyone reads them (jobs.settle_due), in this same transaction.
-        self.due.run_in(tx, ctx.now, exact=operation_id in operations.READS_BALANCE)
-        return operation(tx, ctx, **params)
+        starts = operation_id in operations.READS_BALANCE  # also the operations starting jobs
+        self.due.run_in(tx, ctx.now, principal.org_id, exact=starts)
+        reply = operation(tx, ctx, **params)
+        if starts:
+            self.due.note(tx, principal.org_id)
+        return reply
 
     def execute(self, operation_id: str, principal: Principal, *, fail_job: bool = False,
                 **params: Any) -> Reply:
