@@ -174,6 +174,50 @@ def test_idempotency_records_expire(store, clock):
     assert idempotency.begin(store, "key_a", "k", "other", ttl=0.1) is None
 
 
+def test_sqlite_read_only_transaction_takes_no_write_lock(tmp_path):
+    """A transaction that only reads (a getJob with nothing to settle) runs while another
+    process holds the write lock; under BEGIN IMMEDIATE it waited for it."""
+    url = f"sqlite:///{tmp_path}/state.db"
+    store, holder = open_store(url), open_store(url)
+    try:
+        store.atomic(lambda tx: tx.put("doc", "a", {"n": 1}))
+        store._conn().execute("PRAGMA busy_timeout=200")  # a regression fails fast
+        lock = holder._conn()
+        lock.execute("BEGIN IMMEDIATE")
+        try:
+            assert store.atomic(lambda tx: tx.get("doc", "a")) == {"n": 1}
+        finally:
+            lock.execute("ROLLBACK")
+    finally:
+        store.close()
+        holder.close()
+
+
+def test_sqlite_write_after_a_stale_read_runs_again_and_loses_nothing(tmp_path):
+    """Another process commits between this transaction's read and its write: the write lock
+    is refused (stale snapshot) and the transaction runs again, reading the new value."""
+    url = f"sqlite:///{tmp_path}/state.db"
+    store, other = open_store(url), open_store(url)
+    try:
+        store.atomic(lambda tx: tx.put("doc", "n", {"n": 0}))
+        other._conn().execute("PRAGMA busy_timeout=200")
+        runs = []
+
+        def increment(tx):
+            n = tx.get("doc", "n")["n"]
+            if not runs:  # first run only: the other process writes after our read
+                other.atomic(lambda t: t.put("doc", "n", {"n": t.get("doc", "n")["n"] + 1}))
+            runs.append(n)
+            tx.put("doc", "n", {"n": n + 1})
+
+        store.atomic(increment)
+        assert runs == [0, 1]
+        assert store.atomic(lambda tx: tx.get("doc", "n")) == {"n": 2}
+    finally:
+        store.close()
+        other.close()
+
+
 def test_sqlite_survives_reopening(tmp_path):
     url = f"sqlite:///{tmp_path}/state.db"
     s = open_store(url, journal_size=10)
@@ -237,10 +281,10 @@ def test_transactions_are_awaitable_off_the_loop(store):
 
 
 def test_redis_regenerate_stays_within_its_round_trip_budget(redis_server):
-    """A regenerate with an Idempotency-Key, through the whole web stack, over Redis: 9 round
-    trips today (fault check; claim read and commit; the container, the org, the deadline
-    index's two documents and one commit; journal), where WATCH/MULTI transactions took about
-    19; a getJob 3 (fault check, the job, journal)."""
+    """A regenerate with an Idempotency-Key, through the whole web stack, over Redis: 8 round
+    trips today (fault check; claim read and commit; the org's deadline index, the container,
+    the org and one commit; journal), where WATCH/MULTI transactions took about 19; a getJob
+    3 (fault check, the job, journal)."""
     from starlette.testclient import TestClient
 
     from mock.config import Config
@@ -265,7 +309,7 @@ def test_redis_regenerate_stays_within_its_round_trip_budget(redis_server):
         store.clear()
         store.close()
     print(f"redis round trips: regenerate {regenerate}, getJob {get_job}")
-    assert regenerate <= 10, regenerate
+    assert regenerate <= 9, regenerate
     assert get_job <= 3, get_job
 
 

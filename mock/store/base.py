@@ -122,6 +122,7 @@ class OffLoop:
     _tx_threads = 1
     _io_threads = 2
     _journal_on = "io"  # the pool journal writes run on
+    _peek_inline = False  # plain reads on the event loop (a store whose reads cannot stall)
 
     def _pool(self, kind: str) -> ThreadPoolExecutor:
         pools = self.__dict__.setdefault("_pools", {})
@@ -141,6 +142,8 @@ class OffLoop:
                                    entry)
 
     async def peek(self, kind: str, key: str) -> Doc | None:
+        if self._peek_inline:
+            return self._peek(kind, key)  # type: ignore[attr-defined]
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool("io"), self._peek, kind, key)  # type: ignore
 
