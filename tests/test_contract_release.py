@@ -29,6 +29,18 @@ def test_openapi_yaml_keeps_the_promise_of_the_latest_release():
     assert not result.gate_fails, as_text(result, breaking_only=True)
 
 
+def test_a_released_version_never_changes():
+    """Partners pin a version: once `info.version` is released, openapi.yaml may differ from its
+    snapshot only under a new version (bump it, add its changelog section, `make release`)."""
+    version = load(spec_path()).version
+    snapshot = releases.RELEASES / version / "openapi.yaml"
+    if snapshot.exists():
+        assert snapshot.read_bytes() == spec_path().read_bytes(), (
+            f"openapi.yaml changed after {version} was released: bump info.version")
+    else:
+        assert version not in releases.versions()
+
+
 def test_each_release_keeps_the_promise_of_the_one_before():
     """1.0.0 -> 1.1.0 is issue 10's reshaping (component renames, a oneOf error union per
     status, descriptions, x-codeSamples, a second server): nothing on the wire, nothing
