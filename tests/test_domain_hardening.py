@@ -4,41 +4,26 @@ operations, not timed)."""
 
 from __future__ import annotations
 
-import json
 import uuid
 
 import pytest
 
 from mock.domain import jobs, review, tenancy
-from mock.domain.errors import ApiError, envelope
 from mock.domain.operations import new_container
 from mock.store.base import open_store
 from mock.store.counting import CountingStore
 from mock.web.app import Config, build_service
-from tests.support import ids
+from tests.support import domain_api, ids
+from tests.support.domain_api import DEMO
 
-DEMO = "org_00000000-0000-4000-8000-00000000000a"
 OTHER_ORG = "org_00000000-0000-4000-8000-00000000000b"
 
 
-class Api:
-    def __init__(self, service, key: str = ids.FULL) -> None:
-        self.service = service
-        self.principal = service.authenticate(key, None)
+class Api(domain_api.Api):
+    """The shared domain caller, answering (status, body) only."""
 
     def call(self, op: str, fail_job: bool = False, **params):
-        try:
-            reply = self.service.execute(op, self.principal, fail_job=fail_job, **params)
-        except ApiError as err:
-            return err.status, envelope(err, "req_test")
-        return reply.status, json.loads(json.dumps(reply.body))
-
-    def generate(self, project: str, fail_job: bool = False, **body):
-        return self.call("generateContent", project_id=project, fail_job=fail_job,
-                         body={"brief": {"topic": "Hardening"}, **body})
-
-    def org(self, org_id: str = DEMO) -> dict:
-        return self.service.store.atomic(lambda tx: tx.get("org", org_id))
+        return super().call(op, fail_job=fail_job, **params)[:2]
 
 
 @pytest.fixture
