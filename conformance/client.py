@@ -20,8 +20,7 @@ import httpx
 from conformance.contract import Contract
 from conformance.failures import Exchange, Inconclusive, Unreachable, Violation, expect
 from conformance.observations import Observations
-
-SECRET_HEADERS = ("x-api-key", "authorization", "x-admin-token")
+from conformance.secrets import masked_headers
 
 
 @functools.cache
@@ -81,21 +80,6 @@ def d5_problems(response: httpx.Response) -> list[str]:
         problems.append(f"{response.status_code} {code}: error.requestId {request_id!r} is "
                         f"not X-Request-Id {rid!r}")
     return problems
-
-
-def mask(value: str) -> str:
-    return value[:8] + "…" if len(value) > 8 else "…"
-
-
-def _masked(headers: httpx.Headers) -> dict[str, str]:
-    out = {}
-    for k, v in headers.items():
-        if k.lower() == "authorization" and " " in v:
-            scheme, _, token = v.partition(" ")
-            out[k] = f"{scheme} {mask(token)}"
-        else:
-            out[k] = mask(v) if k.lower() in SECRET_HEADERS else v
-    return out
 
 
 def _text(content: bytes, limit: int = 4000) -> str | None:
@@ -159,12 +143,13 @@ class Client:
         except httpx.TransportError as exc:
             request = self._http.build_request(method, path, **{k: v for k, v in kw.items()
                                                                 if k != "timeout"})
-            self.exchanges.append(Exchange(method, str(request.url), _masked(request.headers),
+            shown = masked_headers(request.headers.items())
+            self.exchanges.append(Exchange(method, str(request.url), shown,
                                            _text(request.content), None, error=str(exc)))
             raise Unreachable(f"{method} {path}: {exc}") from exc
         req = response.request
         exchange = Exchange(
-            req.method, str(req.url), _masked(req.headers), _text(req.content),
+            req.method, str(req.url), masked_headers(req.headers.items()), _text(req.content),
             response.status_code, dict(response.headers), _text(response.content),
             operation=self.contract.operation_for(req.method, str(req.url)))
         response.exchange = exchange  # type: ignore[attr-defined]  # the decisive evidence

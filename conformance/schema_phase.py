@@ -24,6 +24,7 @@ from pathlib import Path
 
 from conformance.contract import Contract, spec_path
 from conformance.observations import Spend, spend_of
+from conformance.secrets import mask
 
 PROFILES = {
     "quick": {"phases": "fuzzing", "max_examples": 5},
@@ -142,7 +143,7 @@ def command_line(result: SchemaResult) -> str:
 
 
 def _mask(text: str, key: str) -> str:
-    return text.replace(key, key[:8] + "…") if key else text
+    return text.replace(key, mask(key)) if key else text
 
 
 def _mask_file(path: Path, key: str) -> None:

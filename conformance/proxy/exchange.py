@@ -11,28 +11,10 @@ from typing import Any
 
 import httpx
 
+from conformance.secrets import masked_headers
+
 BODY_LIMIT = 1024 * 1024  # D5 PAYLOAD_TOO_LARGE: the contract's largest body
-SECRET_HEADERS = frozenset({"x-api-key", "authorization", "x-admin-token", "cookie",
-                            "proxy-authorization"})
 SHOWN_BODY = 2000  # characters of a body a report shows
-
-
-def mask(value: str) -> str:
-    """Enough of a secret to recognise it, never enough to use it (as the kit masks keys)."""
-    return value[:8] + "…" if len(value) > 8 else "…"
-
-
-def masked_headers(headers: list[tuple[str, str]]) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for name, value in headers:
-        low = name.lower()
-        if low == "authorization" and " " in value:
-            scheme, _, token = value.partition(" ")
-            value = f"{scheme} {mask(token.strip())}"
-        elif low in SECRET_HEADERS:
-            value = mask(value)
-        out[name] = value
-    return out
 
 
 class Body:
