@@ -8,8 +8,8 @@ transaction. No caller ever shares a Python object with the store: documents are
 out, so the memory store behaves like the others.
 
 The web layer never calls a backend's I/O on the event loop: it awaits `transact(fn)` and
-`record(entry)`, which the memory store runs inline (no I/O) and the SQLite and Redis stores run
-on threads of their own (`OffLoop`). Expiry reads the store's `now` callable (time.time unless a
+`record(entry)`, which the memory store runs inline (no I/O), the SQLite store on its own thread
+in batches (`committer.GroupCommitter`) and the Redis store on threads of its own (`OffLoop`). Expiry reads the store's `now` callable (time.time unless a
 test injects a clock), so TTL tests need not wait on the wall clock.
 """
 
