@@ -9,8 +9,9 @@ out, so the memory store behaves like the others.
 
 The web layer never calls a backend's I/O on the event loop: it awaits `transact(fn)` and
 `record(entry)`, which the memory store runs inline (no I/O), the SQLite store on its own thread
-in batches (`committer.GroupCommitter`) and the Redis store on threads of its own (`OffLoop`). Expiry reads the store's `now` callable (time.time unless a
-test injects a clock), so TTL tests need not wait on the wall clock.
+in batches (`committer.GroupCommitter`) and the Redis store on threads of its own (`OffLoop`).
+Expiry reads the store's `now` callable (time.time unless a test injects a clock), so TTL tests
+need not wait on the wall clock.
 """
 
 from __future__ import annotations
@@ -75,6 +76,41 @@ class BufferedTx:
 
     def delete(self, kind: str, key: str) -> None:
         self.writes[(kind, key)] = None
+
+
+class Nested:
+    """A transaction inside another: reads see the outer one, writes reach it only on
+    `commit()`. An operation refused part-way (an ApiError) so leaves the outer transaction as
+    it was, and the caller may still write there (idempotency keeps the refusal: D6) without a
+    second transaction."""
+
+    def __init__(self, outer: Tx) -> None:
+        self._outer = outer
+        self._writes: dict[tuple[str, str], tuple[bytes, float | None] | None] = {}
+
+    def get(self, kind: str, key: str) -> Doc | None:
+        k = (kind, key)
+        if k in self._writes:
+            entry = self._writes[k]
+            return None if entry is None else orjson.loads(entry[0])
+        return self._outer.get(kind, key)
+
+    def put(self, kind: str, key: str, doc: Doc, ttl: float | None = None) -> None:
+        self._writes[(kind, key)] = (orjson.dumps(doc), ttl)
+
+    def delete(self, kind: str, key: str) -> None:
+        self._writes[(kind, key)] = None
+
+    def commit(self) -> None:
+        outer = self._outer
+        if isinstance(outer, BufferedTx):  # the same encoded bytes: no second encoding
+            outer.writes.update(self._writes)
+            return
+        for (kind, key), entry in self._writes.items():
+            if entry is None:
+                outer.delete(kind, key)
+            else:
+                outer.put(kind, key, orjson.loads(entry[0]), ttl=entry[1])
 
 
 class Store(Protocol):
