@@ -8,18 +8,16 @@ transaction. No caller ever shares a Python object with the store: documents are
 out, so the memory store behaves like the others.
 
 The web layer never calls a backend's I/O on the event loop: it awaits `transact(fn)` and
-`record(entry)`, which the memory store runs inline (no I/O), the SQLite store on its own thread
-in batches (`committer.GroupCommitter`) and the Redis store on threads of its own (`OffLoop`).
+`record(entry)`, which the memory store runs inline (no I/O), and the SQLite and Redis stores
+queue for a thread of their own that runs them in batches (`committer.GroupCommitter`).
 Expiry reads the store's `now` callable (time.time unless a test injects a clock), so TTL tests
 need not wait on the wall clock.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
 
 import orjson
@@ -143,49 +141,6 @@ class Inline:
 
     async def peek(self, kind: str, key: str) -> Doc | None:
         return self._peek(kind, key)  # type: ignore[attr-defined]
-
-
-class OffLoop:
-    """For a store doing I/O: transactions, plain reads and journal writes run on the store's
-    own threads, never on the event loop.
-
-    Transactions get `_tx_threads` of their own: every regenerate writes the same few hot
-    documents (the deadline index, an org's credits), so parallel transactions of one process
-    mostly conflict and run again; a short queue is cheaper than retries. Plain reads and the
-    journal use `_io_threads` and so never wait behind a transaction.
-    """
-
-    _tx_threads = 1
-    _io_threads = 2
-    _journal_on = "io"  # the pool journal writes run on
-    _peek_inline = False  # plain reads on the event loop (a store whose reads cannot stall)
-
-    def _pool(self, kind: str) -> ThreadPoolExecutor:
-        pools = self.__dict__.setdefault("_pools", {})
-        pool = pools.get(kind)
-        if pool is None:
-            size = self._tx_threads if kind == "tx" else self._io_threads
-            pool = pools[kind] = ThreadPoolExecutor(size, thread_name_prefix=f"store-{kind}")
-        return pool
-
-    async def transact(self, fn: Callable[[Tx], T]) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool("tx"), self.atomic, fn)  # type: ignore
-
-    async def record(self, entry: Doc) -> None:
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._pool(self._journal_on), self.journal_append,  # type: ignore
-                                   entry)
-
-    async def peek(self, kind: str, key: str) -> Doc | None:
-        if self._peek_inline:
-            return self._peek(kind, key)  # type: ignore[attr-defined]
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool("io"), self._peek, kind, key)  # type: ignore
-
-    def _close_threads(self) -> None:
-        for pool in self.__dict__.pop("_pools", {}).values():
-            pool.shutdown(wait=True)
 
 
 Clock = Callable[[], float]

@@ -1,9 +1,10 @@
-"""The SQLite store's group commit and document cache (mock/store/sqlite.py, issue 14).
+"""The shared stores' group commit and document cache (mock/store/sqlite.py, redis.py;
+issue 14).
 
-Transactions queued from the event loop run in batches, one SQLite transaction each; these
-tests pin what callers rely on: serial order inside a batch, a failing function leaving no
-write, journal entries in the same commit, and a cache that never serves a document another
-connection has changed.
+Transactions queued from the event loop run in batches (one SQLite transaction, or one Redis
+commit script, each); these tests pin what callers rely on: serial order inside a batch, a
+failing function leaving no write, journal entries in the same commit, and a cache that never
+serves a document another process has changed.
 """
 
 from __future__ import annotations
@@ -17,9 +18,13 @@ import pytest
 from mock.store.base import open_store
 
 
-@pytest.fixture
-def url(tmp_path) -> str:
-    return f"sqlite:///{tmp_path}/state.db"
+@pytest.fixture(params=["sqlite", "redis"])
+def url(request, tmp_path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/state.db"
+    server = request.getfixturevalue("redis_server")
+    server.flush(6)
+    return server.db_url(6)
 
 
 def test_a_batch_runs_in_order_and_a_failing_function_leaves_no_write(url):
@@ -48,6 +53,7 @@ def test_a_batch_runs_in_order_and_a_failing_function_leaves_no_write(url):
         assert store.atomic(lambda tx: tx.get("doc", "c")) == {"n": 2}
         assert store.journal(5) == [{"x": 1}]
     finally:
+        store.clear()
         store.close()
 
 
@@ -72,10 +78,54 @@ def test_concurrent_transactions_and_journal_entries_from_the_loop_all_land(url)
         assert store.atomic(lambda tx: tx.get("doc", "n")) == {"n": 200}
         assert sorted(e["i"] for e in store.journal(500)) == list(range(100))
     finally:
+        store.clear()
         store.close()
 
 
-def test_the_cache_serves_reads_without_a_query_until_another_connection_commits(url):
+def test_a_cached_document_another_process_changed_is_read_again(url):
+    store, other = open_store(url), open_store(url)
+    try:
+        store.atomic(lambda tx: tx.put("doc", "a", {"n": 1}))
+        assert store.atomic(lambda tx: tx.get("doc", "a")) == {"n": 1}  # cached now
+        other.atomic(lambda tx: tx.put("doc", "a", {"n": 2}))
+
+        def read_and_copy(tx):
+            n = tx.get("doc", "a")["n"]
+            tx.put("doc", "copy", {"n": n})
+            return n
+
+        assert store.atomic(read_and_copy) == 2
+        assert other.atomic(lambda tx: tx.get("doc", "copy")) == {"n": 2}
+        other.atomic(lambda tx: tx.delete("doc", "a"))
+        assert store.atomic(lambda tx: tx.get("doc", "a")) is None
+    finally:
+        store.clear()
+        store.close()
+        other.close()
+
+
+def test_redis_reads_from_its_cache_and_checks_them_in_the_commit(redis_server):
+    """A warm transaction sends one command, the commit script, whatever it read."""
+    redis_server.flush(6)
+    store = open_store(redis_server.db_url(6))
+    try:
+        store.atomic(lambda tx: [tx.put("doc", str(i), {"n": i}) for i in range(5)])
+        before = store.round_trips
+
+        def total(tx):
+            s = sum(tx.get("doc", str(i))["n"] for i in range(5))
+            tx.put("doc", "total", {"n": s})
+            return s
+
+        assert store.atomic(total) == 10
+        assert store.round_trips - before == 1
+    finally:
+        store.clear()
+        store.close()
+
+
+def test_sqlite_cache_serves_reads_without_a_query_until_another_connection_commits(tmp_path):
+    url = f"sqlite:///{tmp_path}/state.db"
     store, other = open_store(url), open_store(url)
     statements: list[str] = []
     try:
@@ -92,9 +142,9 @@ def test_the_cache_serves_reads_without_a_query_until_another_connection_commits
         other.close()
 
 
-def test_a_failed_batch_empties_the_cache(url):
+def test_sqlite_failed_batch_empties_the_cache(tmp_path):
     """A batch whose commit fails must not leave its writes in the cache."""
-    store = open_store(url)
+    store = open_store(f"sqlite:///{tmp_path}/state.db")
     try:
         store.atomic(lambda tx: tx.put("doc", "a", {"n": 1}))
 
