@@ -14,8 +14,9 @@ import asyncio
 import queue
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
+T = TypeVar("T")
 MAX_BATCH = 64  # items per batch at most: bounds a batch's latency and a commit's size
 
 Item = tuple[str, Any]  # ("tx", fn) or ("journal", entry)
@@ -95,3 +96,36 @@ def _settle(settled: list[tuple[asyncio.Future, Outcome]]) -> None:
             future.set_result(value)
         else:
             future.set_exception(value)
+
+
+class Batched:
+    """The store protocol's entry points for a store that runs batches: `_run_batch(items)`
+    runs one batch (on the calling thread), `_committer` queues for the store's own thread."""
+
+    _committer: GroupCommitter
+
+    def _run_batch(self, items: list[Item]) -> list[Outcome]:
+        raise NotImplementedError
+
+    def atomic(self, fn: Callable[[Any], T]) -> T:
+        """One transaction on the calling thread (tools, tests, the control API): a batch of
+        one."""
+        return _value(self._run_batch([("tx", fn)])[0])
+
+    async def transact(self, fn: Callable[[Any], T]) -> T:
+        """`atomic`, awaited: queued for the store's thread, in a batch with others."""
+        return await self._committer.submit(("tx", fn))
+
+    def journal_append(self, entry: dict[str, Any]) -> None:
+        _value(self._run_batch([("journal", entry)])[0])
+
+    async def record(self, entry: dict[str, Any]) -> None:
+        """`journal_append`, awaited: in the next batch's commit."""
+        await self._committer.submit(("journal", entry))
+
+
+def _value(outcome: Outcome) -> Any:
+    ok, value = outcome
+    if not ok:
+        raise value
+    return value

@@ -33,7 +33,7 @@ import orjson
 import redis
 
 from mock.store.base import STORE_TIMEOUT, BufferedTx, Doc, StoreUnavailable
-from mock.store.committer import GroupCommitter, Item, Outcome
+from mock.store.committer import Batched, GroupCommitter, Item, Outcome
 
 T = TypeVar("T")
 log = logging.getLogger("layers.mock")
@@ -115,7 +115,7 @@ def _bounded(method: Callable[..., T]) -> Callable[..., T]:
     return call
 
 
-class RedisStore:
+class RedisStore(Batched):
     shared = True
 
     def __init__(self, url: str, *, journal_size: int) -> None:
@@ -167,19 +167,6 @@ class RedisStore:
                         "/__mock/reset or a restart of the mock with --reset", self.url)
 
     # ---- transactions -----------------------------------------------------------------
-
-    def atomic(self, fn: Callable[[_RedisTx], T]) -> T:
-        ok, value = self._run_batch([("tx", fn)])[0]
-        if not ok:
-            raise value
-        return value
-
-    async def transact(self, fn: Callable[[_RedisTx], T]) -> T:
-        """`atomic`, awaited: queued for the store's thread, in a batch with others."""
-        return await self._committer.submit(("tx", fn))
-
-    async def record(self, entry: Doc) -> None:
-        await self._committer.submit(("journal", entry))
 
     @_bounded
     def _run_batch(self, items: list[Item]) -> list[Outcome]:
@@ -255,11 +242,6 @@ class RedisStore:
         is checked by that batch's commit script, so a request's fault check (faults.py)
         costs no round trip of its own, where a GET on a thread cost one and a hand-off."""
         return await self.transact(lambda tx: tx.get(kind, key))
-
-    def journal_append(self, entry: Doc) -> None:
-        ok, value = self._run_batch([("journal", entry)])[0]
-        if not ok:
-            raise value
 
     @_bounded
     def journal(self, limit: int = 100) -> list[Doc]:

@@ -23,14 +23,13 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
 import orjson
 
 from mock.store.base import WALL, BufferedTx, Clock, Doc, StoreUnavailable
-from mock.store.committer import GroupCommitter, Item, Outcome
+from mock.store.committer import Batched, GroupCommitter, Item, Outcome
 
 T = TypeVar("T")
 log = logging.getLogger("layers.mock")
@@ -78,7 +77,7 @@ class _SqliteTx(BufferedTx):
         return orjson.loads(row[0])
 
 
-class SqliteStore:
+class SqliteStore(Batched):
     shared = True
 
     def __init__(self, url: str, *, journal_size: int, now: Clock = WALL) -> None:
@@ -121,19 +120,6 @@ class SqliteStore:
         return conn
 
     # ---- transactions -----------------------------------------------------------------
-
-    def atomic(self, fn: Callable[[_SqliteTx], T]) -> T:
-        ok, value = self._run_batch([("tx", fn)])[0]
-        if not ok:
-            raise value
-        return value
-
-    async def transact(self, fn: Callable[[_SqliteTx], T]) -> T:
-        """`atomic`, awaited: queued for the store's thread, in a batch with others."""
-        return await self._committer.submit(("tx", fn))
-
-    async def record(self, entry: Doc) -> None:
-        await self._committer.submit(("journal", entry))
 
     def _run_batch(self, items: list[Item]) -> list[Outcome]:
         with self._lock:
@@ -250,11 +236,6 @@ class SqliteStore:
         """On the event loop: a read in WAL mode takes no lock a writer holds and costs
         ~10 us, where a hand-off to a thread and back cost far more."""
         return self._peek(kind, key)
-
-    def journal_append(self, entry: Doc) -> None:
-        ok, value = self._run_batch([("journal", entry)])[0]
-        if not ok:
-            raise value
 
     def journal(self, limit: int = 100) -> list[Doc]:
         limit = min(limit, self._journal_size)
