@@ -24,14 +24,12 @@ import logging
 import sqlite3
 import threading
 from pathlib import Path
-from typing import TypeVar
 
 import orjson
 
 from mock.store.base import WALL, BufferedTx, Clock, Doc, StoreUnavailable
 from mock.store.committer import Batched, GroupCommitter, Item, Outcome
 
-T = TypeVar("T")
 log = logging.getLogger("layers.mock")
 
 _SCHEMA = """
