@@ -27,7 +27,7 @@ from mock.domain.errors import (
     IdempotencyConflict,
     IdempotencyInProgress,
 )
-from mock.store.base import Store, Tx
+from mock.store.base import Nested, Store, Tx
 
 LEASE_SECONDS = 60.0
 T = TypeVar("T")
@@ -66,19 +66,26 @@ def kept(err: ApiError) -> bool:
     return err.code in STORED_ERROR_CODES
 
 
-def claim_in(tx: Tx, claim: Claim, ttl: float, now: float) -> Stored | None:
-    """Claim the key. None: go ahead. A Stored: replay it. Raises the two D6 conflicts."""
+def lookup_in(tx: Tx, claim: Claim, now: float) -> Stored | None:
+    """What the key says. None: go ahead. A Stored: replay it. Raises the two D6 conflicts."""
     rec = tx.get("idem", claim.doc_key)
     if rec is not None and rec["fingerprint"] != claim.fingerprint:
         raise IdempotencyConflict()
     if rec is None or (rec["state"] == "claimed" and rec["leaseUntil"] < now):
-        tx.put("idem", claim.doc_key, {"fingerprint": claim.fingerprint, "state": "claimed",
-                                       "leaseUntil": now + LEASE_SECONDS}, ttl=ttl)
         return None
     if rec["state"] == "claimed":
         raise IdempotencyInProgress()
     r = rec["response"]
     return Stored(r["status"], r["headers"], r["body"])
+
+
+def claim_in(tx: Tx, claim: Claim, ttl: float, now: float) -> Stored | None:
+    """Claim the key (`lookup_in`, then hold it while the operation runs elsewhere)."""
+    replay = lookup_in(tx, claim, now)
+    if replay is None:
+        tx.put("idem", claim.doc_key, {"fingerprint": claim.fingerprint, "state": "claimed",
+                                       "leaseUntil": now + LEASE_SECONDS}, ttl=ttl)
+    return replay
 
 
 def record_in(tx: Tx, claim: Claim, response: Stored, ttl: float) -> None:
@@ -108,7 +115,17 @@ async def respond(store: Store, claim: Claim | None, ttl: float, *,
     raises rolls that transaction back and is rendered by `on_error`. `before` runs after the
     claim and before the operation (a requested latency: the key is held meanwhile). The claim's
     own conflicts (IDEMPOTENCY_CONFLICT, _IN_PROGRESS) are raised, never kept.
+
+    With a key and nothing to wait for, the lookup, the operation and the record are one
+    transaction: no other request can see the key while the operation runs, so there is no
+    claim to write or release (one transaction where there were three; under load the
+    claim's own commit was a third of a keyed request's store work). With a latency to wait,
+    the claim is written first and held meanwhile: a second request then sees
+    IDEMPOTENCY_IN_PROGRESS, as D6 says.
     """
+    if claim is not None and before is None:
+        return await store.transact(lambda tx: _at_once(tx, claim, ttl, now(), execute,
+                                                        on_error))
     if claim is not None:
         replay = await store.transact(lambda tx: claim_in(tx, claim, ttl, now()))
         if replay is not None:
@@ -136,6 +153,26 @@ async def respond(store: Store, claim: Claim | None, ttl: float, *,
         if claim is not None:  # cut short (client gone, server stopping, a bug): free the key
             await store.transact(lambda tx: release_in(tx, claim))
         raise
+
+
+def _at_once(tx: Tx, claim: Claim, ttl: float, now: float, execute: Callable[[Tx], Stored],
+             on_error: Callable[[ApiError], Stored]) -> tuple[Stored, bool]:
+    """Look the key up, run the operation and keep its answer, in the caller's transaction.
+    The operation runs nested, so a refusal leaves none of its writes behind."""
+    replay = lookup_in(tx, claim, now)
+    if replay is not None:
+        return replay, True
+    op = Nested(tx)
+    try:
+        out = execute(op)
+    except ApiError as err:
+        out = on_error(err)
+        if kept(err):
+            record_in(tx, claim, out, ttl)
+        return out, False
+    op.commit()
+    record_in(tx, claim, out, ttl)
+    return out, False
 
 
 # Synchronous forms for tools and tests that hold a store directly.

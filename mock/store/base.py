@@ -8,17 +8,16 @@ transaction. No caller ever shares a Python object with the store: documents are
 out, so the memory store behaves like the others.
 
 The web layer never calls a backend's I/O on the event loop: it awaits `transact(fn)` and
-`record(entry)`, which the memory store runs inline (no I/O) and the SQLite and Redis stores run
-on threads of their own (`OffLoop`). Expiry reads the store's `now` callable (time.time unless a
-test injects a clock), so TTL tests need not wait on the wall clock.
+`record(entry)`, which the memory store runs inline (no I/O), and the SQLite and Redis stores
+queue for a thread of their own that runs them in batches (`committer.GroupCommitter`).
+Expiry reads the store's `now` callable (time.time unless a test injects a clock), so TTL tests
+need not wait on the wall clock.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol, TypeVar
 
 import orjson
@@ -77,6 +76,41 @@ class BufferedTx:
         self.writes[(kind, key)] = None
 
 
+class Nested:
+    """A transaction inside another: reads see the outer one, writes reach it only on
+    `commit()`. An operation refused part-way (an ApiError) so leaves the outer transaction as
+    it was, and the caller may still write there (idempotency keeps the refusal: D6) without a
+    second transaction."""
+
+    def __init__(self, outer: Tx) -> None:
+        self._outer = outer
+        self._writes: dict[tuple[str, str], tuple[bytes, float | None] | None] = {}
+
+    def get(self, kind: str, key: str) -> Doc | None:
+        k = (kind, key)
+        if k in self._writes:
+            entry = self._writes[k]
+            return None if entry is None else orjson.loads(entry[0])
+        return self._outer.get(kind, key)
+
+    def put(self, kind: str, key: str, doc: Doc, ttl: float | None = None) -> None:
+        self._writes[(kind, key)] = (orjson.dumps(doc), ttl)
+
+    def delete(self, kind: str, key: str) -> None:
+        self._writes[(kind, key)] = None
+
+    def commit(self) -> None:
+        outer = self._outer
+        if isinstance(outer, BufferedTx):  # the same encoded bytes: no second encoding
+            outer.writes.update(self._writes)
+            return
+        for (kind, key), entry in self._writes.items():
+            if entry is None:
+                outer.delete(kind, key)
+            else:
+                outer.put(kind, key, orjson.loads(entry[0]), ttl=entry[1])
+
+
 class Store(Protocol):
     url: str
     shared: bool  # True when several processes may use it at once
@@ -107,49 +141,6 @@ class Inline:
 
     async def peek(self, kind: str, key: str) -> Doc | None:
         return self._peek(kind, key)  # type: ignore[attr-defined]
-
-
-class OffLoop:
-    """For a store doing I/O: transactions, plain reads and journal writes run on the store's
-    own threads, never on the event loop.
-
-    Transactions get `_tx_threads` of their own: every regenerate writes the same few hot
-    documents (the deadline index, an org's credits), so parallel transactions of one process
-    mostly conflict and run again; a short queue is cheaper than retries. Plain reads and the
-    journal use `_io_threads` and so never wait behind a transaction.
-    """
-
-    _tx_threads = 1
-    _io_threads = 2
-    _journal_on = "io"  # the pool journal writes run on
-    _peek_inline = False  # plain reads on the event loop (a store whose reads cannot stall)
-
-    def _pool(self, kind: str) -> ThreadPoolExecutor:
-        pools = self.__dict__.setdefault("_pools", {})
-        pool = pools.get(kind)
-        if pool is None:
-            size = self._tx_threads if kind == "tx" else self._io_threads
-            pool = pools[kind] = ThreadPoolExecutor(size, thread_name_prefix=f"store-{kind}")
-        return pool
-
-    async def transact(self, fn: Callable[[Tx], T]) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool("tx"), self.atomic, fn)  # type: ignore
-
-    async def record(self, entry: Doc) -> None:
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._pool(self._journal_on), self.journal_append,  # type: ignore
-                                   entry)
-
-    async def peek(self, kind: str, key: str) -> Doc | None:
-        if self._peek_inline:
-            return self._peek(kind, key)  # type: ignore[attr-defined]
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool("io"), self._peek, kind, key)  # type: ignore
-
-    def _close_threads(self) -> None:
-        for pool in self.__dict__.pop("_pools", {}).values():
-            pool.shutdown(wait=True)
 
 
 Clock = Callable[[], float]

@@ -1,12 +1,21 @@
 """Redis store: shared by processes on many hosts.
 
-`atomic` is an optimistic transaction in as few round trips as the reads allow: each document
-read is one GET, remembered as read; the commit is one Lua script that checks every document
-read is still what was read and then applies all the writes, or changes nothing and says so, and
-then the whole function runs again. A function that only read one document needs no commit; one
-that read several, or raised on what it read, has its reads checked the same way (its decision
-rests on them). So a transaction costs one round trip per document read plus one, where
-WATCH/GET/MULTI/EXEC cost two per read plus two.
+Transactions are optimistic, and queued by the event loop for one thread of the store's own,
+which runs whatever queued up meanwhile as one batch (`GroupCommitter`): the batch's functions
+run in order, each seeing the writes of those before it, reading documents from a cache this
+process keeps; then one Lua script checks that every document the batch read is still what it
+read, and applies all the writes and journal entries, or changes nothing and returns the
+current value of each document that had changed. The cache takes those values and the whole
+batch runs again. A function that raises leaves no write, and its reads are checked like the
+others' (its decision rests on them).
+
+A document not in the cache is read with one GET. So a warm request costs its share of its
+batches' commit scripts (the fault check, the operation, the journal entry: three batches, each
+one round trip shared by the requests queued meanwhile), where one GET per document read plus a
+commit (and before that WATCH/MULTI, two per read plus two) cost 7 to 19. Two
+workers writing the same document (every job start writes its org's credits and deadline
+index) find it changed in their cache and run their batch twice; that is the price of the
+cache, paid only by the documents both write.
 
 `round_trips` counts the commands sent, so a test can hold a regenerate to its budget.
 """
@@ -16,40 +25,55 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import threading
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import orjson
 import redis
 
-from mock.store.base import STORE_TIMEOUT, BufferedTx, Doc, OffLoop, StoreUnavailable
+from mock.store.base import STORE_TIMEOUT, BufferedTx, Doc, StoreUnavailable
+from mock.store.committer import Batched, GroupCommitter, Item, Outcome
 
 T = TypeVar("T")
 log = logging.getLogger("layers.mock")
 _PREFIX = "layers-mock:"
+_JOURNAL = f"{_PREFIX}journal"
 _MAX_RETRIES = 200
+_CACHE_SIZE = 50_000  # documents; past it the cache starts again empty
 
-# KEYS: the documents read, then the documents written. ARGV[1]: how many were read; then
-# what each read returned ("" when absent); then per write: "d" (delete), or "s", the value and
-# a TTL in ms (0: none). Returns 1 when applied, 0 when a read went stale.
+# KEYS: the documents read, then the documents written, then the journal.
+# ARGV: reads, writes, journal entries, journal size; then what each read returned ("" when
+# absent); then per write: "d" (delete) or "s", the value, a TTL in ms (0: none); then the
+# journal entries. Returns {1} when applied; else {0, key, value, ...} for every read that
+# changed ("" when now absent), and changes nothing.
 _COMMIT = """
-local reads = tonumber(ARGV[1])
+local reads, writes, entries = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local stale = {0}
 for i = 1, reads do
-  local v = redis.call('GET', KEYS[i])
-  if (v or '') ~= ARGV[1 + i] then return 0 end
+  local v = redis.call('GET', KEYS[i]) or ''
+  if v ~= ARGV[4 + i] then
+    stale[#stale + 1] = KEYS[i]; stale[#stale + 1] = v
+  end
 end
-local a = reads + 2
-for k = reads + 1, #KEYS do
+if #stale > 1 then return stale end
+local a = 5 + reads
+for k = reads + 1, reads + writes do
   if ARGV[a] == 'd' then
-    redis.call('DEL', KEYS[k]); a = a + 1
+    redis.call('DEL', KEYS[k])
   else
     local ttl = tonumber(ARGV[a + 2])
     if ttl > 0 then redis.call('SET', KEYS[k], ARGV[a + 1], 'PX', ttl)
     else redis.call('SET', KEYS[k], ARGV[a + 1]) end
-    a = a + 3
   end
+  a = a + 3
 end
-return 1
+if entries > 0 then
+  local j = KEYS[reads + writes + 1]
+  for e = a, a + entries - 1 do redis.call('LPUSH', j, ARGV[e]) end
+  redis.call('LTRIM', j, 0, tonumber(ARGV[4]) - 1)
+end
+return {1}
 """
 
 
@@ -57,22 +81,25 @@ def _key(kind: str, key: str) -> str:
     return f"{_PREFIX}doc:{kind}:{key}"
 
 
-class _Stale(Exception):
-    """A document read changed before the commit: run the function again."""
-
-
 class _RedisTx(BufferedTx):
-    def __init__(self, store: RedisStore) -> None:
+    """One function's transaction in a batch: reads see the batch's earlier writes, then what
+    the batch already read, then the cache, then Redis (a GET)."""
+
+    def __init__(self, store: RedisStore, read: dict[str, bytes],
+                 written: dict[str, bytes | None]) -> None:
         super().__init__()
         self._store = store
-        self.read: dict[str, bytes] = {}  # redis key -> raw value read (b"" when absent)
+        self.read = read  # redis key -> raw value as the batch read it (b"" when absent)
+        self._written = written  # redis key -> raw value written earlier in the batch
 
     def _read(self, kind: str, key: str) -> Doc | None:
         k = _key(kind, key)
-        if k in self.read:
-            raw: bytes | None = self.read[k] or None
+        if k in self._written:
+            raw: bytes | None = self._written[k]
+        elif k in self.read:
+            raw = self.read[k] or None
         else:
-            raw = self._store._get(k)
+            raw = self._store._cached(k)
             self.read[k] = raw or b""
         return None if raw is None else orjson.loads(raw)
 
@@ -88,7 +115,7 @@ def _bounded(method: Callable[..., T]) -> Callable[..., T]:
     return call
 
 
-class RedisStore(OffLoop):
+class RedisStore(Batched):
     shared = True
 
     def __init__(self, url: str, *, journal_size: int) -> None:
@@ -100,24 +127,31 @@ class RedisStore(OffLoop):
         self._commit = self._client.register_script(_COMMIT)
         self._journal_size = journal_size
         self.round_trips = 0
+        self._lock = threading.Lock()  # the cache, and one batch at a time
+        self._cache: dict[str, bytes | None] = {}
+        self._fresh: set[str] = set()  # read with a GET in this attempt, not from the cache
+        self._committer = GroupCommitter(self._run_batch, "store-redis")
         self._warn_without_persistence()
 
     def _get(self, k: str) -> bytes | None:
         self.round_trips += 1
         return self._client.get(k)
 
-    def _apply(self, tx: _RedisTx) -> bool:
-        keys = list(tx.read)
-        args: list[bytes | str | int] = [len(keys), *tx.read.values()]
-        for (kind, key), entry in tx.writes.items():
-            keys.append(_key(kind, key))
-            if entry is None:
-                args.append("d")
-            else:
-                ttl = 0 if entry[1] is None else max(1, math.ceil(entry[1] * 1000))
-                args.extend(("s", entry[0], ttl))
-        self.round_trips += 1
-        return bool(self._commit(keys=keys, args=args))
+    def _cached(self, k: str) -> bytes | None:
+        """A document's value through the cache (inside a batch, under `_lock`)."""
+        try:
+            return self._cache[k]
+        except KeyError:
+            pass
+        raw = self._get(k)
+        self._fresh.add(k)
+        self._remember({k: raw})
+        return raw
+
+    def _remember(self, values: dict[str, bytes | None]) -> None:
+        if len(self._cache) + len(values) > _CACHE_SIZE:
+            self._cache.clear()
+        self._cache.update(values)
 
     def _warn_without_persistence(self) -> None:
         """A Redis that keeps nothing on disk forgets the world when it restarts; the mock
@@ -132,60 +166,101 @@ class RedisStore(OffLoop):
                         "restarts, the mock's state and fixtures are gone until POST "
                         "/__mock/reset or a restart of the mock with --reset", self.url)
 
+    # ---- transactions -----------------------------------------------------------------
+
     @_bounded
-    def atomic(self, fn: Callable[[_RedisTx], T]) -> T:
-        for _ in range(_MAX_RETRIES):
-            tx = _RedisTx(self)
+    def _run_batch(self, items: list[Item]) -> list[Outcome]:
+        journal = [orjson.dumps(p) for kind, p in items if kind == "journal"]
+        with self._lock:
             try:
-                result = fn(tx)
-            except Exception:
-                # `fn` gave up (an API error, say) on what it read: only a consistent view
-                # may decide that, so check the reads (no writes) and run again if stale.
-                if tx.read and not self._apply(_without_writes(tx)):
-                    continue
+                for _ in range(_MAX_RETRIES):
+                    outcomes, read, written, ttls = self._attempt(items)
+                    if not written and not journal and len(read) <= 1 and \
+                            self._fresh.issuperset(read):
+                        return outcomes  # one GET, just sent, is consistent by itself
+                    stale = self._apply(read, written, ttls, journal)
+                    if not stale:
+                        self._remember(written)
+                        return outcomes
+                    self._remember(stale)
+                raise RuntimeError("redis transaction kept conflicting; giving up")
+            except BaseException:
+                self._cache.clear()
                 raise
-            if not tx.writes and len(tx.read) <= 1:
-                return result  # one GET is consistent by itself
-            if self._apply(tx):
-                return result
-        raise RuntimeError("redis transaction kept conflicting; giving up")
 
-    @_bounded
-    def _peek(self, kind: str, key: str) -> Doc | None:
-        raw = self._get(_key(kind, key))
-        return None if raw is None else orjson.loads(raw)
+    def _attempt(self, items: list[Item]) -> tuple[list[Outcome], dict[str, bytes],
+                                                   dict[str, bytes | None],
+                                                   dict[str, float | None]]:
+        """Run the batch's functions once, in order, against the cache."""
+        self._fresh.clear()
+        read: dict[str, bytes] = {}
+        written: dict[str, bytes | None] = {}
+        ttls: dict[str, float | None] = {}
+        outcomes: list[Outcome] = []
+        for kind, payload in items:
+            if kind == "journal":
+                outcomes.append((True, None))
+                continue
+            tx = _RedisTx(self, read, written)
+            try:
+                outcomes.append((True, payload(tx)))
+            except Exception as exc:  # its writes are dropped; its reads are still checked
+                outcomes.append((False, exc))
+                continue
+            for (doc_kind, key), entry in tx.writes.items():
+                k = _key(doc_kind, key)
+                written[k] = None if entry is None else entry[0]
+                ttls[k] = None if entry is None else entry[1]
+        return outcomes, read, written, ttls
 
-    @_bounded
-    def journal_append(self, entry: Doc) -> None:
-        k = f"{_PREFIX}journal"
-        pipe = self._client.pipeline(transaction=True)
-        pipe.lpush(k, orjson.dumps(entry))
-        pipe.ltrim(k, 0, self._journal_size - 1)
+    def _apply(self, read: dict[str, bytes], written: dict[str, bytes | None],
+               ttls: dict[str, float | None], journal: list[bytes]) -> dict[str, bytes | None]:
+        """The commit script; returns the reads that had changed (empty: applied)."""
+        keys = [*read, *written]
+        args: list[Any] = [len(read), len(written), len(journal), self._journal_size,
+                           *read.values()]
+        for k, raw in written.items():
+            ttl = ttls.get(k)
+            if raw is None:
+                args.extend(("d", "", 0))
+            else:
+                args.extend(("s", raw, 0 if ttl is None else max(1, math.ceil(ttl * 1000))))
+        if journal:
+            keys.append(_JOURNAL)
+            args.extend(journal)
         self.round_trips += 1
-        pipe.execute()
+        reply = self._commit(keys=keys, args=args)
+        if reply[0] == 1:
+            return {}
+        pairs = reply[1:]
+        return {k.decode(): (v or None) for k, v in zip(pairs[::2], pairs[1::2], strict=True)}
+
+    # ---- plain reads, the journal ------------------------------------------------------
+
+    async def peek(self, kind: str, key: str) -> Doc | None:
+        """A read-only transaction in the next batch: the document comes from the cache and
+        is checked by that batch's commit script, so a request's fault check (faults.py)
+        costs no round trip of its own, where a GET on a thread cost one and a hand-off."""
+        return await self.transact(lambda tx: tx.get(kind, key))
 
     @_bounded
     def journal(self, limit: int = 100) -> list[Doc]:
         limit = min(limit, self._journal_size)
-        return [orjson.loads(x) for x in self._client.lrange(f"{_PREFIX}journal", 0, limit - 1)]
+        return [orjson.loads(x) for x in self._client.lrange(_JOURNAL, 0, limit - 1)]
 
     @_bounded
     def clear(self) -> None:
-        batch = []
-        for k in self._client.scan_iter(match=f"{_PREFIX}*", count=1000):
-            batch.append(k)
-            if len(batch) >= 500:
+        with self._lock:
+            self._cache.clear()
+            batch = []
+            for k in self._client.scan_iter(match=f"{_PREFIX}*", count=1000):
+                batch.append(k)
+                if len(batch) >= 500:
+                    self._client.delete(*batch)
+                    batch = []
+            if batch:
                 self._client.delete(*batch)
-                batch = []
-        if batch:
-            self._client.delete(*batch)
 
     def close(self) -> None:
-        self._close_threads()
+        self._committer.close()
         self._client.close()
-
-
-def _without_writes(tx: _RedisTx) -> _RedisTx:
-    check = _RedisTx(tx._store)
-    check.read = tx.read
-    return check

@@ -26,7 +26,7 @@ from mock.domain.clock import iso
 
 def replay_new_job() -> None:
     """The replay runs the operation again (a new job) instead of replaying."""
-    idempotency.claim_in = lambda *a, **k: None
+    idempotency.lookup_in = lambda *a, **k: None
 
 
 def brief_replaced() -> None:
@@ -277,9 +277,9 @@ def replay_rerendered() -> None:
     """A replay re-renders the job's current state instead of repeating the first bytes."""
     import orjson
 
-    original = idempotency.claim_in
+    original = idempotency.lookup_in
 
-    def claim_in(tx, *args, **kwargs):
+    def lookup_in(tx, *args, **kwargs):
         stored = original(tx, *args, **kwargs)
         if stored is None or stored.status != 202:
             return stored
@@ -292,7 +292,7 @@ def replay_rerendered() -> None:
                            if k in view and view[k] != first.get(k)}}
         return idempotency.Stored(stored.status, stored.headers, orjson.dumps(now).decode())
 
-    idempotency.claim_in = claim_in
+    idempotency.lookup_in = lookup_in
 
 
 def rate_limited() -> None:
