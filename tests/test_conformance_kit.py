@@ -69,44 +69,72 @@ def _stage_seconds(name: str) -> float:
     return float(args[args.index("--stage-seconds") + 1])
 
 
-@pytest.fixture(scope="module")
-def variant_results():
-    """Every variant, several at a time: the runs mostly wait on jobs, not on the CPU.
+# The slowest stages first (rate_limited's run is the longest, as it also waits out its 429s),
+# dealt alternately into two halves: pytest-xdist (--dist loadscope) runs each half's class on
+# a worker of its own, so the runs' kit work (CPU in the test process) is spread over two
+# processes, and no long run starts last and sets the wall time alone.
+_LONGEST_FIRST = sorted(VARIANTS, key=lambda n: (-_stage_seconds(n), n))
+HALVES = (tuple(_LONGEST_FIRST[0::2]), tuple(_LONGEST_FIRST[1::2]))
 
-    The slowest stages start first (rate_limited's run is the longest, as it also waits out
-    its 429s), so that no long run starts last and sets the fixture's wall time alone.
-    """
-    order = sorted(VARIANTS, key=lambda n: (-_stage_seconds(n), n))
+
+def _run_variants(names: tuple[str, ...]) -> dict:
+    """The variants, several at a time: the runs mostly wait on jobs, not on the CPU."""
     with cf.ThreadPoolExecutor(VARIANT_RUNS_AT_ONCE) as pool:
-        return dict(zip(order, pool.map(_run_variant, order), strict=True))
+        return dict(zip(names, pool.map(_run_variant, names), strict=True))
+
+
+def _fails_exactly_the_rules_it_names(variant_results: dict, name: str) -> None:
+    result, variant = _result(variant_results, name), VARIANTS[name]
+    failed = {o.rule for o in result.failed}
+    detail = [(o.status, o.name, o.message[:200]) for o in result.outcomes
+              if o.status not in (PASSED, NOT_RUN)]
+    assert failed == set(variant.fails), f"{name}: {detail}"
+    assert result.exit_code == (1 if variant.fails else 0)
+    assert not result.with_status(ERROR), f"{name}: the kit failed: {detail}"
+    assert {o.name for o in result.with_status(INCONCLUSIVE)} == set(variant.inconclusive), \
+        f"{name}: {detail}"
+    assert not result.observations.server_errors, f"{name}: the variant answered 5xx"
+    for o in result.failed:  # evidence: the decisive exchange, not the last six polls
+        assert len(o.exchanges) == 1 and o.exchanges[0].status is not None, o.name
+
+
+def test_the_two_halves_hold_every_variant_once():
+    assert sorted(HALVES[0] + HALVES[1]) == sorted(VARIANTS)
+    assert "rate_limited" in HALVES[0] and "stages_too_fast" in HALVES[1]
 
 
 @pytest.mark.e2e
 @pytest.mark.slow
-class TestBrokenVariants:
-    """One unit for pytest-xdist (--dist loadscope): the variants run once, on one worker,
-    while the module's other tests run on another."""
+class TestBrokenVariantsFirstHalf:
+    """Half of the variants, run once for the class (one unit for pytest-xdist)."""
 
-    @pytest.mark.parametrize("name", sorted(VARIANTS))
+    @pytest.fixture(scope="class")
+    def variant_results(self):
+        return _run_variants(HALVES[0])
+
+    @pytest.mark.parametrize("name", sorted(HALVES[0]))
     def test_each_variant_fails_exactly_the_rules_it_names(self, variant_results, name):
-        result, variant = _result(variant_results, name), VARIANTS[name]
-        failed = {o.rule for o in result.failed}
-        detail = [(o.status, o.name, o.message[:200]) for o in result.outcomes
-                  if o.status not in (PASSED, NOT_RUN)]
-        assert failed == set(variant.fails), f"{name}: {detail}"
-        assert result.exit_code == (1 if variant.fails else 0)
-        assert not result.with_status(ERROR), f"{name}: the kit failed: {detail}"
-        assert {o.name for o in result.with_status(INCONCLUSIVE)} == set(variant.inconclusive), \
-            f"{name}: {detail}"
-        assert not result.observations.server_errors, f"{name}: the variant answered 5xx"
-        for o in result.failed:  # evidence: the decisive exchange, not the last six polls
-            assert len(o.exchanges) == 1 and o.exchanges[0].status is not None, o.name
+        _fails_exactly_the_rules_it_names(variant_results, name)
 
     def test_a_rate_limiting_target_passes_because_the_kit_waits(self, variant_results):
         result = _result(variant_results, "rate_limited")
         refused = sum(n for (_, status), n in result.coverage().items() if status == 429)
         assert refused > 0, "the variant never rate-limited the run: the test proves nothing"
         assert result.exit_code == 0 and {o.status for o in result.outcomes} <= {PASSED, NOT_RUN}
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+class TestBrokenVariantsSecondHalf:
+    """The other half of the variants, run once for the class (one unit for pytest-xdist)."""
+
+    @pytest.fixture(scope="class")
+    def variant_results(self):
+        return _run_variants(HALVES[1])
+
+    @pytest.mark.parametrize("name", sorted(HALVES[1]))
+    def test_each_variant_fails_exactly_the_rules_it_names(self, variant_results, name):
+        _fails_exactly_the_rules_it_names(variant_results, name)
 
     def test_stages_faster_than_any_poll_are_inconclusive_not_passed(self, variant_results):
         result = _result(variant_results, "stages_too_fast")
