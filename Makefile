@@ -32,8 +32,12 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 # --durations: every run prints its slowest tests (the suite's time is their sum, not a guess).
+# -n: pytest-xdist workers, one per core (PYTEST_WORKERS=0: one process). loadscope hands out
+# whole modules and classes (module fixtures start once), slow ones first (tests/conftest.py).
+PYTEST_WORKERS ?= auto
 test: $(STAMP) $(NODE_STAMP) system-deps lint
-	$(BIN)/python -m pytest --durations=15 $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadscope --no-loadscope-reorder \
+	  --durations=15 $(PYTEST_ARGS)
 
 # Long property-based run against a fresh mock; bounded by FUZZ_EXAMPLES and FUZZ_SECONDS.
 fuzz: $(STAMP)

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 import httpx
 from openapi_core import OpenAPI
 from openapi_core.datatypes import RequestParameters
+from openapi_core.validation.schemas.factories import SchemaValidatorsFactory
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
 from mock.spec import load_spec, spec_path
@@ -49,6 +50,9 @@ class Contract:
         doc = copy.deepcopy(load_spec())
         doc["servers"] = [{"url": f"{root.scheme}://{root.netloc}{root.path.rstrip('/')}"}]
         self.openapi = OpenAPI.from_dict(doc)
+        for validator in (self.openapi.request_validator, self.openapi.response_validator):
+            validator.schema_validators_factory = _one_format_checker(
+                validator.schema_validators_factory)
         self.doc = doc
         self._prefix = urlsplit(doc["servers"][0]["url"]).path
         self._ops = _operations(doc)
@@ -81,6 +85,24 @@ class Contract:
         except Exception as exc:
             return _causes(exc)
         return []
+
+
+def _one_format_checker(factory: SchemaValidatorsFactory) -> SchemaValidatorsFactory:
+    """The factory, handing every schema validator one format checker instead of a fresh deep
+    copy each: openapi-core copies it per schema it validates (each response header and body),
+    a fifth of the kit's CPU per response. The copy is changed only when extra format
+    validators are given, and the kit gives none; a checker is only read, so threads share it.
+    """
+    shared = copy.copy(factory)
+    checker = factory.get_format_checker()
+
+    def get_format_checker(format_validators=None, extra_format_validators=None):
+        if format_validators is None and extra_format_validators is None:
+            return checker
+        return factory.get_format_checker(format_validators, extra_format_validators)
+
+    shared.get_format_checker = get_format_checker  # create() looks it up on the instance
+    return shared
 
 
 def _causes(exc: Exception) -> list[str]:

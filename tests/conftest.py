@@ -1,6 +1,13 @@
-"""Shared fixtures: an in-process app with a manual clock, and the real mock process."""
+"""Shared fixtures: an in-process app with a manual clock, and the real mock process.
+
+`make test` runs the suite on pytest-xdist workers (`-n auto --dist loadscope`): each module
+(or test class) runs whole on one worker, so its module-scoped fixtures start once; session
+fixtures (the live mocks, Redis) start once per worker.
+"""
 
 from __future__ import annotations
+
+import os
 
 import pytest
 from starlette.testclient import TestClient
@@ -74,7 +81,24 @@ def live_any_store(request, live_mocks) -> MockProcess:
 
 @pytest.fixture(scope="session")
 def redis_server():
-    """A real Redis: CI's (LAYERS_TEST_REDIS_URL) or one started for the session."""
-    server = RedisServer()
+    """A real Redis: CI's (LAYERS_TEST_REDIS_URL) or one started for the session.
+
+    Under pytest-xdist only the first worker uses CI's; every other worker starts its own, as
+    the tests flush fixed database numbers.
+    """
+    server = RedisServer(shared=os.environ.get("PYTEST_XDIST_WORKER", "gw0") == "gw0")
     yield server
     server.stop()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """On a pytest-xdist worker, the `slow` tests first (a stable sort: the order within a
+    module stays).
+
+    `make test` hands out whole modules (and classes) in collection order (`--dist loadscope
+    --no-loadscope-reorder`), so that a module-scoped fixture starts once; the longest units
+    (the kit's broken variants, the wheel install, the shared stores) must start first, or one
+    of them starting last would set the suite's wall time alone.
+    """
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        items.sort(key=lambda item: item.get_closest_marker("slow") is None)

@@ -33,6 +33,31 @@ def store_url(request, tmp_path):
     return server.db_url(9)
 
 
+@pytest.fixture(scope="module", params=["sqlite", "redis"])
+def busy_mock_started(request, tmp_path_factory):
+    """A two-worker mock whose jobs never end (3600-s stages) over each shared store, started
+    once for the tests below that only start jobs (each resets it first): a two-worker start
+    costs about 3.5 s of CPU. Its own database, apart from `store_url`'s."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('busy')}/shared.db"
+    else:
+        server = request.getfixturevalue("redis_server")
+        server.flush(10)
+        url = server.db_url(10)
+    mock = start_mock("--store", url, "--workers", "2", "--stage-seconds", "3600", "--reset")
+    yield mock, url
+    assert mock.stop() == 0
+
+
+@pytest.fixture
+def busy_mock(busy_mock_started):
+    """`busy_mock_started`, reset to its fixtures (POST /__mock/reset) before the test."""
+    mock, url = busy_mock_started
+    with httpx.Client(base_url=mock.url, timeout=30) as c:
+        assert c.post("/__mock/reset", json={}).status_code == 200
+    return mock, url
+
+
 def credits(store_url: str) -> dict:
     store = open_store(store_url)
     try:
@@ -58,40 +83,32 @@ def post_many(url: str, n: int, headers: dict, body: dict | None = None) -> list
             return list(pool.map(send, range(n)))
 
 
-def test_two_workers_50_identical_requests_one_job_one_charge(store_url):
-    mock = start_mock("--store", store_url, "--workers", "2", "--stage-seconds", "3600",
-                      "--reset")
-    try:
-        before = credits(store_url)
-        key = {"X-Api-Key": ids.FULL, "Idempotency-Key": str(uuid.uuid4())}
-        responses = post_many(mock.url, 50, key)
-        accepted = [r for r in responses if r.status_code == 202]
-        others = Counter(r.json()["error"]["code"] for r in responses if r.status_code != 202)
-        assert set(others) <= {"IDEMPOTENCY_IN_PROGRESS"}, others
-        assert len({r.json()["jobId"] for r in accepted}) == 1
-        assert len({r.content for r in accepted}) == 1
-        fresh = [r for r in accepted if "idempotent-replayed" not in r.headers]
-        assert len(fresh) == 1
-        after = credits(store_url)
-        assert before["available"] - after["available"] == 120  # one charge (reserved)
-        assert after["reserved"] - before["reserved"] == 120
-    finally:
-        assert mock.stop() == 0
+def test_two_workers_50_identical_requests_one_job_one_charge(busy_mock):
+    mock, store_url = busy_mock
+    before = credits(store_url)
+    key = {"X-Api-Key": ids.FULL, "Idempotency-Key": str(uuid.uuid4())}
+    responses = post_many(mock.url, 50, key)
+    accepted = [r for r in responses if r.status_code == 202]
+    others = Counter(r.json()["error"]["code"] for r in responses if r.status_code != 202)
+    assert set(others) <= {"IDEMPOTENCY_IN_PROGRESS"}, others
+    assert len({r.json()["jobId"] for r in accepted}) == 1
+    assert len({r.content for r in accepted}) == 1
+    fresh = [r for r in accepted if "idempotent-replayed" not in r.headers]
+    assert len(fresh) == 1
+    after = credits(store_url)
+    assert before["available"] - after["available"] == 120  # one charge (reserved)
+    assert after["reserved"] - before["reserved"] == 120
 
 
-def test_two_workers_50_regenerates_without_keys_one_wins(store_url):
-    mock = start_mock("--store", store_url, "--workers", "2", "--stage-seconds", "3600",
-                      "--reset")
-    try:
-        before = credits(store_url)
-        responses = post_many(mock.url, 50, {"X-Api-Key": ids.FULL})
-        statuses = Counter(r.status_code for r in responses)
-        assert statuses == {202: 1, 409: 49}
-        assert {r.json()["error"]["code"] for r in responses if r.status_code == 409} == \
-            {"CONFLICT"}
-        assert before["available"] - credits(store_url)["available"] == 120
-    finally:
-        assert mock.stop() == 0
+def test_two_workers_50_regenerates_without_keys_one_wins(busy_mock):
+    mock, store_url = busy_mock
+    before = credits(store_url)
+    responses = post_many(mock.url, 50, {"X-Api-Key": ids.FULL})
+    statuses = Counter(r.status_code for r in responses)
+    assert statuses == {202: 1, 409: 49}
+    assert {r.json()["error"]["code"] for r in responses if r.status_code == 409} == \
+        {"CONFLICT"}
+    assert before["available"] - credits(store_url)["available"] == 120
 
 
 def test_two_workers_regenerating_fresh_containers_never_see_a_finished_job_as_running(

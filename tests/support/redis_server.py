@@ -1,4 +1,8 @@
-"""A real Redis for the store tests: the one CI started (LAYERS_TEST_REDIS_URL), or our own."""
+"""A real Redis for the store tests: the one CI started (LAYERS_TEST_REDIS_URL), or our own.
+
+Under pytest-xdist only one worker may use CI's Redis (`shared=True`): the tests flush fixed
+database numbers, so two workers on one server would flush each other's data mid-test.
+"""
 
 from __future__ import annotations
 
@@ -19,9 +23,10 @@ def _free_port() -> int:
 
 
 class RedisServer:
-    def __init__(self) -> None:
+    def __init__(self, shared: bool = True) -> None:
+        """`shared`: use CI's Redis when LAYERS_TEST_REDIS_URL names one; else start our own."""
         self.proc: subprocess.Popen | None = None
-        self.url = os.environ.get("LAYERS_TEST_REDIS_URL", "")
+        self.url = os.environ.get("LAYERS_TEST_REDIS_URL", "") if shared else ""
         if self.url:
             return
         binary = shutil.which("redis-server")
