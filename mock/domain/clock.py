@@ -70,7 +70,19 @@ class ManualClock:
         self._store.atomic(lambda tx: tx.put("clock", "now", {"t": start}))
 
 
+_last: tuple[int, str] = (-1, "")  # (second, its date and time): iso's one-entry cache
+
+
 def iso(t: float) -> str:
-    """ISO-8601 in UTC with milliseconds and Z, as the platform writes timestamps."""
+    """ISO-8601 in UTC with milliseconds and Z, as the platform writes timestamps.
+
+    A request formats about five timestamps, nearly always within one second: the date and
+    time part is kept for the last second seen (gmtime and strftime were 5 % of a regenerate).
+    """
+    global _last
     ms = int(t * 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + f".{ms % 1000:03d}Z"
+    second = ms // 1000
+    last = _last  # one tuple, read and replaced whole: safe across the store's threads
+    if last[0] != second:
+        last = _last = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+    return f"{last[1]}.{ms % 1000:03d}Z"

@@ -152,8 +152,10 @@ class Registry:
                  validate_responses: bool = False) -> None:
         document = document or spec.load_spec()
         self.by_id: dict[str, Operation] = {}
-        # (compiled template, its path params, method -> operationId)
-        self._routes: list[tuple[re.Pattern[str], dict[str, str]]] = []
+        # Per count of "/" in the path (a parameter never holds one): (compiled template,
+        # method -> operationId), in the spec's order. A request is tried against its own
+        # depth's few templates only.
+        self._routes: dict[int, list[tuple[re.Pattern[str], dict[str, str]]]] = {}
         for path, item in document["paths"].items():
             methods: dict[str, str] = {}
             for method, node in item.items():
@@ -165,13 +167,13 @@ class Registry:
                 self.by_id[op_id] = _operation(op_id, method, path, node, validate_responses)
                 methods[method.upper()] = op_id
             regex = "^" + re.sub(r"\\\{([^/}]+)\\\}", r"(?P<\1>[^/]+)", re.escape(path)) + "$"
-            self._routes.append((re.compile(regex), methods))
+            self._routes.setdefault(path.count("/"), []).append((re.compile(regex), methods))
 
     def __iter__(self):
         return iter(self.by_id.values())
 
     def match(self, method: str, path: str) -> Match:
-        for regex, methods in self._routes:
+        for regex, methods in self._routes.get(path.count("/"), ()):
             found = regex.match(path)
             if found is None:
                 continue
