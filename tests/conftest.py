@@ -91,7 +91,7 @@ def redis_server():
     server.stop()
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """On a pytest-xdist worker, the `slow` tests first (a stable sort: the order within a
     module stays).
 
