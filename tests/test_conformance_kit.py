@@ -396,3 +396,75 @@ def test_keys_can_come_from_the_environment(real_clock_mock):
     out = kit("--base-url", real_clock_mock.url, "--no-schemathesis", "--only", "R12",
               env={"LAYERS_API_KEY": ids.FULL})
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-1000:]
+
+
+def _openapi_core_verdict(reference, response: httpx.Response) -> list[str]:
+    """What unmodified openapi-core says of a response (the kit's reference)."""
+    from conformance.contract import _causes, _Request, _Response
+
+    try:
+        reference.validate_response(_Request(response.request), _Response(response))
+    except Exception as exc:
+        return _causes(exc)
+    return []
+
+
+def test_the_memoised_validators_catch_each_kind_of_breach_as_openapi_core_does():
+    """conformance/validators.py remembers spec lookups: each kind of broken response is
+    still caught, with openapi-core's own message, on the first call and on a repeat."""
+    from openapi_core import OpenAPI
+
+    base = "http://127.0.0.1:9"
+    contract = Contract(base)
+    reference = OpenAPI.from_dict(contract.doc)
+    job = contract.doc["components"]["examples"]["CompletedJob"]["value"]
+    get_job = httpx.Request("GET", f"{base}/v1/jobs/{job['jobId']}")
+    headers = {"X-Request-Id": "req_01HXZ9G7KMV2QX8Y1S5RJW3B7T", "ETag": '"v1"',
+               "X-RateLimit-Endpoint-Class": "read", "Content-Type": "application/json"}
+
+    def reply(status=200, drop=(), body=job, **changed):
+        shown = {k: v for k, v in {**headers, **changed}.items() if k not in drop}
+        return httpx.Response(status, headers=shown, content=json.dumps(body).encode(),
+                              request=get_job)
+
+    broken = {
+        "undocumented status": (reply(299), "Unknown response http status: 299"),
+        "missing required header": (reply(drop=("ETag",)), "Missing required header: ETag"),
+        "header outside its pattern": (reply(**{"X-Request-Id": "nope"}), "'nope' does not match"),
+        "header outside its enum": (reply(**{"X-RateLimit-Endpoint-Class": "x"}),
+                                    "'x' is not one of"),
+        "integer header not an integer": (
+            reply(429, body={"error": {"code": "RATE_LIMITED", "message": "m",
+                                       "requestId": headers["X-Request-Id"]}},
+                  **{"Retry-After": "soon"}), "Failed to cast value to integer type: soon"),
+        "content type not documented": (reply(**{"Content-Type": "text/plain"}), "text/plain"),
+        "schema breach": (reply(body={k: v for k, v in job.items() if k != "stage"}),
+                          "'stage' is a required property"),
+        "bad format": (reply(body={**job, "updatedAt": "yesterday"}),
+                       "updatedAt: 'yesterday' is not a 'date-time'"),
+        "path not documented": (httpx.Response(200, headers=headers, request=httpx.Request(
+            "GET", f"{base}/v1/nothing/here")), "Path not found"),
+    }
+    assert contract.response_errors(reply()) == [] == _openapi_core_verdict(reference, reply())
+    for _ in range(2):  # the second time from the memo
+        for kind, (response, expected) in broken.items():
+            errors = contract.response_errors(response)
+            assert errors == _openapi_core_verdict(reference, response), kind
+            assert any(expected in e for e in errors), f"{kind}: {errors}"
+        assert contract.response_errors(reply()) == []
+    bad_request = httpx.Request("POST", f"{base}/v1/content/{job['containerId']}/regenerate",
+                                headers={"X-Api-Key": ids.FULL}, json={"bogus": 1})
+    for _ in range(2):
+        errors = contract.request_errors(bad_request)
+        assert errors
+        try:
+            reference.validate_request(_request_of(bad_request))
+        except Exception as exc:
+            from conformance.contract import _causes
+            assert errors == _causes(exc)
+
+
+def _request_of(request: httpx.Request):
+    from conformance.contract import _Request
+
+    return _Request(request)
