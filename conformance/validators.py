@@ -29,6 +29,8 @@ from openapi_core.validation.response.validators import V30ResponseValidator
 
 __all__ = ["MemoRequestValidator", "MemoResponseValidator"]
 
+_MAX_REMEMBERED = 20_000  # values and bodies seen passing, per validator
+
 
 class _SpecLookups:
     """Memoised spec lookups shared by the request and response validators (a mixin)."""
@@ -39,7 +41,22 @@ class _SpecLookups:
             memo = self.__dict__["_spec_memo"] = {}
         return memo
 
+    def _passed(self, key: tuple) -> bool:
+        return key in self.__dict__.get("_passed_memo", ())
+
+    def _remember_passed(self, key: tuple, result: Any = True) -> None:
+        passed = self.__dict__.setdefault("_passed_memo", {})
+        if len(passed) >= _MAX_REMEMBERED:  # a long proxy session: start afresh
+            passed.clear()
+        passed[key] = result
+
     def _validate_schema(self, schema: SchemaPath, value: Any) -> None:
+        """Validate as openapi-core does, remembering which scalar values (header values)
+        passed which schema: validation is a pure function of the two, so a value seen
+        passing is passing again (a failing one is validated again, for its message)."""
+        scalar = type(value) in (str, int, float, bool)
+        if scalar and self._passed(("scalar", schema.parts, type(value), value)):
+            return
         key = ("validator", schema.parts)
         validator = self._memo().get(key)
         if validator is None:
@@ -51,6 +68,21 @@ class _SpecLookups:
                     self.forbid_unspecified_additional_properties),
                 enforce_properties_required=self.enforce_properties_required)
         validator.validate(value)
+        if scalar:
+            self._remember_passed(("scalar", schema.parts, type(value), value))
+
+    def _get_content_and_schema(self, raw: bytes, content: SchemaPath,
+                                mimetype: str | None = None):
+        """Deserialise and validate a body as openapi-core does, remembering the bodies that
+        passed: a poll often gets the same bytes again (a job between two changes), and the
+        verdict is a pure function of the bytes, the media type and the spec's content."""
+        key = ("body", content.parts, mimetype, raw) if isinstance(raw, bytes) else None
+        if key is not None and self._passed(key):
+            return self.__dict__["_passed_memo"][key]
+        result = super()._get_content_and_schema(raw, content, mimetype)
+        if key is not None:
+            self._remember_passed(key, result)
+        return result
 
     def _deserialise_style(self, param_or_header: SchemaPath, location: Mapping[str, Any],
                            name: str | None = None) -> Any:

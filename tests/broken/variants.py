@@ -370,7 +370,9 @@ VARIANTS: dict[str, Variant] = {
     "replay_rerendered": _v(replay_rerendered, "D6", "SCHEMA"),
     "rate_limited": _v(rate_limited, mock_args=("--stage-seconds", "0.6")),
     "extra_fields": _v(extra_fields),
-    "stages_too_fast": _v(stages_too_fast, mock_args=("--stage-seconds", "0.001"),
+    # 0.1 ms a stage (a job in 0.5 ms): shorter than any loopback round trip, so even a fast
+    # kit cannot get its second regenerate (R10) or a cancel (R11) in while the job runs.
+    "stages_too_fast": _v(stages_too_fast, mock_args=("--stage-seconds", "0.0001"),
                           inconclusive=("d7_stage_order", "d7_progress_monotonic",
                                         "d7_etag_tracks_changes", "r10_busy_conflict",
                                         "r11_cancel_keeps_content")),
