@@ -8,24 +8,17 @@ Layers, outermost first:
     RouteMiddleware      our route lookup in the operation registry (built once from the spec)
     FaultMiddleware      injected faults, before authentication
     ApiMiddleware        404/405, auth, body, validation, the handler (see dispatch.py)
-    Connexion            only the docs page (/docs) and /openapi.json, with D5 error handlers
+    Connexion            only the docs page (/docs) and /openapi.json, with D5 error handlers,
+                         built on the first request for them (DocsApp)
 """
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import ipaddress
 
-from connexion import AsyncApp
-from connexion.middleware.context import ContextMiddleware
-from connexion.middleware.exceptions import ExceptionMiddleware
-from connexion.middleware.lifespan import LifespanMiddleware
-from connexion.middleware.routing import RoutingMiddleware
-from connexion.middleware.server_error import ServerErrorMiddleware
-from connexion.middleware.swagger_ui import SwaggerUIMiddleware
-from connexion.options import SwaggerUIOptions
-from connexion.resolver import Resolver
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mock import spec
 from mock.config import Config
@@ -36,7 +29,6 @@ from mock.store.base import Store, open_store
 from mock.web.control import ControlMiddleware
 from mock.web.cors import CORSMiddleware
 from mock.web.dispatch import ApiMiddleware, RouteMiddleware
-from mock.web.errors import HANDLERS
 from mock.web.faults import FaultMiddleware
 from mock.web.hygiene import HygieneMiddleware
 from mock.web.outer import OuterMiddleware
@@ -68,24 +60,66 @@ def build_service(config: Config, store: Store | None = None) -> MockService:
     return service
 
 
+def _connexion_app() -> ASGIApp:
+    """Connexion serving the docs page and /openapi.json, with the D5 error handlers."""
+    from connexion import AsyncApp
+    from connexion.middleware.context import ContextMiddleware
+    from connexion.middleware.exceptions import ExceptionMiddleware
+    from connexion.middleware.lifespan import LifespanMiddleware
+    from connexion.middleware.routing import RoutingMiddleware
+    from connexion.middleware.server_error import ServerErrorMiddleware
+    from connexion.middleware.swagger_ui import SwaggerUIMiddleware
+    from connexion.options import SwaggerUIOptions
+    from connexion.resolver import Resolver
+
+    from mock.web.errors import HANDLERS
+
+    app = AsyncApp(
+        __name__,
+        middlewares=[ServerErrorMiddleware, ExceptionMiddleware, SwaggerUIMiddleware,
+                     RoutingMiddleware, LifespanMiddleware, ContextMiddleware],
+    )
+    app.add_api(
+        copy.deepcopy(spec.load_spec()),  # Connexion checks the spec (the contract tests too)
+        resolver=Resolver(function_resolver=lambda _name: _not_routed_here),
+        swagger_ui_options=SwaggerUIOptions(swagger_ui_path="/docs", spec_path="/openapi.json"),
+    )
+    for exc_class, handler in HANDLERS:
+        app.add_error_handler(exc_class, handler)
+    return app
+
+
+class DocsApp:
+    """Connexion, built on the first request for the docs page or /openapi.json (on a thread,
+    not the event loop). Importing Connexion and letting it check the spec cost 0.7 s of CPU at
+    every start of the mock, in every worker, for pages most runs never open; the API's path
+    does not go through it (dispatch.py), and the spec it serves is the one the registry
+    loaded at start. The lifespan protocol is answered here, as Connexion answered it (no
+    handlers)."""
+
+    def __init__(self) -> None:
+        self._app: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while True:
+                message = await receive()
+                if message["type"] == "lifespan.startup":
+                    await send({"type": "lifespan.startup.complete"})
+                elif message["type"] == "lifespan.shutdown":
+                    await send({"type": "lifespan.shutdown.complete"})
+                    return
+        if self._app is None:
+            self._app = await asyncio.to_thread(_connexion_app)
+        await self._app(scope, receive, send)
+
+
 def create_app(config: Config | None = None, service: MockService | None = None) -> ASGIApp:
     """An ASGI app serving the contract with the mock's behaviour; fails fast on a bad spec."""
     config = config or Config()
     service = service or build_service(config)
     registry = Registry(validate_responses=config.validate_responses)
-    connexion_app = AsyncApp(
-        __name__,
-        middlewares=[ServerErrorMiddleware, ExceptionMiddleware, SwaggerUIMiddleware,
-                     RoutingMiddleware, LifespanMiddleware, ContextMiddleware],
-    )
-    connexion_app.add_api(
-        copy.deepcopy(spec.load_spec()),  # Connexion checks the spec at start (fail fast)
-        resolver=Resolver(function_resolver=lambda _name: _not_routed_here),
-        swagger_ui_options=SwaggerUIOptions(swagger_ui_path="/docs", spec_path="/openapi.json"),
-    )
-    for exc_class, handler in HANDLERS:
-        connexion_app.add_error_handler(exc_class, handler)
-    api = ApiMiddleware(connexion_app, steps=[rate_limit])
+    api = ApiMiddleware(DocsApp(), steps=[rate_limit])
     faults = FaultMiddleware(api)
     routed = RouteMiddleware(faults, registry)
     control = ControlMiddleware(routed, service,

@@ -20,12 +20,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import jsonschema_rs
-from connexion.json_schema import Draft4RequestValidator, Draft4ResponseValidator
-from connexion.validators.parameter import draft4_format_checker
 from jsonschema import Draft4Validator
 
 from mock import spec
 from mock.domain.service import domain_function
+from mock.web.oas_schema import FORMAT_CHECKER, RequestValidator, ResponseValidator
 
 METHODS = ("get", "put", "post", "patch", "delete")
 # D6: the methods on which an Idempotency-Key is honoured.
@@ -111,7 +110,7 @@ def _param(raw: dict[str, Any]) -> Param:
     p = spec.resolve(raw)
     schema = spec.inline(p.get("schema", {}))
     return Param(p["name"], p["in"], bool(p.get("required")),
-                 Draft4Validator(schema, format_checker=draft4_format_checker), snake(p["name"]),
+                 Draft4Validator(schema, format_checker=FORMAT_CHECKER), snake(p["name"]),
                  fast_check(schema))
 
 
@@ -125,8 +124,8 @@ def _operation(op_id: str, method: str, path: str, node: dict[str, Any],
         for status, resp in node["responses"].items():
             media = spec.resolve(resp).get("content", {}).get("application/json")
             if status.isdigit() and media and "schema" in media:
-                responses[int(status)] = Draft4ResponseValidator(
-                    spec.inline(media["schema"]), format_checker=Draft4Validator.FORMAT_CHECKER)
+                responses[int(status)] = ResponseValidator(
+                    spec.inline(media["schema"]), format_checker=FORMAT_CHECKER)
     return Operation(
         operation_id=op_id, method=method.upper(), path=path, domain=domain_function(op_id),
         scopes=tuple(node.get("x-required-scopes", [])),
@@ -134,8 +133,7 @@ def _operation(op_id: str, method: str, path: str, node: dict[str, Any],
         takes_body=body is not None, body_required=bool(body and body.get("required")),
         body_default=(body_schema or {}).get("default"),
         body_nullable=bool((body_schema or {}).get("nullable")),
-        body_validator=Draft4RequestValidator(body_schema,
-                                              format_checker=Draft4Validator.FORMAT_CHECKER)
+        body_validator=RequestValidator(body_schema, format_checker=FORMAT_CHECKER)
         if body_schema is not None else None,
         body_fast=fast_check(body_schema) if body_schema is not None else None,
         success=frozenset(int(s) for s in node["responses"] if s[0] in "23"),
