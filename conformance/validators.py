@@ -60,16 +60,20 @@ class _SpecLookups:
         key = ("validator", schema.parts)
         validator = self._memo().get(key)
         if validator is None:
-            validator = self._memo()[key] = self.schema_validators_factory.create(
-                self.spec, schema,
-                format_validators=self.format_validators,
-                extra_format_validators=self.extra_format_validators,
-                forbid_unspecified_additional_properties=(
-                    self.forbid_unspecified_additional_properties),
-                enforce_properties_required=self.enforce_properties_required)
+            validator = self._memo()[key] = self._schema_validator(schema)
         validator.validate(value)
         if scalar:
             self._remember_passed(("scalar", schema.parts, type(value), value))
+
+    def _schema_validator(self, schema: SchemaPath):
+        """openapi-core's validator for a schema, built with this validator's settings."""
+        return self.schema_validators_factory.create(
+            self.spec, schema,
+            format_validators=self.format_validators,
+            extra_format_validators=self.extra_format_validators,
+            forbid_unspecified_additional_properties=(
+                self.forbid_unspecified_additional_properties),
+            enforce_properties_required=self.enforce_properties_required)
 
     def _get_content_and_schema(self, raw: bytes, content: SchemaPath,
                                 mimetype: str | None = None):
@@ -134,13 +138,7 @@ class _SpecLookups:
             encoding = media_type.get("encoding") if "encoding" in media_type else None
             schema_validator = None
             if schema is not None:
-                schema_validator = self.schema_validators_factory.create(
-                    self.spec, schema,
-                    format_validators=self.format_validators,
-                    extra_format_validators=self.extra_format_validators,
-                    forbid_unspecified_additional_properties=(
-                        self.forbid_unspecified_additional_properties),
-                    enforce_properties_required=self.enforce_properties_required)
+                schema_validator = self._schema_validator(schema)
             deserializer = self._memo()[key] = self.media_type_deserializers_factory.create(
                 self.spec, mimetype, schema=schema, schema_validator=schema_validator,
                 parameters=parameters, encoding=encoding,
