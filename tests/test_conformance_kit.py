@@ -103,18 +103,28 @@ def test_the_two_halves_hold_every_variant_once():
     assert "rate_limited" in HALVES[0] and "stages_too_fast" in HALVES[1]
 
 
-@pytest.mark.e2e
-@pytest.mark.slow
-class TestBrokenVariantsFirstHalf:
-    """Half of the variants, run once for the class (one unit for pytest-xdist)."""
+class _BrokenVariantsHalf:
+    """Half of the variants (`half`), run once for the class: one unit for pytest-xdist, so
+    that both workers run variants from the start."""
+
+    half: int
+
+    def pytest_generate_tests(self, metafunc):
+        if "name" in metafunc.fixturenames:
+            metafunc.parametrize("name", sorted(HALVES[self.half]))
 
     @pytest.fixture(scope="class")
     def variant_results(self):
-        return _run_variants(HALVES[0])
+        return _run_variants(HALVES[self.half])
 
-    @pytest.mark.parametrize("name", sorted(HALVES[0]))
     def test_each_variant_fails_exactly_the_rules_it_names(self, variant_results, name):
         _fails_exactly_the_rules_it_names(variant_results, name)
+
+
+@pytest.mark.e2e
+@pytest.mark.slow
+class TestBrokenVariantsFirstHalf(_BrokenVariantsHalf):
+    half = 0
 
     def test_a_rate_limiting_target_passes_because_the_kit_waits(self, variant_results):
         result = _result(variant_results, "rate_limited")
@@ -125,16 +135,8 @@ class TestBrokenVariantsFirstHalf:
 
 @pytest.mark.e2e
 @pytest.mark.slow
-class TestBrokenVariantsSecondHalf:
-    """The other half of the variants, run once for the class (one unit for pytest-xdist)."""
-
-    @pytest.fixture(scope="class")
-    def variant_results(self):
-        return _run_variants(HALVES[1])
-
-    @pytest.mark.parametrize("name", sorted(HALVES[1]))
-    def test_each_variant_fails_exactly_the_rules_it_names(self, variant_results, name):
-        _fails_exactly_the_rules_it_names(variant_results, name)
+class TestBrokenVariantsSecondHalf(_BrokenVariantsHalf):
+    half = 1
 
     def test_stages_faster_than_any_poll_are_inconclusive_not_passed(self, variant_results):
         result = _result(variant_results, "stages_too_fast")

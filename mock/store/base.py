@@ -76,35 +76,25 @@ class BufferedTx:
         self.writes[(kind, key)] = None
 
 
-class Nested:
+class Nested(BufferedTx):
     """A transaction inside another: reads see the outer one, writes reach it only on
     `commit()`. An operation refused part-way (an ApiError) so leaves the outer transaction as
     it was, and the caller may still write there (idempotency keeps the refusal: D6) without a
     second transaction."""
 
     def __init__(self, outer: Tx) -> None:
+        super().__init__()
         self._outer = outer
-        self._writes: dict[tuple[str, str], tuple[bytes, float | None] | None] = {}
 
-    def get(self, kind: str, key: str) -> Doc | None:
-        k = (kind, key)
-        if k in self._writes:
-            entry = self._writes[k]
-            return None if entry is None else orjson.loads(entry[0])
+    def _read(self, kind: str, key: str) -> Doc | None:
         return self._outer.get(kind, key)
-
-    def put(self, kind: str, key: str, doc: Doc, ttl: float | None = None) -> None:
-        self._writes[(kind, key)] = (orjson.dumps(doc), ttl)
-
-    def delete(self, kind: str, key: str) -> None:
-        self._writes[(kind, key)] = None
 
     def commit(self) -> None:
         outer = self._outer
         if isinstance(outer, BufferedTx):  # the same encoded bytes: no second encoding
-            outer.writes.update(self._writes)
+            outer.writes.update(self.writes)
             return
-        for (kind, key), entry in self._writes.items():
+        for (kind, key), entry in self.writes.items():
             if entry is None:
                 outer.delete(kind, key)
             else:

@@ -21,7 +21,7 @@ from mock.web.responses import error
 
 MAX_HEADERS = 100
 MAX_HEADER_BYTES = 32 * 1024
-_SINGLE = frozenset({b"x-api-key", b"authorization"})
+_SINGLE = (b"x-api-key", b"authorization")
 _EXEMPT = ("/docs",)  # Swagger UI's own files live under /docs/
 
 
@@ -40,7 +40,7 @@ def check(scope: Scope) -> None:
                        f"headers and {MAX_HEADER_BYTES // 1024} KiB).",
                        code="VALIDATION_FAILED", status=431)
     if len(seen) > 1:
-        for name in sorted(_SINGLE, reverse=True):  # X-Api-Key first, as before
+        for name in _SINGLE:
             if seen.count(name) > 1:
                 raise Unauthenticated(f"Send one {name.decode().title()} header, not several.")
     path: str = scope.get("path", "")
