@@ -1,5 +1,11 @@
-"""Copies the root openapi.yaml into the mock package at build time, and builds the contract's
-reference page into the contract package when the node tools are present.
+"""Installs the repository's three folders under one import name of their own, copies the root
+openapi.yaml into the contract package at build time, and builds the contract's reference page
+into it when the node tools are present.
+
+The folders keep the names the project is known by (`mock/`, `conformance/`, `contract/`);
+installed, they are `layers_kit.mock`, `layers_kit.conformance` and `layers_kit.contract`, so
+that PyPI's `mock` or a partner's own `mock/` or `conformance/` folder never shadows them (and
+they never shadow those). `layers_kit` itself is a namespace package (no `__init__.py`).
 
 The root file is the single source; the package ships a copy so that a non-editable install
 finds the spec at run time. The reference page (contract/page.py) needs Redocly, which an
@@ -17,15 +23,28 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).parent
+NAMESPACE = "layers_kit"
+FOLDERS = ("mock", "conformance", "contract")
+
+
+def _packages() -> list[str]:
+    """Every package under the folders, by its installed name: a new subpackage cannot be left
+    out (tests/test_install.py compares the wheel with the source tree)."""
+    found = []
+    for folder in FOLDERS:
+        for init in sorted((ROOT / folder).rglob("__init__.py")):
+            parts = init.parent.relative_to(ROOT).parts
+            found.append(".".join((NAMESPACE, *parts)))
+    return found
 
 
 class BuildWithSpec(build_py):
     def run(self) -> None:
         super().run()
-        target = Path(self.build_lib) / "mock" / "openapi.yaml"
+        target = Path(self.build_lib) / NAMESPACE / "contract" / "openapi.yaml"
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(ROOT / "openapi.yaml", target)
-        self._reference_page(Path(self.build_lib) / "contract")
+        self._reference_page(Path(self.build_lib) / NAMESPACE / "contract")
 
     @staticmethod
     def _reference_page(package: Path) -> None:
@@ -42,4 +61,8 @@ class BuildWithSpec(build_py):
         (package / "reference.sha256").write_text(page.spec_hash(spec.read_bytes()) + "\n")
 
 
-setup(cmdclass={"build_py": BuildWithSpec})
+setup(
+    cmdclass={"build_py": BuildWithSpec},
+    packages=_packages(),
+    package_dir={f"{NAMESPACE}.{folder}": folder for folder in FOLDERS},
+)

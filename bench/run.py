@@ -36,8 +36,8 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from conformance.bundled import start_mock  # noqa: E402
-from mock.spec import spec_path  # noqa: E402
+from layers_kit.conformance.bundled import start_mock  # noqa: E402
+from layers_kit.contract.spec import spec_path  # noqa: E402
 from tests.support.redis_server import RedisServer  # noqa: E402
 
 KEY = {"X-Api-Key": "lp_test_full"}
@@ -287,8 +287,8 @@ def profile_hot_path(n: int = 1500) -> None:
     import warnings
 
     warnings.filterwarnings("ignore", message="Using `httpx`")
-    from mock.config import Config
-    from mock.web.app import create_app
+    from layers_kit.mock.config import Config
+    from layers_kit.mock.web.app import create_app
 
     app = create_app(Config(stage_seconds=0.0005))
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import httpx
 
-from mock.launcher import start_mock
+from layers_kit.mock.launcher import start_mock
 
 KEY = {"X-Api-Key": "lp_test_full"}
 PROJECT = "prj_00000000-0000-4000-8000-000000000002"

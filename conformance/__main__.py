@@ -1,3 +1,3 @@
-from conformance.cli import main
+from layers_kit.conformance.cli import main
 
 raise SystemExit(main())

@@ -7,8 +7,8 @@ tuned to the mock's behaviour.
 
 from __future__ import annotations
 
-from conformance.target import Target
-from mock.launcher import RunningMock, start_mock
+from layers_kit.conformance.target import Target
+from layers_kit.mock.launcher import RunningMock, start_mock
 
 __all__ = ["ALL_SCOPES", "MOCK_ARGS", "RunningMock", "start_mock", "target_for"]
 
@@ -20,7 +20,7 @@ ALL_SCOPES = {"content:read", "content:write", "content:approve", "jobs:read", "
 
 def target_for(url: str, **overrides) -> Target:
     """A Target using every key and id the bundled fixtures offer."""
-    from mock.domain.fixtures import load
+    from layers_kit.mock.domain.fixtures import load
 
     fx = load().data
     credits = {o["id"]: o["credits"] for o in fx["orgs"]}

@@ -12,15 +12,15 @@ import os
 import sys
 from pathlib import Path
 
-from conformance import bundled
-from conformance.failures import Unreachable
-from conformance.proxy import command as proxy_command
-from conformance.reporting import REPORT_SUFFIXES, SPEND_NOTE, Console, JUnit, Report
-from conformance.runner import UsageError, run
-from conformance.target import Target
-from conformance.waivers import WaiverError
-from conformance.waivers import load as load_waivers
-from mock.version import version
+from layers_kit.conformance import bundled
+from layers_kit.conformance.failures import Unreachable
+from layers_kit.conformance.proxy import command as proxy_command
+from layers_kit.conformance.reporting import REPORT_SUFFIXES, SPEND_NOTE, Console, JUnit, Report
+from layers_kit.conformance.runner import UsageError, run
+from layers_kit.conformance.target import Target
+from layers_kit.conformance.waivers import WaiverError
+from layers_kit.conformance.waivers import load as load_waivers
+from layers_kit.mock.version import version
 
 # Keys may come from the environment, so that `ps` never shows them.
 KEY_ENV = {"api": "LAYERS_API_KEY", "readonly": "LAYERS_READONLY_KEY",

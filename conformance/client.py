@@ -17,10 +17,10 @@ from typing import Any
 
 import httpx
 
-from conformance.contract import Contract
-from conformance.failures import Exchange, Inconclusive, Unreachable, Violation, expect
-from conformance.observations import Observations
-from conformance.secrets import masked_headers
+from layers_kit.conformance.contract import Contract
+from layers_kit.conformance.failures import Exchange, Inconclusive, Unreachable, Violation, expect
+from layers_kit.conformance.observations import Observations
+from layers_kit.conformance.secrets import masked_headers
 
 
 @functools.cache

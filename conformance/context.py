@@ -12,11 +12,11 @@ from typing import Any
 
 import httpx
 
-from conformance.client import Client, new_key
-from conformance.contract import Contract
-from conformance.failures import Exchange, Inconclusive, NotRunnable, expect
-from conformance.observations import Observations
-from conformance.target import Target
+from layers_kit.conformance.client import Client, new_key
+from layers_kit.conformance.contract import Contract
+from layers_kit.conformance.failures import Exchange, Inconclusive, NotRunnable, expect
+from layers_kit.conformance.observations import Observations
+from layers_kit.conformance.target import Target
 
 GENERATE_BODY = {"format": "slideshow_remix", "variantCount": 1,
                  "brief": {"topic": "Conformance kit test content",

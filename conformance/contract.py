@@ -16,8 +16,12 @@ from openapi_core.datatypes import RequestParameters
 from openapi_core.validation.schemas.factories import SchemaValidatorsFactory
 from werkzeug.datastructures import Headers, ImmutableMultiDict
 
-from conformance.validators import MemoRequestValidator, MemoResponseValidator, path_templates
-from mock.spec import load_spec, spec_path
+from layers_kit.conformance.validators import (
+    MemoRequestValidator,
+    MemoResponseValidator,
+    path_templates,
+)
+from layers_kit.contract.spec import load_spec, spec_path
 
 __all__ = ["Contract", "spec_path"]
 

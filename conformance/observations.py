@@ -15,7 +15,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from conformance.failures import Exchange
+from layers_kit.conformance.failures import Exchange
 
 # D9 prices as the spec's descriptions of regenerateContent and generateContent state them.
 REGENERATE_COST, PRESERVE_COST = 120, 10

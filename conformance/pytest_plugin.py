@@ -26,11 +26,11 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from conformance.target import Target  # a plain dataclass: the options are its fields
+from layers_kit.conformance.target import Target  # a plain dataclass: the options are its fields
 
 if TYPE_CHECKING:
-    from conformance.registry import Check
-    from mock.embed import MockServer
+    from layers_kit.conformance.registry import Check
+    from layers_kit.mock.embed import MockServer
 
 _SKIP = {"base_url", "container_ids", "job_timeout", "poll_interval", "request_timeout",
          "max_wait"}
@@ -64,7 +64,14 @@ class CheckItem(pytest.Item):
         self.add_marker(pytest.mark.layers)
 
     def runtest(self) -> None:
-        from conformance.runner import ERROR, FAILED, INCONCLUSIVE, NOT_RUN, WAIVED, run_check
+        from layers_kit.conformance.runner import (
+            ERROR,
+            FAILED,
+            INCONCLUSIVE,
+            NOT_RUN,
+            WAIVED,
+            run_check,
+        )
 
         state = self.session.config.stash[_STATE]
         outcome = run_check(self.check, state["target"], state["contract"], state["rotation"],
@@ -112,12 +119,12 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     base_url = config.getoption("--layers-base-url")
     if not base_url and not config.getoption("--layers-mock"):
         return  # nothing of the kit is imported unless a target is given
-    from conformance.contract import Contract
-    from conformance.runner import preflight, select
+    from layers_kit.conformance.contract import Contract
+    from layers_kit.conformance.runner import preflight, select
 
     state: dict = {}
     if config.getoption("--layers-mock"):
-        from conformance import bundled
+        from layers_kit.conformance import bundled
 
         mock = bundled.start_mock(*bundled.MOCK_ARGS)
         config.add_cleanup(mock.stop)
@@ -131,7 +138,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
         state["target"] = _target(config, base_url)
     state["contract"] = Contract(state["target"].base_url)
     state["problems"] = preflight(state["target"], state["contract"]).problems
-    from conformance.observations import Observations
+    from layers_kit.conformance.observations import Observations
 
     state["observations"] = Observations()
     ids = state["target"].container_ids
@@ -175,7 +182,7 @@ def layers_mock_options(pytestconfig: pytest.Config) -> dict[str, Any]:
 
 @pytest.fixture(scope="session")
 def _layers_mock_server(layers_mock_options: dict[str, Any]) -> Iterator[MockServer]:
-    from mock.embed import serve
+    from layers_kit.mock.embed import serve
 
     with serve(**layers_mock_options) as server:
         yield server

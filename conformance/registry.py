@@ -51,6 +51,6 @@ def check(rule: str, title: str, *, needs: tuple[str, ...] = (),
 
 
 def all_checks() -> list[Check]:
-    import conformance.checks  # noqa: F401 - registers the checks
+    import layers_kit.conformance.checks  # noqa: F401 - registers the checks
 
     return list(CHECKS)

@@ -12,12 +12,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from conformance.contract import documented_statuses
-from conformance.failures import Exchange
-from conformance.runner import Outcome, RunResult
-from conformance.schema_phase import command_line
-from conformance.target import Target
-from conformance.verdicts import (
+from layers_kit.conformance.contract import documented_statuses
+from layers_kit.conformance.failures import Exchange
+from layers_kit.conformance.runner import Outcome, RunResult
+from layers_kit.conformance.schema_phase import command_line
+from layers_kit.conformance.target import Target
+from layers_kit.conformance.verdicts import (
     ERROR,
     FAILED,
     INCONCLUSIVE,
@@ -218,7 +218,7 @@ def coverage_rows(result: RunResult) -> list[dict[str, Any]]:
 
 
 def _doc() -> dict:
-    from mock.spec import load_spec
+    from layers_kit.contract.spec import load_spec
 
     return load_spec()
 

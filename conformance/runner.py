@@ -20,16 +20,30 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from conformance.client import Client
-from conformance.context import Ctx
-from conformance.contract import Contract
-from conformance.failures import Exchange, Inconclusive, NotRunnable, Unreachable, Violation
-from conformance.observations import Observations, Spend
-from conformance.registry import NEEDS, Check, all_checks
-from conformance.schema_phase import SchemaResult, run_schemathesis
-from conformance.target import Target
-from conformance.verdicts import ERROR, FAILED, INCONCLUSIVE, NOT_RUN, PASSED, WAIVED, rule_verdict
-from conformance.waivers import Waiver, find
+from layers_kit.conformance.client import Client
+from layers_kit.conformance.context import Ctx
+from layers_kit.conformance.contract import Contract
+from layers_kit.conformance.failures import (
+    Exchange,
+    Inconclusive,
+    NotRunnable,
+    Unreachable,
+    Violation,
+)
+from layers_kit.conformance.observations import Observations, Spend
+from layers_kit.conformance.registry import NEEDS, Check, all_checks
+from layers_kit.conformance.schema_phase import SchemaResult, run_schemathesis
+from layers_kit.conformance.target import Target
+from layers_kit.conformance.verdicts import (
+    ERROR,
+    FAILED,
+    INCONCLUSIVE,
+    NOT_RUN,
+    PASSED,
+    WAIVED,
+    rule_verdict,
+)
+from layers_kit.conformance.waivers import Waiver, find
 
 __all__ = [
     "ERROR",

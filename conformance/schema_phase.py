@@ -22,9 +22,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from conformance.contract import Contract, spec_path
-from conformance.observations import Spend, spend_of
-from conformance.secrets import mask
+from layers_kit.conformance.contract import Contract, spec_path
+from layers_kit.conformance.observations import Spend, spend_of
+from layers_kit.conformance.secrets import mask
 
 PROFILES = {
     "quick": {"phases": "fuzzing", "max_examples": 5},

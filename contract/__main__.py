@@ -1,5 +1,5 @@
 import sys
 
-from contract.cli import main
+from layers_kit.contract.cli import main
 
 sys.exit(main())

@@ -17,15 +17,17 @@ import argparse
 import sys
 from pathlib import Path
 
-from contract import lint as lint_mod
-from contract import page, publish, releases, report
-from contract.diff import diff
-from contract.document import ContractError, load
-from mock.version import version as kit_version
+from layers_kit.contract import lint as lint_mod
+from layers_kit.contract import page, publish, releases, report
+from layers_kit.contract.diff import diff
+from layers_kit.contract.document import ContractError, load
+from layers_kit.mock.version import version as kit_version
 
 
 def _current() -> Path:
-    from mock.spec import spec_path  # the same rule the mock uses: the checkout's, else packaged
+    from layers_kit.contract.spec import (
+        spec_path,  # the same rule the mock uses: the checkout's, else packaged
+    )
 
     return spec_path()
 

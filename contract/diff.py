@@ -14,9 +14,9 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from contract.document import Document, pointer
-from contract.rules import RULES
-from contract.schema_view import LOWER_BOUNDS, MISSING, UPPER_BOUNDS, View, flatten
+from layers_kit.contract.document import Document, pointer
+from layers_kit.contract.rules import RULES
+from layers_kit.contract.schema_view import LOWER_BOUNDS, MISSING, UPPER_BOUNDS, View, flatten
 
 _OP_DOC_KEYS = ("summary", "description", "tags", "externalDocs")
 

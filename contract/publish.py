@@ -14,8 +14,8 @@ import json
 import shutil
 from pathlib import Path
 
-from contract import changelog, page
-from contract.document import ContractError, external_refs, load
+from layers_kit.contract import changelog, page
+from layers_kit.contract.document import ContractError, external_refs, load
 
 FILES = ("openapi.yaml", "openapi.json", "index.html", "CHANGELOG.md")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from xml.etree import ElementTree as ET
 
-from contract.diff import DiffResult
-from contract.rules import RULES
+from layers_kit.contract.diff import DiffResult
+from layers_kit.contract.rules import RULES
 
 
 def verdict(result: DiffResult) -> str:

@@ -1,3 +1,3 @@
-from mock.cli import main
+from layers_kit.mock.cli import main
 
 raise SystemExit(main())

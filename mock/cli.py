@@ -15,12 +15,12 @@ warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testcli
 
 import uvicorn  # noqa: E402
 
-from mock import config as config_mod  # noqa: E402
-from mock.config import Config  # noqa: E402
-from mock.domain.fixtures import FixtureError  # noqa: E402
-from mock.version import version  # noqa: E402
-from mock.web import server  # noqa: E402
-from mock.web.app import build_service, create_app  # noqa: E402
+from layers_kit.mock import config as config_mod  # noqa: E402
+from layers_kit.mock.config import Config  # noqa: E402
+from layers_kit.mock.domain.fixtures import FixtureError  # noqa: E402
+from layers_kit.mock.version import version  # noqa: E402
+from layers_kit.mock.web import server  # noqa: E402
+from layers_kit.mock.web.app import build_service, create_app  # noqa: E402
 
 _ENV = "LAYERS_MOCK_CONFIG"
 
@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ[_ENV] = json.dumps(config.to_json())
     from uvicorn.supervisors import Multiprocess
 
-    multi_config = uvicorn.Config("mock.cli:worker_app", factory=True, host=config.host,
+    multi_config = uvicorn.Config("layers_kit.mock.cli:worker_app", factory=True, host=config.host,
                                   port=port, workers=config.workers, log_level=config.log_level,
                                   access_log=False, http=server.PROTOCOL)
     Multiprocess(multi_config, sockets=[sock]).run()

@@ -1,6 +1,6 @@
 """`mock.serve`: the real mock as a context manager, for partners' own tests without pytest.
 
-    from mock import serve
+    from layers_kit.mock import serve
 
     with serve(clock="manual") as m:
         ...                       # call m.url with m.keys["full"]
@@ -24,7 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from mock.launcher import RunningMock, start_mock
+from layers_kit.mock.launcher import RunningMock, start_mock
 
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
@@ -40,7 +40,7 @@ class MockControlError(RuntimeError):
 
 def _test_keys(fixtures: Path | str | None) -> dict[str, str]:
     """The fixture keys by short name: `lp_test_full` is `full`."""
-    from mock.domain.fixtures import load  # yaml, only when a mock is started
+    from layers_kit.mock.domain.fixtures import load  # yaml, only when a mock is started
 
     return {k["key"].removeprefix("lp_test_"): k["key"] for k in load(fixtures).keys}
 

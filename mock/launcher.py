@@ -97,7 +97,7 @@ def start_process(cmd: Sequence[str], *, timeout: float = 30, cwd: Path | str | 
     return RunningMock(proc, found[0], lines, reader)
 
 
-def start_mock(*args: str, module: str = "mock", timeout: float = 30,
+def start_mock(*args: str, module: str = "layers_kit.mock", timeout: float = 30,
                command: Sequence[str] | None = None, cwd: Path | str | None = None,
                env: Mapping[str, str] | None = None) -> RunningMock:
     """Run `python -m <module> --host 127.0.0.1 --port 0 ...` and wait until it answers HTTP.

@@ -12,8 +12,8 @@ import os
 import pytest
 from starlette.testclient import TestClient
 
-from mock.config import Config
-from mock.web.app import build_service, create_app
+from layers_kit.mock.config import Config
+from layers_kit.mock.web.app import build_service, create_app
 from tests.support.process import MockProcess, start_mock
 from tests.support.redis_server import RedisServer
 

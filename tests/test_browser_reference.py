@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 import yaml
 
-from contract import page as reference_page
-from mock.spec import spec_path
+from layers_kit.contract import page as reference_page
+from layers_kit.contract.spec import spec_path
 from tests.support.process import start_mock
 from tests.support.tools import CHROMIUM_ARGS, require_chromium, require_npm_tool
 

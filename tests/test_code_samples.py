@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from openapi_schema_validator import OAS30Validator
 
-from mock import spec
+from layers_kit.contract import spec
 from tests.support import ids
 from tests.support.tools import require_command, require_npm_tool
 

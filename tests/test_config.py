@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import fields
 from pathlib import Path
 
-from mock import cli
-from mock.config import Config, from_args
+from layers_kit.mock import cli
+from layers_kit.mock.config import Config, from_args
 
 
 def test_cli_defaults_are_the_config_defaults():

@@ -18,15 +18,22 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conformance import Target, bundled, run
-from conformance import schema_phase as sp
-from conformance.client import Client
-from conformance.contract import Contract
-from conformance.failures import Inconclusive
-from conformance.registry import Check, all_checks
-from conformance.runner import run_check
-from conformance.verdicts import ERROR, INCONCLUSIVE, NOT_RUN, PASSED, WAIVED, rule_verdict
-from conformance.waivers import Waiver
+from layers_kit.conformance import Target, bundled, run
+from layers_kit.conformance import schema_phase as sp
+from layers_kit.conformance.client import Client
+from layers_kit.conformance.contract import Contract
+from layers_kit.conformance.failures import Inconclusive
+from layers_kit.conformance.registry import Check, all_checks
+from layers_kit.conformance.runner import run_check
+from layers_kit.conformance.verdicts import (
+    ERROR,
+    INCONCLUSIVE,
+    NOT_RUN,
+    PASSED,
+    WAIVED,
+    rule_verdict,
+)
+from layers_kit.conformance.waivers import Waiver
 from tests.broken.variants import VARIANTS
 from tests.support import ids
 
@@ -37,7 +44,7 @@ ALL_RULES = {f"R{i}" for i in range(1, 13)} | {"D5", "D6", "D7", "D8", "SCHEMA"}
 
 def kit(*args: str, timeout: float = 300, cwd: Path | None = None,
         env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "conformance", "run", *args],
+    return subprocess.run([sys.executable, "-m", "layers_kit.conformance", "run", *args],
                           capture_output=True, text=True, timeout=timeout, cwd=cwd,
                           env={**os.environ, "PYTHONPATH": str(Path.cwd()), **(env or {})})
 
@@ -402,7 +409,7 @@ def test_keys_can_come_from_the_environment(real_clock_mock):
 
 def _openapi_core_verdict(reference, response: httpx.Response) -> list[str]:
     """What unmodified openapi-core says of a response (the kit's reference)."""
-    from conformance.contract import _causes, _Request, _Response
+    from layers_kit.conformance.contract import _causes, _Request, _Response
 
     try:
         reference.validate_response(_Request(response.request), _Response(response))
@@ -462,11 +469,11 @@ def test_the_memoised_validators_catch_each_kind_of_breach_as_openapi_core_does(
         try:
             reference.validate_request(_request_of(bad_request))
         except Exception as exc:
-            from conformance.contract import _causes
+            from layers_kit.conformance.contract import _causes
             assert errors == _causes(exc)
 
 
 def _request_of(request: httpx.Request):
-    from conformance.contract import _Request
+    from layers_kit.conformance.contract import _Request
 
     return _Request(request)

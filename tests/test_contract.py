@@ -8,8 +8,8 @@ import pytest
 from openapi_schema_validator import OAS30Validator
 from openapi_spec_validator import validate
 
-from mock import spec
-from mock.spec import resolve
+from layers_kit.contract import spec
+from layers_kit.contract.spec import resolve
 
 DOC = spec.load_spec()
 OPS = spec.operations()
@@ -210,7 +210,7 @@ def test_optional_bodies_are_really_optional():
 
 
 def test_error_codes_of_the_spec_are_those_of_d5():
-    from mock.domain.errors import STATUS_BY_CODE
+    from layers_kit.mock.domain.errors import STATUS_BY_CODE
 
     registry = DOC["x-error-codes"]
     assert {code: entry["status"] for code, entry in registry.items()} == STATUS_BY_CODE
@@ -265,7 +265,7 @@ def _codes_of(error_node: dict) -> set[str]:
 @pytest.mark.parametrize("op_id", sorted(D2_OPERATIONS))
 def test_every_error_response_is_the_discriminated_union_of_its_codes(op_id):
     """D5 and issue 10: each 4xx/5xx names exactly the codes of its status, each typed."""
-    from mock.domain.errors import STATUS_BY_CODE
+    from layers_kit.mock.domain.errors import STATUS_BY_CODE
 
     for status, resp in OPS[op_id]["operation"]["responses"].items():
         if int(status) < 400:
@@ -405,7 +405,7 @@ def test_every_operation_has_three_code_samples_in_redocly_format(op_id):
                                     "error=VALIDATION_FAILED", "error=FORBIDDEN_SCOPE"])
 def test_forced_errors_carry_the_details_their_schema_requires(client, prefer):
     """`Prefer: error=...` must not hand a generated client a body its types refuse."""
-    from mock.domain.errors import STATUS_BY_CODE
+    from layers_kit.mock.domain.errors import STATUS_BY_CODE
 
     code = prefer.split("=", 1)[1]
     r = client.post("/v1/content/cnt_00000000-0000-4000-8000-000000000103/regenerate",

@@ -11,10 +11,10 @@ from xml.etree import ElementTree as ET
 import pytest
 import yaml
 
-from contract import cli
-from contract.diff import diff
-from contract.document import Document
-from contract.rules import RULES
+from layers_kit.contract import cli
+from layers_kit.contract.diff import diff
+from layers_kit.contract.document import Document
+from layers_kit.contract.rules import RULES
 
 Mutation = Callable[[dict], None]
 
@@ -436,7 +436,7 @@ def test_the_command_as_a_process_gates_with_its_exit_status(tmp_path):
     BREAKING["request-enum-value-removed"](broken)
     new = _write(tmp_path, "new.yaml", broken)
     report = tmp_path / "reports" / "contract-diff.xml"
-    done = subprocess.run([sys.executable, "-m", "contract", "diff", str(base), str(new),
+    done = subprocess.run([sys.executable, "-m", "layers_kit.contract", "diff", str(base), str(new),
                            "--format", "junit", "--output", str(report)],
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode == 1, done.stdout + done.stderr

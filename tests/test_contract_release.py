@@ -13,11 +13,11 @@ import sys
 import pytest
 import yaml
 
-from contract import changelog, publish, releases
-from contract.diff import diff
-from contract.document import load
-from contract.report import as_text
-from mock.spec import spec_path
+from layers_kit.contract import changelog, publish, releases
+from layers_kit.contract.diff import diff
+from layers_kit.contract.document import load
+from layers_kit.contract.report import as_text
+from layers_kit.contract.spec import spec_path
 from tests.support.tools import require_npm_tool
 
 
@@ -104,8 +104,8 @@ def test_publish_command_builds_the_offline_page(tmp_path):
     """The real command, as its own process, with Redocly: a page that names no CDN."""
     require_npm_tool("redocly")
     out = tmp_path / "dist"
-    done = subprocess.run([sys.executable, "-m", "contract", "publish", "--out", str(out)],
-                          capture_output=True, text=True, timeout=300, check=False,
+    done = subprocess.run([sys.executable, "-m", "layers_kit.contract", "publish", "--out",
+                           str(out)], capture_output=True, text=True, timeout=300, check=False,
                           env={**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache")})
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == [str(out / n) for n in (*publish.FILES, "SHA256SUMS")]
@@ -121,8 +121,8 @@ def test_lint_command_runs_both_gates():
     """`layers-contract lint` runs Spectral and Redocly and exits 0 only when both are clean."""
     require_npm_tool("spectral")
     require_npm_tool("redocly")
-    done = subprocess.run([sys.executable, "-m", "contract", "lint"], capture_output=True,
-                          text=True, timeout=300, check=False)
+    done = subprocess.run([sys.executable, "-m", "layers_kit.contract", "lint"],
+                          capture_output=True, text=True, timeout=300, check=False)
     assert done.returncode in (0, 1), done.stderr
     counts = [line for line in done.stdout.splitlines()
               if line.startswith(("spectral (", "redocly ("))]
@@ -135,8 +135,8 @@ def test_reference_without_redocly_says_what_to_do(monkeypatch, tmp_path):
     """No packaged page and no node: /reference answers 503 with what to do, not a broken page."""
     from starlette.testclient import TestClient
 
-    from contract import page
-    from mock.web.app import create_app
+    from layers_kit.contract import page
+    from layers_kit.mock.web.app import create_app
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.setattr(page, "redocly", lambda: None)
@@ -151,7 +151,7 @@ def test_reference_without_redocly_says_what_to_do(monkeypatch, tmp_path):
 def test_a_packaged_page_is_served_without_node(monkeypatch, tmp_path):
     """An installed wheel has no node: the page built into it (setup.py) is used when it was
     built from this very contract, and never when the contract differs."""
-    from contract import page
+    from layers_kit.contract import page
 
     packaged, digest = tmp_path / "reference.html", tmp_path / "reference.sha256"
     packaged.write_text("<html>packaged</html>")

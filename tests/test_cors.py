@@ -10,9 +10,9 @@ import threading
 import pytest
 from starlette.testclient import TestClient
 
-from mock.cli import main as mock_main
-from mock.config import Config
-from mock.web.app import create_app
+from layers_kit.mock.cli import main as mock_main
+from layers_kit.mock.config import Config
+from layers_kit.mock.web.app import create_app
 from tests.support import ids
 from tests.support.process import start_mock
 from tests.support.tools import CHROMIUM_ARGS, require_chromium

@@ -9,11 +9,11 @@ import uuid
 
 import pytest
 
-from mock.domain import jobs, review, tenancy
-from mock.domain.operations import new_container
-from mock.store.base import open_store
-from mock.store.counting import CountingStore
-from mock.web.app import Config, build_service
+from layers_kit.mock.domain import jobs, review, tenancy
+from layers_kit.mock.domain.operations import new_container
+from layers_kit.mock.store.base import open_store
+from layers_kit.mock.store.counting import CountingStore
+from layers_kit.mock.web.app import Config, build_service
 from tests.support import domain_api, ids
 from tests.support.domain_api import DEMO
 

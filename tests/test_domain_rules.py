@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mock.domain import jobs, tenancy
+from layers_kit.mock.domain import jobs, tenancy
 from tests.support import ids
 from tests.support.domain_api import DEMO, Api
 
@@ -283,9 +283,9 @@ def test_reset_restores_fixtures(api):
 
 def test_ended_jobs_and_superseded_assets_are_kept_for_the_retention_period(tmp_path):
     """Bounded memory: the storage lifecycle forgets ended jobs and superseded assets."""
-    from mock.config import Config
-    from mock.store.base import open_store
-    from mock.web.app import build_service
+    from layers_kit.mock.config import Config
+    from layers_kit.mock.store.base import open_store
+    from layers_kit.mock.web.app import build_service
 
     expiry = [1_000_000.0]  # the store's expiry clock, moved instead of waited for
     store = open_store("memory", now=lambda: expiry[0])

@@ -16,8 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from mock import serve
-from mock.embed import MockControlError
+from layers_kit.mock import serve
+from layers_kit.mock.embed import MockControlError
 
 HEAVY = ("openapi_core", "httpx", "schemathesis", "connexion", "starlette", "uvicorn")
 CONTAINER = "cnt_00000000-0000-4000-8000-000000000103"
@@ -70,7 +70,7 @@ def _python(code: str, cwd: Path) -> subprocess.CompletedProcess:
 
 
 def test_importing_mock_and_serve_pulls_in_no_web_stack(tmp_path):
-    out = _python(f"import sys, mock; from mock import serve; "
+    out = _python(f"import sys, layers_kit.mock; from layers_kit.mock import serve; "
                   f"print([m for m in {HEAVY!r} if m in sys.modules])", tmp_path)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[]"

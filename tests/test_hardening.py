@@ -208,7 +208,7 @@ def test_control_api_is_described_and_served(http):
     doc = http.get("/__mock/openapi.json").json()
     validate(doc)
     assert {"/__mock/reset", "/__mock/faults", "/__mock/clock/advance"} <= set(doc["paths"])
-    from mock.domain.errors import STATUS_BY_CODE
+    from layers_kit.mock.domain.errors import STATUS_BY_CODE
 
     fault = doc["components"]["schemas"]["FaultRequest"]["properties"]
     assert fault["code"]["enum"] == list(STATUS_BY_CODE)  # D5's codes, kept in step
@@ -230,7 +230,7 @@ def test_control_api_is_described_and_served(http):
 ])
 def test_options_that_cannot_work_are_refused_at_start(args, word):
     """nan stage seconds made every getJob a 500; --port 70000 was a traceback."""
-    done = subprocess.run([sys.executable, "-m", "mock", *args], capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "layers_kit.mock", *args], capture_output=True,
                           text=True, timeout=60)
     assert done.returncode == 2, done.stdout + done.stderr
     assert word in done.stderr and "Traceback" not in done.stderr

@@ -27,29 +27,31 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from mock.launcher import start_mock
+from layers_kit.mock.launcher import start_mock
 from tests.support.install import make_venv
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
-PACKAGES = ("mock", "conformance", "contract")  # contract/: the publishing package, once it lands
+PACKAGES = ("mock", "conformance", "contract")  # the repository's folders
+NAMESPACE = "layers_kit"  # what they install under (setup.py): layers_kit/mock/, ...
 # Made by setup.py at build time: the spec's copy always; the contract's reference page when
 # the build finds Redocly (a wheel built from the sdist, as here, does not).
-BUILT = {"mock/openapi.yaml"}
-BUILT_IF_TOOLS = {"contract/reference.html", "contract/reference.sha256"}
+BUILT = {"layers_kit/contract/openapi.yaml"}
+BUILT_IF_TOOLS = {"layers_kit/contract/reference.html", "layers_kit/contract/reference.sha256"}
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 VERSION = PYPROJECT["project"]["version"]
 
 
-def _source_files() -> set[str]:
-    """Every file under the packages, as it must appear in the wheel (bytecode aside)."""
+def _source_files(prefix: str = "") -> set[str]:
+    """Every file under the packages (bytecode aside), each path behind `prefix`: the wheel
+    holds them under the namespace, the sdist as the repository has them."""
     found = set()
     for package in PACKAGES:
         for path in (ROOT / package).rglob("*"):
             if path.is_file() and "__pycache__" not in path.parts and path.suffix not in (
                     ".pyc", ".pyo", ".so"):
-                found.add(path.relative_to(ROOT).as_posix())
+                found.add(prefix + path.relative_to(ROOT).as_posix())
     return found
 
 
@@ -97,20 +99,23 @@ def _run(venv: Path, *cmd: str, cwd: Path, timeout: float = 300) -> subprocess.C
 def test_wheel_holds_every_module_and_data_file_of_the_source_tree(dist):
     with zipfile.ZipFile(dist["wheel"]) as z:
         names = set(z.namelist())
-        shipped = {n for n in names if n.split("/")[0] in PACKAGES}
-        source = _source_files()
+        shipped = {n for n in names if n.split("/")[0] == NAMESPACE}
+        assert not [n for n in names if n.split("/")[0] in PACKAGES], "a bare top-level name"
+        assert f"{NAMESPACE}/__init__.py" not in names  # a namespace: no package owns it
+        source = _source_files(f"{NAMESPACE}/")
         assert source | BUILT <= shipped, sorted(source | BUILT - shipped)
         assert shipped - source - BUILT <= BUILT_IF_TOOLS, sorted(shipped - source - BUILT)
-        assert z.read("mock/openapi.yaml") == (ROOT / "openapi.yaml").read_bytes()
+        assert z.read("layers_kit/contract/openapi.yaml") == (ROOT / "openapi.yaml").read_bytes()
         assert not [n for n in names if n.startswith(("tests/", "bench/"))]
         (meta_name,) = [n for n in names if n.endswith(".dist-info/METADATA")]
         meta = email.message_from_bytes(z.read(meta_name))
         (ep_name,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
         entry_points = z.read(ep_name).decode()
         assert any(n.endswith(".dist-info/licenses/LICENSE") for n in names)
-    assert "layers-mock = mock.cli:main" in entry_points
-    assert "layers-conformance = conformance.cli:main" in entry_points
-    assert "layers_conformance = conformance.pytest_plugin" in entry_points
+    assert "layers-mock = layers_kit.mock.cli:main" in entry_points
+    assert "layers-conformance = layers_kit.conformance.cli:main" in entry_points
+    assert "layers-contract = layers_kit.contract.cli:main" in entry_points
+    assert "layers_conformance = layers_kit.conformance.pytest_plugin" in entry_points
     assert "Framework :: Pytest" in meta.get_all("Classifier")
     assert meta["License-Expression"] == "LicenseRef-Proprietary"
     assert meta["Version"] == VERSION
@@ -136,7 +141,7 @@ def _imported_top_level_modules() -> set[str]:
                     found.update(alias.name.split(".")[0] for alias in node.names)
                 elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                     found.add(node.module.split(".")[0])
-    return found - set(sys.stdlib_module_names) - set(PACKAGES) - {"__future__"}
+    return found - set(sys.stdlib_module_names) - {NAMESPACE, "__future__"}
 
 
 def test_every_directly_imported_distribution_is_declared_with_bounds():
@@ -155,7 +160,7 @@ def test_every_directly_imported_distribution_is_declared_with_bounds():
 
 def test_the_installed_commands_come_from_the_wheel_and_know_their_version(venv, empty):
     """Imports resolve inside the venv; test-only tools (build, ruff, playwright) are absent."""
-    where = _run(venv, "python", "-c", "import conformance, contract, mock; "
+    where = _run(venv, "python", "-c", "from layers_kit import conformance, contract, mock; "
                  "print(mock.__file__, conformance.__file__, contract.__file__)", cwd=empty)
     assert where.returncode == 0, where.stderr
     for line in where.stdout.split():

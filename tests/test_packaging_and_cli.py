@@ -12,16 +12,16 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from mock.config import Config
-from mock.web.app import create_app
+from layers_kit.mock.config import Config
+from layers_kit.mock.web.app import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 # The wheel, the sdist and the installed commands: tests/test_install.py.
 
-@pytest.mark.parametrize("module, prog", [("mock", "layers-mock"),
-                                          ("conformance", "layers-conformance")])
+@pytest.mark.parametrize("module, prog", [("layers_kit.mock", "layers-mock"),
+                                          ("layers_kit.conformance", "layers-conformance")])
 def test_version_is_the_distribution_version(module, prog):
     version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
     out = subprocess.run([sys.executable, "-m", module, "--version"], capture_output=True,
@@ -39,7 +39,7 @@ def test_readme_shows_the_partner_fixture_test_verbatim():
 
 
 def run_mock(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "mock", "--port", "0", *args],
+    return subprocess.run([sys.executable, "-m", "layers_kit.mock", "--port", "0", *args],
                           capture_output=True, text=True, timeout=30)
 
 

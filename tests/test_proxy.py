@@ -17,9 +17,9 @@ import xml.etree.ElementTree as ET
 import httpx
 import pytest
 
-from conformance.proxy.checks import CHECKS
-from conformance.proxy.ledger import SERVER, Finding, Ledger
-from conformance.proxy.memory import Memory
+from layers_kit.conformance.proxy.checks import CHECKS
+from layers_kit.conformance.proxy.ledger import SERVER, Finding, Ledger
+from layers_kit.conformance.proxy.memory import Memory
 from tests.broken.proxy_targets import BROKEN
 from tests.support.process import start_mock
 from tests.support.proxy import start_broken_target, start_proxy
@@ -280,7 +280,7 @@ def test_unreachable_target_is_a_server_violation(tmp_path):
 
 
 def test_usage_errors_exit_2():
-    from conformance.cli import main
+    from layers_kit.conformance.cli import main
 
     assert main(["proxy", "--target", "ftp://x"]) == 2
     assert main(["proxy", "--target", "http://127.0.0.1:1", "--listen", "nowhere"]) == 2
@@ -300,7 +300,7 @@ def test_ledger_keeps_the_first_examples_and_counts_the_rest():
 
 
 def test_memory_forgets_the_oldest_and_never_calls_a_forgotten_key_new():
-    from conformance.proxy.exchange import Exchange
+    from layers_kit.conformance.proxy.exchange import Exchange
 
     memory = Memory(max_keys=2, max_jobs=2)
 
@@ -316,8 +316,8 @@ def test_memory_forgets_the_oldest_and_never_calls_a_forgotten_key_new():
 
 
 def test_a_judge_that_falls_behind_forwards_without_judging(monkeypatch):
-    from conformance.proxy import judge as judge_mod
-    from conformance.proxy.exchange import Exchange
+    from layers_kit.conformance.proxy import judge as judge_mod
+    from layers_kit.conformance.proxy.exchange import Exchange
 
     monkeypatch.setattr(judge_mod, "MAX_PENDING", 0)  # as if thousands were waiting
     j = judge_mod.Judge("http://127.0.0.1:1")
@@ -331,7 +331,7 @@ def test_a_judge_that_falls_behind_forwards_without_judging(monkeypatch):
 
 
 def test_keys_are_masked_in_every_shown_exchange():
-    from conformance.proxy.exchange import masked_headers
+    from layers_kit.conformance.proxy.exchange import masked_headers
 
     shown = masked_headers([("X-Api-Key", "lp_test_full"),
                             ("Authorization", "Bearer lp_test_other"),

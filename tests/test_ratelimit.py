@@ -13,12 +13,12 @@ import pytest
 import yaml
 from starlette.testclient import TestClient
 
-from mock.cli import main as mock_main
-from mock.config import Config
-from mock.domain import fixtures, ratelimit
-from mock.domain.ratelimit import RateLimited, Tier
-from mock.store.memory import MemoryStore
-from mock.web.app import create_app
+from layers_kit.mock.cli import main as mock_main
+from layers_kit.mock.config import Config
+from layers_kit.mock.domain import fixtures, ratelimit
+from layers_kit.mock.domain.ratelimit import RateLimited, Tier
+from layers_kit.mock.store.memory import MemoryStore
+from layers_kit.mock.web.app import create_app
 from tests.support import ids
 from tests.support.process import start_mock
 

@@ -13,10 +13,10 @@ import pathlib
 import pytest
 from starlette.testclient import TestClient
 
-from mock import spec
-from mock.config import Config
-from mock.web.app import create_app
-from mock.web.registry import Registry
+from layers_kit.contract import spec
+from layers_kit.mock.config import Config
+from layers_kit.mock.web.app import create_app
+from layers_kit.mock.web.registry import Registry
 from tests.support import ids
 
 
@@ -89,17 +89,18 @@ def test_authentication_does_not_depend_on_connexion_routing(monkeypatch):
 
 
 def test_the_domain_never_imports_the_web_stack():
-    root = pathlib.Path(spec.__file__).parent / "domain"
+    root = pathlib.Path(spec.__file__).parent.parent / "mock" / "domain"
     for path in root.glob("*.py"):
         text = path.read_text()
-        for forbidden in ("connexion", "starlette", "uvicorn", "mock.web", "httpx"):
+        for forbidden in ("connexion", "starlette", "uvicorn", "layers_kit.mock.web", "mock.web",
+                          "httpx"):
             assert f"import {forbidden}" not in text and f"from {forbidden}" not in text, \
                 f"{path.name} imports {forbidden}"
 
 
 def test_the_domain_sets_no_framing_headers():
     """The domain returns results; request ids and content types are the web layer's."""
-    root = pathlib.Path(spec.__file__).parent / "domain"
+    root = pathlib.Path(spec.__file__).parent.parent / "mock" / "domain"
     for path in root.glob("*.py"):
         text = path.read_text()
         assert "X-Request-Id" not in text and "Content-Type" not in text, path.name

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mock import spec
+from layers_kit.contract import spec
 from tests.support.process import start_mock
 
 CONFIG = Path(__file__).with_name("schemathesis.toml")

@@ -15,7 +15,7 @@ from collections import Counter
 import httpx
 import pytest
 
-from mock.store.base import open_store
+from layers_kit.mock.store.base import open_store
 from tests.support import ids
 from tests.support.process import start_mock
 
@@ -158,7 +158,7 @@ def test_workers_are_refused_with_the_memory_store():
     import subprocess
     import sys
 
-    out = subprocess.run([sys.executable, "-m", "mock", "--workers", "2", "--port", "0"],
+    out = subprocess.run([sys.executable, "-m", "layers_kit.mock", "--workers", "2", "--port", "0"],
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 2 and "shared store" in out.stderr
 

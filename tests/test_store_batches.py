@@ -15,7 +15,7 @@ import sqlite3
 
 import pytest
 
-from mock.store.base import open_store
+from layers_kit.mock.store.base import open_store
 
 
 @pytest.fixture(params=["sqlite", "redis"])

@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from mock.domain import idempotency
-from mock.domain.errors import IdempotencyConflict, IdempotencyInProgress
-from mock.store.base import open_store
+from layers_kit.mock.domain import idempotency
+from layers_kit.mock.domain.errors import IdempotencyConflict, IdempotencyInProgress
+from layers_kit.mock.store.base import open_store
 
 TTL = 3600.0
 
@@ -236,7 +236,7 @@ def test_unknown_store_url_is_refused():
 def test_redis_retries_a_function_that_failed_on_a_stale_read(redis_server):
     """A decision taken on reads that another client changed meanwhile is taken again, even
     when the decision was to fail (found under load: a stale 409 CONFLICT across workers)."""
-    from mock.domain.errors import Conflict
+    from layers_kit.mock.domain.errors import Conflict
 
     redis_server.flush(4)
     store, other = open_store(redis_server.db_url(4)), open_store(redis_server.db_url(4))
@@ -288,8 +288,8 @@ def test_redis_regenerate_stays_within_its_round_trip_budget(redis_server):
     journal)."""
     from starlette.testclient import TestClient
 
-    from mock.config import Config
-    from mock.web.app import create_app
+    from layers_kit.mock.config import Config
+    from layers_kit.mock.web.app import create_app
     from tests.support import ids
 
     redis_server.flush(5)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import uuid
 
-from conformance.context import Ctx
-from conformance.failures import expect
-from conformance.registry import check
+from layers_kit.conformance.context import Ctx
+from layers_kit.conformance.failures import expect
+from layers_kit.conformance.registry import check
 
 
 def _code(r) -> str | None:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import uuid
 
-from conformance.context import Ctx
-from conformance.failures import Violation
-from conformance.registry import check
+from layers_kit.conformance.context import Ctx
+from layers_kit.conformance.failures import Violation
+from layers_kit.conformance.registry import check
 
 
 @check("D5", "Every error: the envelope, JSON, and requestId equal to X-Request-Id",

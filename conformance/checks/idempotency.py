@@ -5,10 +5,10 @@ from __future__ import annotations
 import concurrent.futures as cf
 import uuid
 
-from conformance.client import new_key
-from conformance.context import Ctx
-from conformance.failures import expect
-from conformance.registry import check
+from layers_kit.conformance.client import new_key
+from layers_kit.conformance.context import Ctx
+from layers_kit.conformance.failures import expect
+from layers_kit.conformance.registry import check
 
 
 @check("D6", "Same key and body: the first response again, byte for byte, marked replayed",

@@ -16,9 +16,9 @@ from typing import Any
 
 import httpx
 
-from conformance.context import Ctx
-from conformance.failures import Inconclusive, expect
-from conformance.registry import check
+from layers_kit.conformance.context import Ctx
+from layers_kit.conformance.failures import Inconclusive, expect
+from layers_kit.conformance.registry import check
 
 STAGES = ["queued", "planning", "generating_visuals", "assembling", "finalizing"]
 # Fields of a job that a terminal state must keep (D7); others the schema allows may vary.

@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 import uuid
 
-from conformance.client import new_key
-from conformance.context import Ctx
-from conformance.failures import TooLate, Violation, expect, retry_races
-from conformance.registry import check
+from layers_kit.conformance.client import new_key
+from layers_kit.conformance.context import Ctx
+from layers_kit.conformance.failures import TooLate, Violation, expect, retry_races
+from layers_kit.conformance.registry import check
 
 STAGES = ("queued", "planning", "generating_visuals", "assembling", "finalizing")
 

@@ -18,8 +18,8 @@ import httpx
 import orjson
 from starlette.types import Message, Receive, Scope, Send
 
-from conformance.proxy.exchange import Body, Exchange
-from conformance.proxy.judge import Judge
+from layers_kit.conformance.proxy.exchange import Body, Exchange
+from layers_kit.conformance.proxy.judge import Judge
 
 log = logging.getLogger("layers.proxy")
 

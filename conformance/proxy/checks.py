@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from conformance.contract import Contract
-from conformance.proxy.exchange import Exchange
-from conformance.proxy.ledger import CLIENT, SERVER, Finding
-from conformance.proxy.memory import STAGES, TERMINAL, Memory, answer, job_state
-from conformance.proxy.routes import Routes
+from layers_kit.conformance.contract import Contract
+from layers_kit.conformance.proxy.exchange import Exchange
+from layers_kit.conformance.proxy.ledger import CLIENT, SERVER, Finding
+from layers_kit.conformance.proxy.memory import STAGES, TERMINAL, Memory, answer, job_state
+from layers_kit.conformance.proxy.routes import Routes
 
 
 @dataclass

@@ -16,10 +16,10 @@ from urllib.parse import urlsplit
 
 import uvicorn
 
-from conformance.proxy.app import ProxyApp
-from conformance.proxy.judge import Judge
-from conformance.proxy.reports import REPORT_SUFFIXES, summary, write, write_junit
-from mock.web.server import SignalledServer
+from layers_kit.conformance.proxy.app import ProxyApp
+from layers_kit.conformance.proxy.judge import Judge
+from layers_kit.conformance.proxy.reports import REPORT_SUFFIXES, summary, write, write_junit
+from layers_kit.mock.web.server import SignalledServer
 
 DEFAULT_LISTEN = "127.0.0.1:4020"
 

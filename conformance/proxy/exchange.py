@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from conformance.secrets import masked_headers
+from layers_kit.conformance.secrets import masked_headers
 
 BODY_LIMIT = 1024 * 1024  # D5 PAYLOAD_TOO_LARGE: the contract's largest body
 SHOWN_BODY = 2000  # characters of a body a report shows

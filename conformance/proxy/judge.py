@@ -21,12 +21,12 @@ import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
-from conformance.contract import Contract
-from conformance.proxy.checks import CHECKS, View
-from conformance.proxy.exchange import Exchange
-from conformance.proxy.ledger import Ledger, Verdict
-from conformance.proxy.memory import Memory
-from conformance.proxy.routes import Routes
+from layers_kit.conformance.contract import Contract
+from layers_kit.conformance.proxy.checks import CHECKS, View
+from layers_kit.conformance.proxy.exchange import Exchange
+from layers_kit.conformance.proxy.ledger import Ledger, Verdict
+from layers_kit.conformance.proxy.memory import Memory
+from layers_kit.conformance.proxy.routes import Routes
 
 log = logging.getLogger("layers.proxy")
 

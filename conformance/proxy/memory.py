@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from conformance.proxy.checks import View
+    from layers_kit.conformance.proxy.checks import View
 
 STAGES = ("queued", "planning", "generating_visuals", "assembling", "finalizing")  # D7 order
 TERMINAL = frozenset({"completed", "failed", "canceled"})

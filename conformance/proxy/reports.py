@@ -12,8 +12,8 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
-from conformance.proxy.checks import CHECKS
-from conformance.proxy.ledger import CLIENT, SERVER
+from layers_kit.conformance.proxy.checks import CHECKS
+from layers_kit.conformance.proxy.ledger import CLIENT, SERVER
 
 REPORT_SUFFIXES = (".md", ".markdown", ".html", ".htm", ".json")
 

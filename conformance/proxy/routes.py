@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from mock.spec import resolve
+from layers_kit.contract.spec import resolve
 
 _METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from contract import changelog
-from contract.document import Document, load
+from layers_kit.contract import changelog
+from layers_kit.contract.document import Document, load
 
 RELEASES = Path(__file__).parent  # the snapshots live beside this module
 

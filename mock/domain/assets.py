@@ -5,8 +5,8 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from mock.domain import ids, tenancy
-from mock.store.base import Tx
+from layers_kit.mock.domain import ids, tenancy
+from layers_kit.mock.store.base import Tx
 
 CDN = "https://cdn.mock.layers.test/assets"
 

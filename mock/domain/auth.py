@@ -5,7 +5,7 @@ from __future__ import annotations
 import hmac
 from dataclasses import dataclass
 
-from mock.domain.errors import ForbiddenScope, Unauthenticated
+from layers_kit.mock.domain.errors import ForbiddenScope, Unauthenticated
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from mock.domain.errors import BillingExhausted
-from mock.store.base import Tx
+from layers_kit.mock.domain.errors import BillingExhausted
+from layers_kit.mock.store.base import Tx
 
 REGENERATE_COST = 120
 REGENERATE_PRESERVE_COST = 10

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Protocol
 
-from mock.store.base import Store, Tx
+from layers_kit.mock.store.base import Store, Tx
 
 
 class Clock(Protocol):

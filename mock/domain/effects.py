@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from mock.domain import assets, billing, captions, review, tenancy
-from mock.store.base import Tx
+from layers_kit.mock.domain import assets, billing, captions, review, tenancy
+from layers_kit.mock.store.base import Tx
 
 CAPTION_HISTORY = 20
 

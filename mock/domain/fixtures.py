@@ -12,11 +12,11 @@ from typing import Any
 
 import yaml
 
-from mock.domain import assets, captions, ids, jobs, review, tenancy
-from mock.domain.clock import iso
-from mock.domain.moderation import DEFAULT_TERMS
-from mock.domain.operations import new_container
-from mock.store.base import Store
+from layers_kit.mock.domain import assets, captions, ids, jobs, review, tenancy
+from layers_kit.mock.domain.clock import iso
+from layers_kit.mock.domain.moderation import DEFAULT_TERMS
+from layers_kit.mock.domain.operations import new_container
+from layers_kit.mock.store.base import Store
 
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "fixtures.yaml"
 

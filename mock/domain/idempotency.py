@@ -21,13 +21,13 @@ from typing import Any, TypeVar
 
 import orjson
 
-from mock.domain.errors import (
+from layers_kit.mock.domain.errors import (
     STORED_ERROR_CODES,
     ApiError,
     IdempotencyConflict,
     IdempotencyInProgress,
 )
-from mock.store.base import Nested, Store, Tx
+from layers_kit.mock.store.base import Nested, Store, Tx
 
 LEASE_SECONDS = 60.0
 T = TypeVar("T")

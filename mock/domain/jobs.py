@@ -22,9 +22,9 @@ from typing import Any
 
 import orjson
 
-from mock.domain import effects
-from mock.domain.clock import iso
-from mock.store.base import Tx
+from layers_kit.mock.domain import effects
+from layers_kit.mock.domain.clock import iso
+from layers_kit.mock.store.base import Tx
 
 STAGES = ("queued", "planning", "generating_visuals", "assembling", "finalizing")
 TERMINAL = frozenset({"completed", "failed", "canceled"})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mock.domain.errors import ModerationBlocked
+from layers_kit.mock.domain.errors import ModerationBlocked
 
 DEFAULT_TERMS = ("moderation-test-block",)
 

@@ -10,11 +10,11 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from mock.domain import assets, billing, ids, jobs, moderation, review, tenancy
-from mock.domain.auth import Principal
-from mock.domain.clock import iso
-from mock.domain.errors import ApprovalRequired, Conflict, NotFound
-from mock.store.base import Tx
+from layers_kit.mock.domain import assets, billing, ids, jobs, moderation, review, tenancy
+from layers_kit.mock.domain.auth import Principal
+from layers_kit.mock.domain.clock import iso
+from layers_kit.mock.domain.errors import ApprovalRequired, Conflict, NotFound
+from layers_kit.mock.store.base import Tx
 
 
 @dataclass(frozen=True)

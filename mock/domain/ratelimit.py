@@ -18,8 +18,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from mock.domain.errors import ApiError
-from mock.store.base import Tx
+from layers_kit.mock.domain.errors import ApiError
+from layers_kit.mock.store.base import Tx
 
 KIND = "bucket"
 OFF = "off"

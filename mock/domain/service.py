@@ -13,13 +13,13 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from mock.config import Config
-from mock.domain import fixtures as fixtures_mod
-from mock.domain import jobs, operations, ratelimit
-from mock.domain.auth import Keyring, Principal
-from mock.domain.clock import Clock
-from mock.domain.operations import Ctx, Reply, Settings
-from mock.store.base import Store, Tx
+from layers_kit.mock.config import Config
+from layers_kit.mock.domain import fixtures as fixtures_mod
+from layers_kit.mock.domain import jobs, operations, ratelimit
+from layers_kit.mock.domain.auth import Keyring, Principal
+from layers_kit.mock.domain.clock import Clock
+from layers_kit.mock.domain.operations import Ctx, Reply, Settings
+from layers_kit.mock.store.base import Store, Tx
 
 
 def domain_function(operation_id: str) -> Callable[..., Reply]:

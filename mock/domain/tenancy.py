@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mock.store.base import Tx
+from layers_kit.mock.store.base import Tx
 
 CONTAINER, ASSET = "container", "asset"
 

@@ -22,7 +22,7 @@ from typing import Any, Protocol, TypeVar
 
 import orjson
 
-from mock.domain.errors import ApiError
+from layers_kit.mock.domain.errors import ApiError
 
 T = TypeVar("T")
 
@@ -143,15 +143,15 @@ def open_store(url: str, *, journal_size: int = JOURNAL_SIZE, now: Clock = WALL)
     `now` is the clock of expiry (Redis expires keys on its own clock and ignores it).
     """
     if url in ("memory", "memory://"):
-        from mock.store.memory import MemoryStore
+        from layers_kit.mock.store.memory import MemoryStore
 
         return MemoryStore(journal_size=journal_size, now=now)
     if url.startswith("sqlite:///"):
-        from mock.store.sqlite import SqliteStore
+        from layers_kit.mock.store.sqlite import SqliteStore
 
         return SqliteStore(url, journal_size=journal_size, now=now)
     if url.startswith(("redis://", "rediss://", "unix://")):
-        from mock.store.redis import RedisStore
+        from layers_kit.mock.store.redis import RedisStore
 
         return RedisStore(url, journal_size=journal_size)
     raise ValueError(

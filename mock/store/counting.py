@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import orjson
 
-from mock.store.base import Doc, Store, Tx
+from layers_kit.mock.store.base import Doc, Store, Tx
 
 T = TypeVar("T")
 

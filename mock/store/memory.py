@@ -15,7 +15,7 @@ from typing import TypeVar
 
 import orjson
 
-from mock.store.base import WALL, BufferedTx, Clock, Doc, Inline
+from layers_kit.mock.store.base import WALL, BufferedTx, Clock, Doc, Inline
 
 T = TypeVar("T")
 _DROP_PER_TX = 64  # expired documents forgotten per transaction at most

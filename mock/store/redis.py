@@ -32,8 +32,8 @@ from typing import Any, TypeVar
 import orjson
 import redis
 
-from mock.store.base import STORE_TIMEOUT, BufferedTx, Doc, StoreUnavailable
-from mock.store.committer import Batched, GroupCommitter, Item, Outcome
+from layers_kit.mock.store.base import STORE_TIMEOUT, BufferedTx, Doc, StoreUnavailable
+from layers_kit.mock.store.committer import Batched, GroupCommitter, Item, Outcome
 
 T = TypeVar("T")
 log = logging.getLogger("layers.mock")

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import orjson
 
-from mock.store.base import WALL, BufferedTx, Clock, Doc, StoreUnavailable
-from mock.store.committer import Batched, GroupCommitter, Item, Outcome
+from layers_kit.mock.store.base import WALL, BufferedTx, Clock, Doc, StoreUnavailable
+from layers_kit.mock.store.committer import Batched, GroupCommitter, Item, Outcome
 
 log = logging.getLogger("layers.mock")
 

@@ -20,20 +20,20 @@ import ipaddress
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from mock import spec
-from mock.config import Config
-from mock.domain import fixtures
-from mock.domain.clock import ManualClock, RealClock
-from mock.domain.service import MockService
-from mock.store.base import Store, open_store
-from mock.web.control import ControlMiddleware
-from mock.web.cors import CORSMiddleware
-from mock.web.dispatch import ApiMiddleware, RouteMiddleware
-from mock.web.faults import FaultMiddleware
-from mock.web.hygiene import HygieneMiddleware
-from mock.web.outer import OuterMiddleware
-from mock.web.ratelimit import rate_limit
-from mock.web.registry import Registry
+from layers_kit.contract import spec
+from layers_kit.mock.config import Config
+from layers_kit.mock.domain import fixtures
+from layers_kit.mock.domain.clock import ManualClock, RealClock
+from layers_kit.mock.domain.service import MockService
+from layers_kit.mock.store.base import Store, open_store
+from layers_kit.mock.web.control import ControlMiddleware
+from layers_kit.mock.web.cors import CORSMiddleware
+from layers_kit.mock.web.dispatch import ApiMiddleware, RouteMiddleware
+from layers_kit.mock.web.faults import FaultMiddleware
+from layers_kit.mock.web.hygiene import HygieneMiddleware
+from layers_kit.mock.web.outer import OuterMiddleware
+from layers_kit.mock.web.ratelimit import rate_limit
+from layers_kit.mock.web.registry import Registry
 
 
 def is_loopback(host: str) -> bool:
@@ -72,7 +72,7 @@ def _connexion_app() -> ASGIApp:
     from connexion.options import SwaggerUIOptions
     from connexion.resolver import Resolver
 
-    from mock.web.errors import HANDLERS
+    from layers_kit.mock.web.errors import HANDLERS
 
     app = AsyncApp(
         __name__,

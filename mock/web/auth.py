@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import logging
 
-from mock.domain.auth import require_scopes
-from mock.domain.errors import ApiError
-from mock.web.state import RequestState
+from layers_kit.mock.domain.auth import require_scopes
+from layers_kit.mock.domain.errors import ApiError
+from layers_kit.mock.web.state import RequestState
 
 log = logging.getLogger("layers.mock")
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 import orjson
 from starlette.types import Receive
 
-from mock.domain.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
-from mock.web.state import RequestState
+from layers_kit.mock.domain.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
+from layers_kit.mock.web.state import RequestState
 
 MAX_BODY = 1024 * 1024  # D5: 1 MiB
 

@@ -35,9 +35,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from mock import spec
-from mock.domain.clock import iso
-from mock.domain.errors import (
+from layers_kit.contract import spec
+from layers_kit.mock.domain.clock import iso
+from layers_kit.mock.domain.errors import (
     ApiError,
     Conflict,
     NotFound,
@@ -46,11 +46,11 @@ from mock.domain.errors import (
     UnsupportedMediaType,
     ValidationFailed,
 )
-from mock.domain.service import MockService
-from mock.web import faults
-from mock.web.registry import Registry
-from mock.web.responses import dumps, error
-from mock.web.validation import describe
+from layers_kit.mock.domain.service import MockService
+from layers_kit.mock.web import faults
+from layers_kit.mock.web.registry import Registry
+from layers_kit.mock.web.responses import dumps, error
+from layers_kit.mock.web.validation import describe
 
 CONTROL_SPEC = Path(__file__).resolve().parent.parent / "control.yaml"
 PREFIX = "/__mock/"
@@ -80,7 +80,9 @@ def _inline(node: Any, root: dict[str, Any]) -> Any:
 
 async def _reference() -> Response:
     """The contract's offline reference page (D12), built by contract.page, never fetched."""
-    from contract import page  # the publishing package; imported when the page is asked for
+    from layers_kit.contract import (
+        page,  # the publishing package; imported when the page is asked for
+    )
 
     try:
         body = await anyio.to_thread.run_sync(page.page_for, spec.spec_path())

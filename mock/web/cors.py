@@ -25,10 +25,10 @@ from urllib.parse import urlsplit
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mock import spec
-from mock.domain.errors import NotFound
-from mock.web.registry import Registry
-from mock.web.responses import error
+from layers_kit.contract import spec
+from layers_kit.mock.domain.errors import NotFound
+from layers_kit.mock.web.registry import Registry
+from layers_kit.mock.web.responses import error
 
 MAX_AGE = "600"  # seconds a browser may cache a preflight answer
 EXTRA_REQUEST_HEADERS = ("Content-Type", "Prefer")  # JSON bodies; the mock's Prefer controls

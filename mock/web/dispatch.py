@@ -20,11 +20,11 @@ from collections.abc import Awaitable, Callable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from mock.domain.errors import ApiError, NotFound
-from mock.web import auth, body, handlers, responses, state
-from mock.web.registry import Registry
-from mock.web.state import RequestState
-from mock.web.validation import validate
+from layers_kit.mock.domain.errors import ApiError, NotFound
+from layers_kit.mock.web import auth, body, handlers, responses, state
+from layers_kit.mock.web.registry import Registry
+from layers_kit.mock.web.state import RequestState
+from layers_kit.mock.web.validation import validate
 
 # Paths Connexion serves (Swagger UI and the spec as JSON); everything else is the API's.
 CONNEXION_PATHS = ("/docs", "/openapi.json")

@@ -13,9 +13,9 @@ from connexion.exceptions import ProblemException
 from connexion.lifecycle import ConnexionRequest, ConnexionResponse
 from starlette.exceptions import HTTPException
 
-from mock.domain.errors import ApiError
-from mock.web import state
-from mock.web.responses import error_stored
+from layers_kit.mock.domain.errors import ApiError
+from layers_kit.mock.web import state
+from layers_kit.mock.web.responses import error_stored
 
 log = logging.getLogger("layers.mock")
 

@@ -20,12 +20,12 @@ from typing import Any
 import re2
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from mock import spec
-from mock.domain import ids
-from mock.domain.errors import STATUS_BY_CODE, ApiError
-from mock.store.base import Store, Tx
-from mock.web import state
-from mock.web.outer import DropConnection
+from layers_kit.contract import spec
+from layers_kit.mock.domain import ids
+from layers_kit.mock.domain.errors import STATUS_BY_CODE, ApiError
+from layers_kit.mock.store.base import Store, Tx
+from layers_kit.mock.web import state
+from layers_kit.mock.web.outer import DropConnection
 
 KIND, KEY = "faults", "active"
 # D5 codes whose answer carries Retry-After (a fault must keep the contract it imitates).

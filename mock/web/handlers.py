@@ -12,14 +12,14 @@ from typing import Any
 
 from starlette.responses import Response
 
-from mock.domain import idempotency
-from mock.domain.errors import ApiError
-from mock.domain.idempotency import Stored
-from mock.store.base import Tx
-from mock.web import prefer, responses
-from mock.web.registry import IDEMPOTENCY_HEADER
-from mock.web.state import RequestState
-from mock.web.validation import check_response
+from layers_kit.mock.domain import idempotency
+from layers_kit.mock.domain.errors import ApiError
+from layers_kit.mock.domain.idempotency import Stored
+from layers_kit.mock.store.base import Tx
+from layers_kit.mock.web import prefer, responses
+from layers_kit.mock.web.registry import IDEMPOTENCY_HEADER
+from layers_kit.mock.web.state import RequestState
+from layers_kit.mock.web.validation import check_response
 
 
 async def handle(st: RequestState, kwargs: dict[str, Any]) -> Response:

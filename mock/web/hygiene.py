@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from mock.domain.errors import ApiError, NotFound, Unauthenticated
-from mock.web.responses import error
+from layers_kit.mock.domain.errors import ApiError, NotFound, Unauthenticated
+from layers_kit.mock.web.responses import error
 
 MAX_HEADERS = 100
 MAX_HEADER_BYTES = 32 * 1024

@@ -10,11 +10,11 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mock.domain.clock import iso
-from mock.domain.errors import ApiError
-from mock.domain.service import MockService
-from mock.web import state
-from mock.web.responses import error
+from layers_kit.mock.domain.clock import iso
+from layers_kit.mock.domain.errors import ApiError
+from layers_kit.mock.domain.service import MockService
+from layers_kit.mock.web import state
+from layers_kit.mock.web.responses import error
 
 log = logging.getLogger("layers.mock")
 

@@ -15,9 +15,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from mock import spec
-from mock.domain.errors import STATUS_BY_CODE, ApiError, ValidationFailed
-from mock.domain.idempotency import Stored
+from layers_kit.contract import spec
+from layers_kit.mock.domain.errors import STATUS_BY_CODE, ApiError, ValidationFailed
+from layers_kit.mock.domain.idempotency import Stored
 
 MAX_LATENCY_MS = 30000
 # ASCII digits only: "²" is a digit to str.isdigit but int() refuses it (it was a 500).

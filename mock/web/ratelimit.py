@@ -7,7 +7,7 @@ operation's class (`x-rate-limit-class`); an empty bucket is the D5 429 `RATE_LI
 
 from __future__ import annotations
 
-from mock.web.state import RequestState
+from layers_kit.mock.web.state import RequestState
 
 
 async def rate_limit(st: RequestState) -> None:

@@ -22,9 +22,9 @@ from typing import Any
 import jsonschema_rs
 from jsonschema import Draft4Validator
 
-from mock import spec
-from mock.domain.service import domain_function
-from mock.web.oas_schema import FORMAT_CHECKER, RequestValidator, ResponseValidator
+from layers_kit.contract import spec
+from layers_kit.mock.domain.service import domain_function
+from layers_kit.mock.web.oas_schema import FORMAT_CHECKER, RequestValidator, ResponseValidator
 
 METHODS = ("get", "put", "post", "patch", "delete")
 # D6: the methods on which an Idempotency-Key is honoured.

@@ -13,9 +13,9 @@ from typing import Any
 import orjson
 from starlette.responses import Response
 
-from mock.domain.errors import ApiError, envelope
-from mock.domain.idempotency import Stored
-from mock.domain.operations import Reply
+from layers_kit.mock.domain.errors import ApiError, envelope
+from layers_kit.mock.domain.idempotency import Stored
+from layers_kit.mock.domain.operations import Reply
 
 JSON = "application/json"
 
@@ -52,7 +52,7 @@ def from_stored(answer: Stored, *, replayed: bool = False) -> Response:
 def error(err: ApiError, request_id: str | None = None) -> Response:
     """The D5 response of an error (the current request's id unless given)."""
     if request_id is None:
-        from mock.web import state
+        from layers_kit.mock.web import state
 
         request_id = state.current().request_id
     return from_stored(error_stored(err, request_id))

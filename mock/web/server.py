@@ -26,7 +26,7 @@ import orjson
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from mock.domain import ids
+from layers_kit.mock.domain import ids
 
 DEFAULT_READ_TIMEOUT = 10.0
 MAX_HEAD_BYTES = 64 * 1024
@@ -109,7 +109,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self.transport.close()
 
 
-PROTOCOL = "mock.web.server:GuardedHttpToolsProtocol"
+PROTOCOL = "layers_kit.mock.web.server:GuardedHttpToolsProtocol"
 
 
 class SignalledServer(uvicorn.Server):

@@ -11,12 +11,12 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from mock.domain import ids
+from layers_kit.mock.domain import ids
 
 if TYPE_CHECKING:
-    from mock.domain.auth import Principal
-    from mock.domain.service import MockService
-    from mock.web.registry import Operation
+    from layers_kit.mock.domain.auth import Principal
+    from layers_kit.mock.domain.service import MockService
+    from layers_kit.mock.web.registry import Operation
 
 _current: ContextVar[RequestState] = ContextVar("layers_request_state")
 

@@ -13,8 +13,8 @@ from urllib.parse import unquote_plus
 
 from jsonschema import ValidationError
 
-from mock.domain.errors import ApiError, ValidationFailed
-from mock.web.state import RequestState
+from layers_kit.mock.domain.errors import ApiError, ValidationFailed
+from layers_kit.mock.web.state import RequestState
 
 log = logging.getLogger("layers.mock")
 

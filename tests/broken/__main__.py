@@ -10,6 +10,6 @@ name = args[i + 1]
 del args[i : i + 2]
 VARIANTS[name].patch()
 
-from mock.cli import main  # noqa: E402 - after the patch, which must precede the app's import
+from layers_kit.mock.cli import main  # noqa: E402 - after the patch, which must precede the app's import
 
 raise SystemExit(main(args))

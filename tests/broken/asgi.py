@@ -134,7 +134,7 @@ class ExtraFields(_Wrapper):
 
 def wrap_app(wrapper: Callable[[Any], Any]) -> None:
     """Make the mock's app factory return the wrapped app (before mock.cli imports it)."""
-    import mock.web.app as web_app
+    import layers_kit.mock.web.app as web_app
 
     original = web_app.create_app
 

@@ -21,7 +21,7 @@ import uvicorn
 from starlette.requests import Request
 from starlette.responses import Response
 
-from mock.spec import load_spec, operations, resolve
+from layers_kit.contract.spec import load_spec, operations, resolve
 
 # X-Broken name -> the proxy check that must report it
 BROKEN = {

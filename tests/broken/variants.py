@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from mock.domain import (
+from layers_kit.mock.domain import (
     assets,
     effects,
     errors,
@@ -21,7 +21,7 @@ from mock.domain import (
     review,
     tenancy,
 )
-from mock.domain.clock import iso
+from layers_kit.mock.domain.clock import iso
 
 
 def replay_new_job() -> None:
@@ -86,7 +86,7 @@ def other_org_forbidden() -> None:
     """Another org's container answers 403 instead of 404 (it leaks existence)."""
 
     def container(tx, ctx, raw_id):
-        from mock.domain import ids
+        from layers_kit.mock.domain import ids
 
         cid = ids.canonical_container_id(raw_id)
         c = None
@@ -137,7 +137,7 @@ def terminal_job_changes() -> None:
 
 def wrong_billing_code() -> None:
     """Credits short answers 409 CONFLICT instead of 402 BILLING_EXHAUSTED."""
-    from mock.domain import billing
+    from layers_kit.mock.domain import billing
 
     def reserve(tx, org_id, cost):
         org = tx.get("org", org_id)
@@ -204,7 +204,7 @@ def busy_container_allowed() -> None:
     original = operations.regenerate_content
 
     def regenerate(tx, ctx, container_id, body):
-        from mock.domain import ids
+        from layers_kit.mock.domain import ids
 
         c = tenancy.get_container(tx, ctx.principal.org_id,
                                   ids.canonical_container_id(container_id) or "")
@@ -235,10 +235,10 @@ def never_304() -> None:
 
 def scopes_ignored() -> None:
     """A read-only key may regenerate: scopes are not enforced."""
-    from mock.domain import auth
+    from layers_kit.mock.domain import auth
 
     auth.require_scopes = lambda principal, scopes: None
-    import mock.web.auth as web_auth  # imports it by name
+    import layers_kit.mock.web.auth as web_auth  # imports it by name
 
     web_auth.require_scopes = auth.require_scopes
 
@@ -263,7 +263,7 @@ def request_id_mismatch() -> None:
         out["error"]["requestId"] = "req_01HXZ9G7KMV2QX8Y1S5RJW3B7T"
         return out
 
-    import mock.web.responses as responses
+    import layers_kit.mock.web.responses as responses
 
     responses.envelope = envelope
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 
-from mock.domain.errors import ApiError, envelope
-from mock.domain.service import MockService
+from layers_kit.mock.domain.errors import ApiError, envelope
+from layers_kit.mock.domain.service import MockService
 from tests.support import ids
 
 DEMO = "org_00000000-0000-4000-8000-00000000000a"

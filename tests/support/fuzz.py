@@ -8,8 +8,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from conformance.bundled import start_mock
-from conformance.schema_phase import run_schemathesis
+from layers_kit.conformance.bundled import start_mock
+from layers_kit.conformance.schema_phase import run_schemathesis
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,8 +11,8 @@ import signal
 
 import httpx
 
-from mock.launcher import RunningMock
-from mock.launcher import start_mock as _start
+from layers_kit.mock.launcher import RunningMock
+from layers_kit.mock.launcher import start_mock as _start
 
 
 class MockProcess(RunningMock):
@@ -27,6 +27,6 @@ class MockProcess(RunningMock):
             self.proc.wait(10)
 
 
-def start_mock(*args: str, module: str = "mock") -> MockProcess:
+def start_mock(*args: str, module: str = "layers_kit.mock") -> MockProcess:
     running = _start(*args, module=module)
     return MockProcess(running.proc, running.url, running.output, running.reader)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from mock.launcher import RunningMock, start_process
+from layers_kit.mock.launcher import RunningMock, start_process
 
 
 def start(cmd: list[str], timeout: float = 30) -> RunningMock:
@@ -17,7 +17,7 @@ def start(cmd: list[str], timeout: float = 30) -> RunningMock:
 
 def start_proxy(target: str, *args: str) -> RunningMock:
     """`layers-conformance proxy --target TARGET --listen 127.0.0.1:0 ARGS`."""
-    return start([sys.executable, "-m", "conformance", "proxy", "--target", target,
+    return start([sys.executable, "-m", "layers_kit.conformance", "proxy", "--target", target,
                   "--listen", "127.0.0.1:0", *args])
 
 
