@@ -33,9 +33,10 @@ lint: $(STAMP)
 
 # --durations: every run prints its slowest tests (the suite's time is their sum, not a guess).
 # -n: pytest-xdist workers, one more than the cores, since part of the suite waits (real-clock
-# stages, process starts): on 2 cores the tests from before issue 14 took 139 s on 2 workers,
-# 123 s on 3, 125 s on 4 (PYTEST_WORKERS=0: one process). loadscope hands out whole modules and
-# classes (module fixtures start once), slow ones first (tests/conftest.py).
+# stages, process starts): on 2 cores the tests older than the stores' group commit took
+# 139 s on 2 workers, 123 s on 3, 125 s on 4 (PYTEST_WORKERS=0: one process). loadscope hands
+# out whole modules and classes (module fixtures start once), slow ones first
+# (tests/conftest.py).
 PYTEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
 test: $(STAMP) $(NODE_STAMP) system-deps lint
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadscope --no-loadscope-reorder \

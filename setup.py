@@ -2,8 +2,9 @@
 openapi.yaml into the contract package at build time, and builds the contract's reference page
 into it when the node tools are present.
 
-The folders keep the names the project is known by (`mock/`, `conformance/`, `contract/`);
-installed, they are `layers_kit.mock`, `layers_kit.conformance` and `layers_kit.contract`, so
+The folders keep the names the project is known by (`mock/`, `conformance/`, `contract/`, and
+`serving/`, the HTTP serving the mock and the proxy share); installed, they are
+`layers_kit.mock`, `layers_kit.conformance`, `layers_kit.contract` and `layers_kit.serving`, so
 that PyPI's `mock` or a partner's own `mock/` or `conformance/` folder never shadows them (and
 they never shadow those). `layers_kit` itself is a namespace package (no `__init__.py`).
 
@@ -24,7 +25,7 @@ from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).parent
 NAMESPACE = "layers_kit"
-FOLDERS = ("mock", "conformance", "contract")
+FOLDERS = ("mock", "conformance", "contract", "serving")
 
 
 def _packages() -> list[str]:

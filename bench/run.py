@@ -4,7 +4,7 @@ Measures getJob and regenerateContent (a fresh Idempotency-Key on every request,
 containers so that R10 does not turn them into 409s) with wrk: req/s, p50, p99 and the server's
 RSS, for the mock over memory (1 worker), SQLite (1 worker) and Redis (2 workers), and for
 Prism 5.14.2 (bench/package.json; `npm ci --prefix bench`) mocking the same openapi.yaml in
-static mode with its logging silenced. Each figure is printed next to its target (issue 14),
+static mode with its logging silenced. Each figure is printed next to its target (TARGETS),
 then a profile of the mock's hot path, in process.
 
     python bench/run.py                 # the targets, 10 s per measurement
@@ -349,7 +349,7 @@ ALL = ("memory", "sqlite", "redis", "prism", "profile", "sqlite2", "redis1", "st
 DEFAULT = ("memory", "sqlite", "redis", "prism", "profile")
 MEMORY, SQLITE, REDIS = "mock memory, 1 worker", "mock sqlite, 1 worker", "mock redis, 2 workers"
 PRISM = f"prism {PRISM_VERSION} static, silent"
-# (row, getJob x Prism, regenerate x Prism, p99 no worse than Prism's): issue 14's targets.
+# (row, getJob x Prism, regenerate x Prism, p99 no worse than Prism's): the mock's targets.
 TARGETS = ((MEMORY, 2.0, 2.0, True), (SQLITE, 1.5, 1.0, False), (REDIS, 1.0, 1.0, False))
 
 

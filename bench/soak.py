@@ -1,4 +1,4 @@
-"""`make soak`: a bounded soak of the real mock on loopback (issue 13). Not part of the suite.
+"""`make soak`: a bounded soak of the real mock on loopback. Not part of the suite.
 
 Starts `layers-mock` (memory store by default) with short retention and idempotency TTL, then
 runs mixed operations from a few concurrent clients for `--seconds` (default 150): generates

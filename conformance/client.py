@@ -1,7 +1,8 @@
 """The kit's HTTP client: records every exchange, masks keys, checks every response (D10).
 
 Every response a business-rule check receives is validated against the contract with
-openapi-core and against the D5 envelope rules; a breach is a violation of the running check.
+openapi-core and judged by D5's judge (conformance/judges.py, shared with the proxy); the
+breaches are judged under their own rules (SCHEMA, D5) at the end of the run.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 import httpx
 
+from layers_kit.conformance import judges
 from layers_kit.conformance.contract import Contract
 from layers_kit.conformance.failures import Exchange, Inconclusive, Unreachable, Violation, expect
 from layers_kit.conformance.observations import Observations
@@ -55,33 +57,6 @@ def _code(response: httpx.Response) -> str | None:
         return None
 
 
-def d5_problems(response: httpx.Response) -> list[str]:
-    """How a response breaks D5: X-Request-Id on every response; on errors the JSON envelope
-    `{error: {code, message, requestId}}` with requestId equal to X-Request-Id."""
-    problems = []
-    rid = response.headers.get("x-request-id")
-    if not rid:
-        problems.append(f"{response.status_code} without X-Request-Id")
-    if response.status_code < 400:
-        return problems
-    ctype = response.headers.get("content-type", "")
-    if not ctype.split(";")[0].strip().endswith("json"):
-        problems.append(f"{response.status_code} error with Content-Type {ctype!r}, not JSON")
-    try:
-        err = response.json()["error"]
-        code, message, request_id = err["code"], err["message"], err["requestId"]
-    except (ValueError, KeyError, TypeError):
-        problems.append(f"{response.status_code} error without the envelope "
-                        f"{{error: {{code, message, requestId}}}}: {response.text[:200]}")
-        return problems
-    if not (isinstance(code, str) and isinstance(message, str) and code and message):
-        problems.append(f"{response.status_code}: error.code and error.message must be text")
-    if rid and request_id != rid:
-        problems.append(f"{response.status_code} {code}: error.requestId {request_id!r} is "
-                        f"not X-Request-Id {rid!r}")
-    return problems
-
-
 def _text(content: bytes, limit: int = 4000) -> str | None:
     if not content:
         return None
@@ -102,12 +77,14 @@ class Client:
                  exchanges: list[Exchange], *, timeout: float = 30.0,
                  bearer: bool = False, observations: Observations | None = None,
                  check: str = "", max_wait: float = 120.0,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
+                 sleep: Callable[[float], None] = time.sleep,
+                 transport: httpx.BaseTransport | None = None) -> None:
         headers = {}
         if key:
             headers = {"Authorization": f"Bearer {key}"} if bearer else {"X-Api-Key": key}
+        # `transport`: an in-process target (tests feed the kit canned exchanges with it)
         self._http = httpx.Client(base_url=base_url.rstrip("/"), headers=headers,
-                                  timeout=timeout, verify=_tls())
+                                  timeout=timeout, verify=_tls(), transport=transport)
         self.contract = contract
         self.exchanges = exchanges
         self.observations = observations or Observations()
@@ -161,13 +138,16 @@ class Client:
         return response
 
     def _judge(self, response: httpx.Response, exchange: Exchange) -> None:
-        """Record breaches of the spec and of D5; the SCHEMA and D5 checks judge them."""
+        """Record breaches of the spec and of D5 (D5 by the judge the proxy uses too); the
+        SCHEMA and D5 checks judge them."""
         errors = self.contract.response_errors(response)
         if errors:
             self.observations.schema(f"{response.status_code}: " + "; ".join(errors),
                                      exchange, self.check)
-        for problem in d5_problems(response):
-            self.observations.d5(problem, exchange, self.check)
+        for finding in judges.envelope(response.status_code, response.headers.get,
+                                       response.content,
+                                       self.contract.operations.status_of_code):
+            self.observations.d5(finding.message, exchange, self.check)
     # ---- the operations --------------------------------------------------------------------
 
     def get(self, path: str, **kw: Any) -> httpx.Response:

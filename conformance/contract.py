@@ -1,13 +1,15 @@
-"""The contract as the kit sees it: the same openapi.yaml, validated with openapi-core (D10).
+"""The contract as the kit and the proxy see it: the same openapi.yaml, read through the contract
+package (`layers_kit.contract`), validated with openapi-core (D10).
 
 openapi-core ships no httpx adapter and matches `servers` exactly, so the spec's servers are
-replaced by the target's base URL and small request/response adapters are defined here.
+replaced by the target's base URL and small request/response adapters are defined here. Which
+operation a request addresses comes from the contract's operation table, the same matcher the
+mock routes with.
 """
 
 from __future__ import annotations
 
 import copy
-import re
 from urllib.parse import urlsplit
 
 import httpx
@@ -21,9 +23,10 @@ from layers_kit.conformance.validators import (
     MemoResponseValidator,
     path_templates,
 )
+from layers_kit.contract import operations
 from layers_kit.contract.spec import load_spec, spec_path
 
-__all__ = ["Contract", "spec_path"]
+__all__ = ["Contract", "documented_statuses", "spec_path"]
 
 
 class _Request:
@@ -65,18 +68,15 @@ class Contract:
             validator.schema_validators_factory = _one_format_checker(
                 validator.schema_validators_factory)
         self.doc = doc
+        self.operations = operations.table()
         self._prefix = urlsplit(doc["servers"][0]["url"]).path
-        self._ops = _operations(doc)
 
     def operation_for(self, method: str, url: str) -> str | None:
         """The operationId a request addresses, from the spec's paths (None: not documented)."""
         path = urlsplit(url).path
         if self._prefix and path.startswith(self._prefix):
             path = path[len(self._prefix):] or "/"
-        for m, pattern, op in self._ops:
-            if m == method.upper() and pattern.match(path):
-                return op
-        return None
+        return self.operations.match(method, path).operation_id
 
     def response_errors(self, response: httpx.Response) -> list[str]:
         """Why the response breaks the contract (empty when it conforms)."""
@@ -125,22 +125,7 @@ def _causes(exc: Exception) -> list[str]:
         causes.append(f"{path or '(body)'}: {detail.message}")
     return [c[:300] for c in causes]
 
-def _operations(doc: dict) -> list[tuple[str, re.Pattern, str]]:
-    """(method, path pattern, operationId) for every operation, read from the spec."""
-    out = []
-    for template, item in (doc.get("paths") or {}).items():
-        pattern = re.compile("^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template)) + "$")
-        for method, op in item.items():
-            if isinstance(op, dict) and "operationId" in op:
-                out.append((method.upper(), pattern, op["operationId"]))
-    return out
 
-
-def documented_statuses(doc: dict) -> dict[str, list[str]]:
+def documented_statuses() -> dict[str, list[str]]:
     """operationId -> the statuses its responses document, in the spec's order."""
-    out: dict[str, list[str]] = {}
-    for item in (doc.get("paths") or {}).values():
-        for op in item.values():
-            if isinstance(op, dict) and "operationId" in op:
-                out[op["operationId"]] = [str(s) for s in (op.get("responses") or {})]
-    return out
+    return operations.table().documented_statuses()

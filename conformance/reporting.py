@@ -205,7 +205,7 @@ def coverage_rows(result: RunResult) -> list[dict[str, Any]]:
     too (documented: false)."""
     seen = result.coverage()
     rows = []
-    documented = documented_statuses(_doc())
+    documented = documented_statuses()
     for op, statuses in documented.items():
         for status in statuses:
             n = seen.get((op, int(status)), 0) if status.isdigit() else 0
@@ -215,12 +215,6 @@ def coverage_rows(result: RunResult) -> list[dict[str, Any]]:
                 rows.append({"operation": op, "status": str(st), "documented": False,
                              "observed": n})
     return rows
-
-
-def _doc() -> dict:
-    from layers_kit.contract.spec import load_spec
-
-    return load_spec()
 
 
 class Report(_FileAtEnd):

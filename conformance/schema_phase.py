@@ -25,6 +25,7 @@ from pathlib import Path
 from layers_kit.conformance.contract import Contract, spec_path
 from layers_kit.conformance.observations import Spend, spend_of
 from layers_kit.conformance.secrets import mask
+from layers_kit.contract import spec
 
 PROFILES = {
     "quick": {"phases": "fuzzing", "max_examples": 5},
@@ -63,11 +64,7 @@ def _parameters(contract: Contract | None, project_id: str | None,
     doc = contract.doc
 
     def name(param: dict) -> str | None:
-        while isinstance(param, dict) and "$ref" in param:  # '#/components/parameters/X'
-            node: dict = doc
-            for part in param["$ref"].lstrip("#/").split("/"):
-                node = node.get(part, {})
-            param = node
+        param = spec.resolve(param, doc)
         return param.get("name") if isinstance(param, dict) else None
 
     names = set()

@@ -27,6 +27,8 @@ from openapi_core.deserializing.styles.exceptions import EmptyQueryParameterValu
 from openapi_core.validation.request.validators import V30RequestValidator
 from openapi_core.validation.response.validators import V30ResponseValidator
 
+from layers_kit.contract.operations import template_regex
+
 __all__ = ["MemoRequestValidator", "MemoResponseValidator"]
 
 _MAX_REMEMBERED = 20_000  # values and bodies seen passing, per validator
@@ -182,6 +184,5 @@ class MemoResponseValidator(_SpecLookups, V30ResponseValidator):
 def path_templates(doc: dict) -> tuple[tuple[str, re.Pattern], ...]:
     """Each path template of the spec with a regex matching a URL path that ends in it
     (one or more characters other than `/` per parameter), for MemoResponseValidator."""
-    return tuple(
-        (template, re.compile(re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template)) + "$"))
-        for template in (doc.get("paths") or {}))
+    return tuple((template, re.compile(template_regex(template, named=False, anchored=False)))
+                 for template in (doc.get("paths") or {}))

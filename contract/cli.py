@@ -21,7 +21,7 @@ from layers_kit.contract import lint as lint_mod
 from layers_kit.contract import page, publish, releases, report
 from layers_kit.contract.diff import diff
 from layers_kit.contract.document import ContractError, load
-from layers_kit.mock.version import version as kit_version
+from layers_kit.contract.version import version as kit_version
 
 
 def _current() -> Path:

@@ -486,7 +486,7 @@ def _error_codes(doc: Document) -> set[str]:
     schemas += list((components.get("schemas") or {}).values())
     for raw in (components.get("responses") or {}).values():
         schemas += [m.get("schema") for m in (doc.deref(raw).get("content") or {}).values()]
-    codes: set[str] = set(doc.data.get("x-error-codes") or {})  # the registry (issue 10)
+    codes: set[str] = set(doc.data.get("x-error-codes") or {})  # every code of v1
     for schema in schemas:
         view = flatten(schema, doc.resolve)
         if set(view.properties) != {"error"}:  # an envelope, not e.g. a job with an `error`

@@ -1,6 +1,8 @@
-"""Where the contract lives at run time, and a parsed copy of it.
+"""Where the contract lives at run time, a parsed copy of it, and the one `$ref` resolver.
 
 The root `openapi.yaml` is the source; an installed package carries a copy made at build time.
+Every reader of the contract (the mock, the kit, the proxy) loads it here, once per process;
+`operations.py` builds the operation table on it.
 """
 
 from __future__ import annotations
@@ -32,37 +34,29 @@ def load_spec() -> dict[str, Any]:
         return yaml.load(fh, Loader=loader)
 
 
-def resolve(node: Any) -> Any:
-    """Follow local `$ref`s until a real node (the spec uses only local references)."""
-    root = load_spec()
+def resolve(node: Any, root: dict[str, Any] | None = None) -> Any:
+    """Follow local `$ref`s until a real node (the spec uses only local references), in `root`
+    (the packaged contract by default; another document such as the mock's control API's)."""
+    root = load_spec() if root is None else root
     while isinstance(node, dict) and "$ref" in node:
         target: Any = root
         for part in node["$ref"].removeprefix("#/").split("/"):
-            target = target[part]
+            target = target[part.replace("~1", "/").replace("~0", "~")]
         node = target
     return node
 
 
-def operations() -> dict[str, dict[str, Any]]:
-    """operationId -> {method, path, operation}, in document order."""
-    out: dict[str, dict[str, Any]] = {}
-    for path, item in load_spec()["paths"].items():
-        for method, op in item.items():
-            if method in {"get", "post", "put", "patch", "delete"}:
-                out[op["operationId"]] = {"method": method.upper(), "path": path, "operation": op}
-    return out
-
-
-def inline(node: Any) -> Any:
+def inline(node: Any, root: dict[str, Any] | None = None) -> Any:
     """A copy of `node` with every local `$ref` replaced by its target (for compiling schemas).
 
     The spec's schemas are not recursive, so the copy is finite.
     """
-    node = resolve(node)
+    root = load_spec() if root is None else root
+    node = resolve(node, root)
     if isinstance(node, dict):
-        return {k: inline(v) for k, v in node.items()}
+        return {k: inline(v, root) for k, v in node.items()}
     if isinstance(node, list):
-        return [inline(v) for v in node]
+        return [inline(v, root) for v in node]
     return copy.copy(node)
 
 

@@ -15,12 +15,13 @@ warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testcli
 
 import uvicorn  # noqa: E402
 
+from layers_kit.contract.version import version  # noqa: E402
 from layers_kit.mock import config as config_mod  # noqa: E402
 from layers_kit.mock.config import Config  # noqa: E402
 from layers_kit.mock.domain.fixtures import FixtureError  # noqa: E402
-from layers_kit.mock.version import version  # noqa: E402
 from layers_kit.mock.web import server  # noqa: E402
 from layers_kit.mock.web.app import build_service, create_app  # noqa: E402
+from layers_kit.serving.server import SignalledServer  # noqa: E402
 
 _ENV = "LAYERS_MOCK_CONFIG"
 
@@ -73,7 +74,7 @@ def banner(service, url: str, config: Config, workers: int) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        config = config_mod.from_args(args)  # refuses values it cannot run with (issue 13)
+        config = config_mod.from_args(args)  # refuses values it cannot run with, at start
     except config_mod.ConfigError as exc:
         print(f"layers-mock: {exc}", file=sys.stderr)
         return 2
@@ -109,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     print(banner(service, f"http://{shown}:{port}", config, config.workers), flush=True)
 
     if config.workers == 1:
-        server.SignalledServer(uv_config).run(sockets=[sock])
+        SignalledServer(uv_config).run(sockets=[sock])
         service.store.close()
         print("layers-mock stopped", flush=True)
         return 0

@@ -79,7 +79,7 @@ class Config:
     admin_token_sha256: str | None = None
 
     def __post_init__(self) -> None:
-        """Refuse at start what could only fail later (issue 13): one clear sentence."""
+        """Refuse at start what could only fail later, in one clear sentence."""
         problem = _problem(self)
         if problem:
             raise ConfigError(problem)

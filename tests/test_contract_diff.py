@@ -320,7 +320,7 @@ def test_pointer_names_the_field_a_client_reads():
     assert all(c.in_base for c in result.changes if c.rule == "response-property-removed")
 
 
-# ---- what issue 10's reshaping does: no change on the wire, so nothing breaking ---------------
+# ---- what 1.1.0's reshaping for generated clients does: nothing on the wire, nothing breaking -
 def rename_components(d: dict) -> None:
     """Thing -> ThingResource, ThingId parameter -> ThingIdParam, ErrorBody -> ApiError."""
     text = json.dumps(d)

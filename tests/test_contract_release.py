@@ -42,9 +42,9 @@ def test_a_released_version_never_changes():
 
 
 def test_each_release_keeps_the_promise_of_the_one_before():
-    """1.0.0 -> 1.1.0 is issue 10's reshaping (component renames, a oneOf error union per
-    status, descriptions, x-codeSamples, a second server): nothing on the wire, nothing
-    breaking; the unions' narrowing is reported under its own rule."""
+    """1.0.0 -> 1.1.0 is the reshaping for generated clients (component renames, a oneOf
+    error union per status, descriptions, x-codeSamples, a second server): nothing on the
+    wire, nothing breaking; the unions' narrowing is reported under its own rule."""
     kept = releases.versions()
     assert kept[:2] == ["1.0.0", "1.1.0"]
     for older, newer in itertools.pairwise(kept):

@@ -19,7 +19,7 @@ from tests.support.tools import CHROMIUM_ARGS, require_chromium
 
 ORIGIN = "http://app.example:3000"
 REGEN = f"/v1/content/{ids.CNT_NOT_REQUIRED}/regenerate"
-# What a browser client of this API sends and reads (the issue's lists, in the spec's words).
+# What a browser client of this API sends and reads (D13's lists, in the spec's words).
 REQUEST_HEADERS = {"x-api-key", "authorization", "idempotency-key", "if-none-match", "prefer",
                    "content-type"}
 EXPOSED = {"x-request-id", "location", "etag", "idempotent-replayed", "retry-after",

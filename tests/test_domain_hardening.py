@@ -1,6 +1,6 @@
-"""Domain defects of issue 13, on the domain layer alone: the tenant oracle of generateContent,
-jobs that end unobserved, and costs that must not grow with a project's size (counted in store
-operations, not timed)."""
+"""Domain defects found by hardening, on the domain layer alone: the tenant oracle of
+generateContent, jobs that end unobserved, and costs that must not grow with a project's size
+(counted in store operations, not timed)."""
 
 from __future__ import annotations
 
@@ -118,7 +118,8 @@ def test_the_deadline_index_empties_as_jobs_end(counted):
 
 def test_the_deadline_index_is_one_document_per_org(counted):
     """No document that every job start writes: two orgs' starts share no index document,
-    so concurrent workers serving different orgs do not collide on it (issue 14)."""
+    so concurrent workers serving different orgs do not collide on it (Redis
+    workers' optimistic transactions did, on a store-wide index)."""
     service, _ = counted
     _, a = Api(service).generate(ids.PRJ_AUTO)
     _, b = Api(service, ids.OTHER).generate(ids.PRJ_OTHER)

@@ -1,4 +1,4 @@
-"""Generated clients as a test: the proof that the contract is SDK-grade (issue 10).
+"""Generated clients as a test: the proof that the contract is SDK-grade.
 
 Two generators, pinned (openapi-python-client in the test extras, openapi-typescript and
 openapi-fetch in package-lock.json), generate a client from openapi.yaml into a temporary

@@ -1,4 +1,4 @@
-"""Issue 13, against the real `layers-mock` process on 127.0.0.1: a regression test for each
+"""Hardening, against the real `layers-mock` process on 127.0.0.1: a regression test for each
 defect found by trying the mock as an attacker and as a careless user would.
 
 Each test names what used to happen. Processes are started on a free port and stopped by pid.

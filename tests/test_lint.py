@@ -1,4 +1,4 @@
-"""Lint gates of the contract (issue 10): Spectral and Redocly, both at 0 errors and 0 warnings.
+"""Lint gates of the contract (D12): Spectral and Redocly, both at 0 errors and 0 warnings.
 
 The rulesets are files of the repository: `.spectral.yaml` (spectral:oas plus our rules, whose
 functions are in lint/spectral-functions/) and `redocly.yaml` (Redocly's `recommended`). The

@@ -13,7 +13,7 @@ import pathlib
 import pytest
 from starlette.testclient import TestClient
 
-from layers_kit.contract import spec
+from layers_kit.contract import operations, spec
 from layers_kit.mock.config import Config
 from layers_kit.mock.web.app import create_app
 from layers_kit.mock.web.registry import Registry
@@ -26,13 +26,14 @@ def registry() -> Registry:
 
 
 def test_every_operation_has_one_record_and_nothing_else_is_routed(registry):
-    assert registry.operation_ids() == list(spec.operations())
-    for op_id, o in spec.operations().items():
-        op = registry.by_id[op_id]
-        assert (op.method, op.path) == (o["method"], o["path"])
-        assert op.scopes == tuple(o["operation"]["x-required-scopes"]) and op.scopes
-        assert op.rate_class == o["operation"]["x-rate-limit-class"]
-        assert op.takes_body == ("requestBody" in o["operation"])
+    table = operations.table()
+    assert registry.operation_ids() == list(table.by_id)
+    for o in table:
+        op = registry.by_id[o.operation_id]
+        assert (op.method, op.path) == (o.method, o.path)
+        assert op.scopes == tuple(o.node["x-required-scopes"]) and op.scopes
+        assert op.rate_class == o.node["x-rate-limit-class"]
+        assert op.takes_body == ("requestBody" in o.node)
         assert op.idempotent == (op.method in ("POST", "PATCH"))  # D6
         assert op.success and all(200 <= s < 400 for s in op.success)
         concrete = op.path.replace("{", "x").replace("}", "")

@@ -1,4 +1,4 @@
-"""`schemathesis run`, all phases and all checks, against the real mock process (issue #3).
+"""`schemathesis run`, all phases and all checks, against the real mock process (SCHEMA).
 
 Sized to keep the suite fast (a fixed seed, 25 examples per operation); the long run is
 `make fuzz`.

@@ -1,4 +1,4 @@
-"""Durable, shared state (issue #5): two workers over SQLite and over Redis, and crash safety.
+"""Durable, shared state (D9 stores): two workers over SQLite and over Redis, and crash safety.
 
 Everything here runs the real layers-mock with `--workers 2` (or one, for the crash) on
 loopback and reads the shared store directly to count charges.

@@ -1,5 +1,5 @@
-"""The shared stores' group commit and document cache (mock/store/sqlite.py, redis.py;
-issue 14).
+"""The shared stores' group commit and document cache (mock/store/sqlite.py, redis.py),
+which keep workers sharing a store fast (bench/README.md).
 
 Transactions queued from the event loop run in batches (one SQLite transaction, or one Redis
 commit script, each); these tests pin what callers rely on: serial order inside a batch, a

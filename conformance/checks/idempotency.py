@@ -5,9 +5,10 @@ from __future__ import annotations
 import concurrent.futures as cf
 import uuid
 
+from layers_kit.conformance import judges
 from layers_kit.conformance.client import new_key
 from layers_kit.conformance.context import Ctx
-from layers_kit.conformance.failures import expect
+from layers_kit.conformance.failures import Violation, expect
 from layers_kit.conformance.registry import check
 
 
@@ -27,14 +28,17 @@ def d6_replay_identical(ctx: Ctx) -> None:
 
 
 def _same_response(first, again) -> None:
-    expect(again.status_code == first.status_code, "the replay has the first status",
-           expected=first.status_code, received=again.status_code, response=again)
-    expect(again.content == first.content, "the replay has the first body bytes",
-           expected=first.json() if _json(first) else first.text[:300],
-           received=again.json() if _json(again) else again.text[:300], response=again)
-    expect(again.headers.get("idempotent-replayed") == "true",
-           "the replay carries Idempotent-Replayed: true",
-           received=again.headers.get("idempotent-replayed"), response=again)
+    """D6's replay judge (shared with the proxy) on a repeated request: the first answer
+    again, byte for byte, marked replayed."""
+    for finding in judges.replay(
+            first=judges.Answer.of(first.status_code, first.content),
+            again=judges.Answer.of(again.status_code, again.content),
+            replayed=again.headers.get("idempotent-replayed") == "true",
+            same_request=True, first_use=False):
+        raise Violation(finding.message,
+                        expected=first.json() if _json(first) else finding.expected,
+                        received=again.json() if _json(again) else finding.received,
+                        exchange=getattr(again, "exchange", None))
 
 
 def _json(r) -> bool:

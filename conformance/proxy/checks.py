@@ -1,10 +1,12 @@
 """The rules one exchange (or a short run of them) can show, judged on real traffic.
 
 Each check is a plain function registered with its side (server or client), its rule id and a
-name; it reads a `View` of one exchange and yields `Finding`s. What checks need to remember
-across exchanges (idempotency keys, the jobs' last states) lives in `Memory` (memory.py),
-bounded, and is learnt after every check has judged the exchange. Nothing here knows the
-mock: every check follows from openapi.yaml and the rules D5-D8 and R1.
+name; it reads a `View` of one exchange and yields `Finding`s. The server side's rules are
+judged by the judges the active kit uses too (conformance/judges.py), so an exchange gets the
+same rule and message from both. What checks need to remember across exchanges (idempotency
+keys, the jobs' last reads) lives in `Memory` (memory.py), bounded, and is learnt after every
+check has judged the exchange. Nothing here knows the mock: every check follows from
+openapi.yaml and the rules D5-D8 and R1.
 
 Client violations are the caller's (a body that breaks the spec, no key, an unknown route, a
 key reused for another request); server violations are the implementation's.
@@ -19,11 +21,12 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+from layers_kit.conformance import judges
 from layers_kit.conformance.contract import Contract
 from layers_kit.conformance.proxy.exchange import Exchange
 from layers_kit.conformance.proxy.ledger import CLIENT, SERVER, Finding
-from layers_kit.conformance.proxy.memory import STAGES, TERMINAL, Memory, answer, job_state
-from layers_kit.conformance.proxy.routes import Routes
+from layers_kit.conformance.proxy.memory import Memory
+from layers_kit.contract.operations import IDEMPOTENT_METHODS, Operations
 
 
 @dataclass
@@ -31,7 +34,7 @@ class View:
     """One exchange with what the checks ask of it, computed once."""
 
     ex: Exchange
-    routes: Routes
+    operations: Operations
     contract: Contract
     memory: Memory
     known_path: bool = False
@@ -70,7 +73,7 @@ class View:
     def key_scope(self) -> str | None:
         """D6: an Idempotency-Key is scoped to the API key that sent it."""
         key = self.ex.header("idempotency-key", response=False)
-        if not key or self.ex.method not in ("POST", "PATCH", "PUT", "DELETE"):
+        if not key or self.ex.method not in IDEMPOTENT_METHODS:
             return None
         return f"{self.credential}|{key}"
 
@@ -85,6 +88,19 @@ class View:
         fp = hashlib.sha256(self.ex.method.encode() + b" " + self.ex.path.encode() + b"\n"
                             + canonical).hexdigest()
         return self.key_scope, fp
+
+    @cached_property
+    def answer(self) -> judges.Answer:
+        """What the server answered, as D6 compares replays."""
+        return judges.Answer.of(self.ex.status or 0, self.response.content)
+
+    @cached_property
+    def job(self) -> judges.JobRead | None:
+        """The job this answer shows (getJob's 200, a job start's 202), as D7 compares reads."""
+        return judges.JobRead.of(self.response.content, self.ex.header("etag"))
+
+    def header(self, name: str) -> str | None:
+        return self.ex.header(name)
 
     @property
     def replayed(self) -> bool:
@@ -124,6 +140,12 @@ def _finding(check_name: str, message: str, expected: Any = None,
              received: Any = None) -> Finding:
     cut = lambda v: None if v is None else str(v)[:500]  # noqa: E731
     return Finding(check_name, message, cut(expected), cut(received))
+
+
+def _judged(check_name: str, found: list[judges.Finding]) -> Iterator[Finding]:
+    """A shared judge's findings, as this check's."""
+    for f in found:
+        yield Finding(check_name, f.message, f.expected, f.received)
 
 
 # ---- client side --------------------------------------------------------------------------
@@ -188,35 +210,17 @@ def response_schema(v: View) -> Iterator[Finding]:
 
 @check(SERVER, "D5", "server.request-id", "Every response has X-Request-Id")
 def request_id(v: View) -> Iterator[Finding]:
-    if v.ex.status is not None and not v.ex.header("x-request-id"):
-        yield _finding("server.request-id", "the response has no X-Request-Id header",
-                       expected="X-Request-Id: req_…", received=f"{v.ex.status} without it")
+    if v.ex.status is not None:
+        yield from _judged("server.request-id", judges.request_id(v.ex.status, v.header))
 
 
 @check(SERVER, "D5", "server.error-envelope",
-       "Errors carry the D5 envelope, its code matches the status and its requestId "
+       "Errors are JSON in the D5 envelope, their code matches the status and their requestId "
        "equals X-Request-Id")
 def error_envelope(v: View) -> Iterator[Finding]:
-    if v.ex.status is None or v.ex.status < 400:
-        return
-    name = "server.error-envelope"
-    body = v.json
-    inner = body.get("error") if isinstance(body, dict) else None
-    if not isinstance(inner, dict) or not all(
-            isinstance(inner.get(k), str) for k in ("code", "message", "requestId")):
-        yield _finding(name, "the error body is not the D5 envelope",
-                       expected='{"error": {"code", "message", "requestId"}}',
-                       received=(v.ex.response_body or b"(empty)")[:300].decode("utf-8",
-                                                                                 "replace"))
-        return
-    rid = v.ex.header("x-request-id")
-    if rid and inner["requestId"] != rid:
-        yield _finding(name, "error.requestId differs from the X-Request-Id header",
-                       expected=rid, received=inner["requestId"])
-    statuses = v.routes.status_of_code.get(inner["code"])
-    if statuses and v.ex.status not in statuses:
-        yield _finding(name, f"the code {inner['code']} travels with another status",
-                       expected=" or ".join(map(str, sorted(statuses))), received=v.ex.status)
+    if v.ex.status is not None:
+        yield from _judged("server.error-envelope", judges.error_envelope(
+            v.ex.status, v.header, v.response.content, v.operations.status_of_code))
 
 
 @check(SERVER, "D5", "server.rejects-invalid-request",
@@ -241,79 +245,52 @@ def location(v: View) -> Iterator[Finding]:
                            expected=body["locationUrl"], received=got)
 
 
+def _job_read(v: View) -> judges.JobRead | None:
+    """getJob's 200: the read of a job (None for any other exchange)."""
+    return v.job if v.operation == "getJob" and v.ex.status == 200 else None
+
+
 @check(SERVER, "D7", "server.job-etag", "getJob sends an ETag, which changes with the job",
        needs_valid_request=True)
 def job_etag(v: View) -> Iterator[Finding]:
-    if v.operation != "getJob" or v.ex.status != 200:
+    read = _job_read(v)
+    if read is None:
+        if v.operation == "getJob" and v.ex.status == 200 and not v.ex.header("etag"):
+            yield _finding("server.job-etag", "getJob answered 200 without an ETag",
+                           expected="ETag: <version>", received="no ETag header")
         return
-    etag = v.ex.header("etag")
-    if not etag:
-        yield _finding("server.job-etag", "getJob answered 200 without an ETag",
-                       expected="ETag: <version>", received="no ETag header")
-        return
-    state = job_state(v.json)
+    found = [f for f in judges.job_read(read) if "ETag" in f.message]
     before = v.memory.job_before(v)
-    if state and before and before.etag == etag and before.state != state:
-        yield _finding("server.job-etag", "the job changed but its ETag did not",
-                       expected=f"a new ETag after {before.state}",
-                       received=f"{etag} again with {state}")
+    if before is not None and before.etag is not None:  # a job start's 202 has no ETag
+        found += judges.job_etag(before, read)
+    yield from _judged("server.job-etag", found)
 
 
 @check(SERVER, "D7", "server.job-progress",
        "A job's stage and progress never go back; a terminal status never changes",
        needs_valid_request=True)
 def job_progress(v: View) -> Iterator[Finding]:
-    if v.operation != "getJob" or v.ex.status != 200:
+    read = _job_read(v)
+    if read is None:
         return
-    state = job_state(v.json)
+    found = [f for f in judges.job_read(read) if "ETag" not in f.message]
     before = v.memory.job_before(v)
-    if state is None or before is None:
-        return
-    (status, stage, progress), (was_status, was_stage, was_progress) = state, before.state
-    name = "server.job-progress"
-    if was_status in TERMINAL and status != was_status:
-        yield _finding(name, "a terminal job changed its status",
-                       expected=was_status, received=status)
-    if progress < was_progress:
-        yield _finding(name, "progress went back between two reads of the job",
-                       expected=f">= {was_progress}", received=progress)
-    if status == "running" == was_status and STAGES.index(stage) < STAGES.index(was_stage):
-        yield _finding(name, "the stage went back between two reads of the job",
-                       expected=f"{was_stage} or later", received=stage)
+    if before is not None:
+        found += judges.job_progress(before, read)
+    yield from _judged("server.job-progress", found)
 
 
 @check(SERVER, "D6", "server.idempotent-replay",
        "Idempotent-Replayed only on a repeated key, repeating the first answer; a repeated "
        "request is replayed, not run again", needs_valid_request=True)
 def idempotent_replay(v: View) -> Iterator[Finding]:
-    name = "server.idempotent-replay"
     if v.ex.status is None:
         return
-    if v.replayed and v.idempotency is None:
-        yield _finding(name, "Idempotent-Replayed on a request without an Idempotency-Key",
-                       expected="no Idempotent-Replayed header", received="true")
-        return
     if v.idempotency is None:
+        yield from _judged("server.idempotent-replay", judges.replay_without_key(v.replayed))
         return
     first = v.memory.first_of(v)
-    same = first is not None and first.fingerprint == v.idempotency[1]
-    if v.replayed and not v.memory.seen_before(v):
-        yield _finding(name, "Idempotent-Replayed on the first use of an Idempotency-Key",
-                       expected="the request carried out, no Idempotent-Replayed",
-                       received="Idempotent-Replayed: true")
-    elif v.replayed and same and first.answer is not None and first.answer != answer(v):
-        yield _finding(name, "the replay differs from the first answer to the key",
-                       expected=f"status {first.answer[0]} and the same body bytes",
-                       received=f"status {v.ex.status}, body {_text(v.ex.response_body)}")
-    elif not v.replayed and same and first.answer is not None and 200 <= v.ex.status < 300:
-        yield _finding(name, "a repeated request with the same Idempotency-Key ran again",
-                       expected=f"a replay of the first {first.answer[0]} with "
-                                "Idempotent-Replayed: true",
-                       received=f"{v.ex.status} without Idempotent-Replayed")
-    elif first is not None and not same and 200 <= v.ex.status < 300:
-        yield _finding(name, "a key reused with another request was carried out",
-                       expected="409 IDEMPOTENCY_CONFLICT", received=v.ex.status)
-
-
-def _text(body: bytes | None) -> str:
-    return (body or b"")[:200].decode("utf-8", "replace")
+    yield from _judged("server.idempotent-replay", judges.replay(
+        first=first.answer if first is not None else None, again=v.answer,
+        replayed=v.replayed, same_request=first is not None and
+        first.fingerprint == v.idempotency[1], first_use=not v.memory.seen_before(v)))

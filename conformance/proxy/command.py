@@ -19,7 +19,7 @@ import uvicorn
 from layers_kit.conformance.proxy.app import ProxyApp
 from layers_kit.conformance.proxy.judge import Judge
 from layers_kit.conformance.proxy.reports import REPORT_SUFFIXES, summary, write, write_junit
-from layers_kit.mock.web.server import SignalledServer
+from layers_kit.serving.server import SignalledServer
 
 DEFAULT_LISTEN = "127.0.0.1:4020"
 

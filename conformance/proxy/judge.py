@@ -26,7 +26,6 @@ from layers_kit.conformance.proxy.checks import CHECKS, View
 from layers_kit.conformance.proxy.exchange import Exchange
 from layers_kit.conformance.proxy.ledger import Ledger, Verdict
 from layers_kit.conformance.proxy.memory import Memory
-from layers_kit.conformance.proxy.routes import Routes
 
 log = logging.getLogger("layers.proxy")
 
@@ -39,21 +38,22 @@ class Judging:
 
     def __init__(self, target: str) -> None:
         self.contract = Contract(target)
-        self.routes = Routes(self.contract.doc)
+        self.operations = self.contract.operations
         self.memory = Memory()
 
     def _view(self, ex: Exchange) -> View:
-        known, op = self.routes.match(ex.method, ex.path)
-        return View(ex, self.routes, self.contract, self.memory, known, op)
+        route = self.operations.match(ex.method, ex.path)
+        return View(ex, self.operations, self.contract, self.memory, route.known_path,
+                    route.operation_id)
 
     def arrived(self, ex: Exchange) -> None:
-        if self.routes.in_contract(ex.path):
+        if self.operations.in_contract(ex.path):
             self.memory.started(self._view(ex))
 
     def judge(self, ex: Exchange) -> Verdict:
         out = Verdict()
         out.count("exchanges")
-        if not self.routes.in_contract(ex.path) or _preflight(ex):
+        if not self.operations.in_contract(ex.path) or _preflight(ex):
             out.count("outsideContract")  # a browser's CORS preflight is not an API call
             return out
         if ex.oversized:

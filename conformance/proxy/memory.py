@@ -7,48 +7,26 @@ no key is called new any more (a forgotten key must not give a false alarm).
 
 from __future__ import annotations
 
-import hashlib
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from layers_kit.conformance.judges import Answer, JobRead
 
 if TYPE_CHECKING:
     from layers_kit.conformance.proxy.checks import View
 
-STAGES = ("queued", "planning", "generating_visuals", "assembling", "finalizing")  # D7 order
-TERMINAL = frozenset({"completed", "failed", "canceled"})
 IDEMPOTENCY_TTL = 24 * 3600.0  # D6: a key is remembered for 24 hours
 # D6: the outcomes a server keeps for a key; any other answer leaves the key unused.
 KEPT_CODES = frozenset({"NOT_FOUND", "CONFLICT", "APPROVAL_REQUIRED", "BILLING_EXHAUSTED",
                         "MODERATION_BLOCKED"})
 
 
-def answer(v: View) -> tuple[int, str]:
-    return v.ex.status or 0, hashlib.sha256(v.response.content).hexdigest()
-
-
-def job_state(body: Any) -> tuple[str, str, float] | None:
-    if not isinstance(body, dict):
-        return None
-    status, stage, progress = body.get("status"), body.get("stage"), body.get("progress")
-    if status not in ("running", *TERMINAL) or stage not in STAGES or \
-            not isinstance(progress, int | float) or not isinstance(body.get("jobId"), str):
-        return None
-    return status, stage, float(progress)
-
-
 @dataclass
 class _Key:
     at: float  # monotonic time of the first answer kept
     fingerprint: str
-    answer: tuple[int, str] | None  # (status, body digest) of the kept first answer
-
-
-@dataclass
-class _JobRead:
-    ended: float
-    state: tuple[str, str, float]
-    etag: str | None
+    answer: Answer | None  # the kept first answer
 
 
 @dataclass
@@ -59,7 +37,8 @@ class Memory:
     max_jobs: int = 50_000
     _first_use: OrderedDict[str, float] = field(default_factory=OrderedDict)
     _keys: OrderedDict[str, _Key] = field(default_factory=OrderedDict)
-    _jobs: OrderedDict[str, deque[_JobRead]] = field(default_factory=OrderedDict)
+    # job id -> its last reads: (when the answer ended, what it showed)
+    _jobs: OrderedDict[str, deque[tuple[float, JobRead]]] = field(default_factory=OrderedDict)
     forgot_keys: bool = False
 
     def started(self, v: View) -> None:
@@ -86,13 +65,12 @@ class Memory:
             return None
         return entry
 
-    def job_before(self, v: View) -> _JobRead | None:
+    def job_before(self, v: View) -> JobRead | None:
         """The latest read of this job whose answer ended before this request began (reads
         that crossed in flight prove nothing about order)."""
-        body = v.json
-        job_id = body.get("jobId") if isinstance(body, dict) else None
-        for read in reversed(self._jobs.get(job_id, ())):
-            if read.ended < v.ex.started:
+        job = v.job
+        for ended, read in reversed(self._jobs.get(job.job_id, ()) if job else ()):
+            if ended < v.ex.started:
                 return read
         return None
 
@@ -110,21 +88,22 @@ class Memory:
             return
         kept = 200 <= v.ex.status < 300 or v.error_code in KEPT_CODES
         if kept:
-            self._keys[scope] = _Key(v.ex.started, fp, answer(v))
+            self._keys[scope] = _Key(v.ex.started, fp, v.answer)
             while len(self._keys) > self.max_keys:
                 self._keys.popitem(last=False)
 
     def _learn_job(self, v: View) -> None:
-        state = job_state(v.json)
         # getJob's reads, and the 202 that started the job (a replayed 202 is an old answer)
         started = v.ex.status == 202 and not v.replayed
-        if state is None or not ((v.operation == "getJob" and v.ex.status == 200) or started):
+        if not ((v.operation == "getJob" and v.ex.status == 200) or started):
             return
-        job_id = v.json["jobId"]
-        reads = self._jobs.get(job_id)
+        job = v.job
+        if job is None:
+            return
+        reads = self._jobs.get(job.job_id)
         if reads is None:
-            reads = self._jobs[job_id] = deque(maxlen=8)
-        self._jobs.move_to_end(job_id)
-        reads.append(_JobRead(v.ex.ended, state, v.ex.header("etag")))
+            reads = self._jobs[job.job_id] = deque(maxlen=8)
+        self._jobs.move_to_end(job.job_id)
+        reads.append((v.ex.ended, job))
         while len(self._jobs) > self.max_jobs:
             self._jobs.popitem(last=False)

@@ -126,7 +126,7 @@ def create_app(config: Config | None = None, service: MockService | None = None)
                                 enabled=is_loopback(config.host) or config.admin_digest is not None,
                                 admin_digest=config.admin_digest, registry=registry)
     inner = CORSMiddleware(control, config.cors_origins, registry) if config.cors else control
-    app = OuterMiddleware(HygieneMiddleware(inner), service)  # hygiene.py: issue 13
+    app = OuterMiddleware(HygieneMiddleware(inner), service)  # hygiene.py
     app.service = service  # type: ignore[attr-defined]  # for tests and the CLI
     app.registry = registry  # type: ignore[attr-defined]
     app.api = api  # type: ignore[attr-defined]

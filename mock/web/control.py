@@ -9,7 +9,7 @@ so a malformed fault or clock move never reaches the store.
 Kept safe from a browser (a page on any origin can reach 127.0.0.1):
 - every POST needs `Content-Type: application/json` (415 otherwise): a browser cannot send
   that cross-origin without a CORS preflight, and the control API answers no preflight;
-- the control API stays out of CORS: the CORS layer (issue 12, `--cors-origin`) must not
+- the control API stays out of CORS: the CORS layer (D13, `--cors-origin`) must not
   cover `/__mock/` — no Access-Control-* header is ever sent from here;
 - without `--admin-token`, the `Host` header must name the bound address or a loopback name
   (`localhost`, 127.0.0.0/8, ::1), so a DNS-rebinding page (Host: evil.example) gets 404.
@@ -64,20 +64,6 @@ def control_spec() -> dict[str, Any]:
     return yaml.safe_load(CONTROL_SPEC.read_text(encoding="utf-8"))
 
 
-def _inline(node: Any, root: dict[str, Any]) -> Any:
-    """The node with its local $refs replaced by their targets (the document has no cycles)."""
-    if isinstance(node, dict):
-        if "$ref" in node:
-            target: Any = root
-            for part in node["$ref"].removeprefix("#/").split("/"):
-                target = target[part]
-            return _inline(target, root)
-        return {k: _inline(v, root) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_inline(v, root) for v in node]
-    return node
-
-
 async def _reference() -> Response:
     """The contract's offline reference page (D12), built by contract.page, never fetched."""
     from layers_kit.contract import (
@@ -101,8 +87,8 @@ class _Route:
         body = (op.get("requestBody") or {})
         media = body.get("content", {}).get("application/json")
         self.body_required = bool(body.get("required"))
-        self.body = Draft4Validator(_inline(media["schema"], root)) if media else None
-        self.params = {p["name"]: _inline(p["schema"], root) for p in op.get("parameters", [])}
+        self.body = Draft4Validator(spec.inline(media["schema"], root)) if media else None
+        self.params = {p["name"]: spec.inline(p["schema"], root) for p in op.get("parameters", [])}
         self.param_validators = {name: Draft4Validator(s) for name, s in self.params.items()}
 
 

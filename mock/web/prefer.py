@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from layers_kit.contract import spec
+from layers_kit.contract import operations, spec
 from layers_kit.mock.domain.errors import STATUS_BY_CODE, ApiError, ValidationFailed
 from layers_kit.mock.domain.idempotency import Stored
 
@@ -65,7 +65,7 @@ def parse(values: list[str]) -> Preferences:
 
 def documented_example(operation_id: str, status: int) -> tuple[Any, dict[str, Any]] | None:
     """The first example of the operation's response with this status, and its headers."""
-    op = spec.operations()[operation_id]["operation"]
+    op = operations.table()[operation_id].node
     response = op["responses"].get(str(status))
     if response is None:
         return None

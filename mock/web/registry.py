@@ -1,15 +1,16 @@
-"""The operation registry: one record per operationId, built once from openapi.yaml at start.
+"""The mock's operation registry: one record per operationId, built once at start on the
+contract's operation table (`layers_kit.contract.operations`).
 
-Everything the mock needs to know about an operation is read here from the spec and nowhere
-else: its method and path, the domain function that runs it, its scopes and rate class, whether
-it takes a body (and whether that is required), its documented success statuses, whether it
-honours `Idempotency-Key` (D6), and its parameters and body as compiled schema validators.
-Routing, authentication, dispatch, the `Allow` header of a 405 and the control API all read it
-(as stripe-mock builds one route record per operation from its spec).
+The contract's table says what the spec says of an operation (method and path, scopes, rate
+class, whether it honours `Idempotency-Key` (D6), its statuses) and finds routes; this module
+adds what only the mock needs: the domain function that runs the operation, and its parameters
+and body as compiled schema validators. Routing, authentication, dispatch, the `Allow` header
+of a 405 and the control API all read it (as stripe-mock builds one route record per operation
+from its spec).
 
-The route lookup is ours too: a request is matched against the spec's path templates, so no
-framework detail decides whether a request has an operation (and so whether it is
-authenticated).
+The route lookup is the contract's matcher, so no framework detail decides whether a request
+has an operation (and so whether it is authenticated), and the kit and the proxy name the same
+operation for the same request.
 """
 
 from __future__ import annotations
@@ -22,14 +23,12 @@ from typing import Any
 import jsonschema_rs
 from jsonschema import Draft4Validator
 
-from layers_kit.contract import spec
+from layers_kit.contract import operations, spec
+from layers_kit.contract.operations import IDEMPOTENCY_HEADER as _IDEMPOTENCY_HEADER
 from layers_kit.mock.domain.service import domain_function
 from layers_kit.mock.web.oas_schema import FORMAT_CHECKER, RequestValidator, ResponseValidator
 
-METHODS = ("get", "put", "post", "patch", "delete")
-# D6: the methods on which an Idempotency-Key is honoured.
-IDEMPOTENT_METHODS = frozenset({"POST", "PATCH"})
-IDEMPOTENCY_HEADER = "idempotency-key"
+IDEMPOTENCY_HEADER = _IDEMPOTENCY_HEADER.lower()
 
 
 def snake(name: str) -> str:
@@ -114,9 +113,9 @@ def _param(raw: dict[str, Any]) -> Param:
                  fast_check(schema))
 
 
-def _operation(op_id: str, method: str, path: str, node: dict[str, Any],
-               with_responses: bool) -> Operation:
-    body = spec.resolve(node.get("requestBody")) if "requestBody" in node else None
+def _operation(record: operations.Operation, with_responses: bool) -> Operation:
+    node = record.node
+    body = record.request_body
     body_schema = spec.inline(body["content"]["application/json"].get("schema", {})) \
         if body else None
     responses: dict[int, Draft4Validator] = {}
@@ -127,60 +126,39 @@ def _operation(op_id: str, method: str, path: str, node: dict[str, Any],
                 responses[int(status)] = ResponseValidator(
                     spec.inline(media["schema"]), format_checker=FORMAT_CHECKER)
     return Operation(
-        operation_id=op_id, method=method.upper(), path=path, domain=domain_function(op_id),
-        scopes=tuple(node.get("x-required-scopes", [])),
-        rate_class=node.get("x-rate-limit-class"),
+        operation_id=record.operation_id, method=record.method, path=record.path,
+        domain=domain_function(record.operation_id), scopes=record.scopes,
+        rate_class=record.rate_class,
         takes_body=body is not None, body_required=bool(body and body.get("required")),
         body_default=(body_schema or {}).get("default"),
         body_nullable=bool((body_schema or {}).get("nullable")),
         body_validator=RequestValidator(body_schema, format_checker=FORMAT_CHECKER)
         if body_schema is not None else None,
         body_fast=fast_check(body_schema) if body_schema is not None else None,
-        success=frozenset(int(s) for s in node["responses"] if s[0] in "23"),
-        idempotent=method.upper() in IDEMPOTENT_METHODS,
-        params=tuple(_param(p) for p in node.get("parameters", [])),
+        success=record.success, idempotent=record.idempotent,
+        params=tuple(_param(p) for p in record.parameters),
         responses=responses,
     )
 
 
 class Registry:
-    """Every operation of the spec, and the route table that finds them."""
+    """Every operation of the spec, found through the contract's route table."""
 
     def __init__(self, document: dict[str, Any] | None = None, *,
                  validate_responses: bool = False) -> None:
-        document = document or spec.load_spec()
-        self.by_id: dict[str, Operation] = {}
-        # Per count of "/" in the path (a parameter never holds one): (compiled template,
-        # method -> operationId), in the spec's order. A request is tried against its own
-        # depth's few templates only.
-        self._routes: dict[int, list[tuple[re.Pattern[str], dict[str, str]]]] = {}
-        for path, item in document["paths"].items():
-            methods: dict[str, str] = {}
-            for method, node in item.items():
-                if method not in METHODS:
-                    continue
-                op_id = node["operationId"]
-                if op_id in self.by_id:
-                    raise ValueError(f"openapi.yaml: operationId {op_id} is used twice")
-                self.by_id[op_id] = _operation(op_id, method, path, node, validate_responses)
-                methods[method.upper()] = op_id
-            regex = "^" + re.sub(r"\\\{([^/}]+)\\\}", r"(?P<\1>[^/]+)", re.escape(path)) + "$"
-            self._routes.setdefault(path.count("/"), []).append((re.compile(regex), methods))
+        self.table = operations.table() if document is None else operations.Operations(document)
+        self.by_id: dict[str, Operation] = {
+            record.operation_id: _operation(record, validate_responses) for record in self.table}
 
     def __iter__(self):
         return iter(self.by_id.values())
 
     def match(self, method: str, path: str) -> Match:
-        for regex, methods in self._routes.get(path.count("/"), ()):
-            found = regex.match(path)
-            if found is None:
-                continue
-            allowed = tuple(methods)
-            op_id = methods.get(method)
-            if op_id is None:
-                return Match(None, {}, allowed)
-            return Match(self.by_id.get(op_id), found.groupdict(), allowed, routed=True)
-        return Match(None, {}, None)
+        route = self.table.match(method, path)
+        if route.operation_id is None:
+            return Match(None, {}, route.allowed)
+        return Match(self.by_id.get(route.operation_id), route.params, route.allowed,
+                     routed=True)
 
     def operation_ids(self) -> list[str]:
         return list(self.by_id)

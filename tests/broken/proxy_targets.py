@@ -21,7 +21,8 @@ import uvicorn
 from starlette.requests import Request
 from starlette.responses import Response
 
-from layers_kit.contract.spec import load_spec, operations, resolve
+from layers_kit.contract.operations import table, template_regex
+from layers_kit.contract.spec import load_spec, resolve
 
 # X-Broken name -> the proxy check that must report it
 BROKEN = {
@@ -42,8 +43,8 @@ BROKEN = {
 }
 
 _ULID = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-_ROUTES = [(re.compile("^" + re.sub(r"\\{[^/]+\\}", "[^/]+", re.escape(o["path"])) + "$"),
-            o["method"], op_id, o["operation"]) for op_id, o in operations().items()]
+_ROUTES = [(re.compile(template_regex(o.path)), o.method, o.operation_id, o.node)
+           for o in table()]
 
 
 def _ulid() -> str:
