@@ -1,4 +1,5 @@
-"""Conformance kit: checks any running implementation against openapi.yaml and DESIGN D4-D8.
+"""Conformance kit: checks any running implementation against openapi.yaml and the rules
+R1-R12 and D5-D8 (contract/catalogue.py).
 
     from layers_kit.conformance import Target, run
     result = run(Target(base_url="https://...", api_key="...", project_id="prj_..."))

@@ -1,4 +1,4 @@
-"""Proving the kit (issues #4, #9): it passes the correct mock with no inconclusive, fails each
+"""Proving the kit (D10): it passes the correct mock with no inconclusive, fails each
 broken variant with exactly the rules the variant names and nothing else (and no 5xx from the
 variant), passes targets that rate-limit or add fields, calls what it cannot observe
 inconclusive, reports what it did not run, and keeps its exit codes and secrets."""

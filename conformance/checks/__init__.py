@@ -1,3 +1,9 @@
-"""The business-rule checks, one module per part of DESIGN (D4 regenerate, D5, D6, D7, D8)."""
+"""The business-rule checks, one module per rule family (R1-R12 regenerate, D5, D6, D7, D8)."""
 
-from layers_kit.conformance.checks import auth, envelope, idempotency, jobs, regenerate  # noqa: F401
+from layers_kit.conformance.checks import (  # noqa: F401 - registers the checks
+    auth,
+    envelope,
+    idempotency,
+    jobs,
+    regenerate,
+)

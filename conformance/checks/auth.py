@@ -18,6 +18,12 @@ def _code(r) -> str | None:
 
 @check("D8", "No key, an unknown key or a malformed Authorization: 401 UNAUTHENTICATED")
 def d8_unauthenticated(ctx: Ctx) -> None:
+    """Sends getContent for a random container id (`GET /v1/content/cnt_<uuid>`) three times:
+    with no key, with the unknown key `lp_test_conformance_not_a_key` in X-Api-Key, and with no
+    key but `Authorization: Basic x`.
+
+    Fails when any of the three is answered other than 401 with error.code UNAUTHENTICATED.
+    """
     path = f"/v1/content/cnt_{uuid.uuid4()}"
     attempts = {
         "no key": ctx.client(None).get(path),
@@ -33,6 +39,11 @@ def d8_unauthenticated(ctx: Ctx) -> None:
 
 @check("D8", "The key works as Authorization: Bearer too")
 def d8_bearer(ctx: Ctx) -> None:
+    """Sends getContent for a random missing container id with --api-key as `Authorization: Bearer
+    <key>` instead of X-Api-Key.
+
+    Fails when the answer is not 404 (a 401 means the bearer form was not accepted).
+    """
     r = ctx.client(ctx.target.api_key, bearer=True).get(f"/v1/content/cnt_{uuid.uuid4()}")
     expect(r.status_code == 404, "a bearer key is authenticated (404 for a missing container)",
            expected=404, received=f"{r.status_code} {r.text[:200]}")
@@ -41,6 +52,12 @@ def d8_bearer(ctx: Ctx) -> None:
 @check("D8", "A key without the scope: 403 FORBIDDEN_SCOPE naming the scope",
        needs=("readonly", "containers"))
 def d8_forbidden_scope(ctx: Ctx) -> None:
+    """Sends regenerateContent with the body `{}` for a container using --readonly-key, then reads
+    the container back with --api-key.
+
+    Fails when the answer is not 403 FORBIDDEN_SCOPE, when error.details.requiredScope is not
+    `content:write`, or when the container's currentJobId is set afterwards (a job started).
+    """
     cid = ctx.container()
     r = ctx.client(ctx.target.readonly_key, role="readonly").regenerate(cid, {})
     expect(r.status_code == 403 and _code(r) == "FORBIDDEN_SCOPE",
@@ -56,6 +73,15 @@ def d8_forbidden_scope(ctx: Ctx) -> None:
 @check("D8", "Another org's resources are 404 with no existence leak",
        needs=("other_org", "containers"))
 def d8_tenancy(ctx: Ctx) -> None:
+    """Starts a regeneration (`{}`) of a container with --api-key; then, with --other-org-key,
+    sends getContent, getJob and cancelJob on that container and job, and each on a missing
+    container or job id; then waits for the job to end.
+
+    Fails when an operation on the other org's resource is answered other than 404 NOT_FOUND, when
+    its error code, message or details differ from the missing resource's 404, or when the job does
+    not end completed (the other org's cancel touched it). Inconclusive when both answers of an
+    operation are 403 FORBIDDEN_SCOPE (the other key's scopes stop it before tenancy).
+    """
     cid = ctx.container()
     other = ctx.client(ctx.target.other_org_key, role="other")
     envelope = ctx.started(ctx.api.regenerate(cid, {}))

@@ -16,6 +16,15 @@ from layers_kit.conformance.registry import check
 @check("D5", "Every error: the envelope, JSON, and requestId equal to X-Request-Id",
        judge=True)
 def d5_error_envelope(ctx: Ctx) -> None:
+    """Sends three errors of its own (getContent with no key: 401; getContent of a missing
+    container: 404; regenerateContent with the malformed JSON body `{not json`: 422), then, last in
+    the run, judges every response that any check of the run received.
+
+    Fails when a response has no X-Request-Id, or an error (4xx, 5xx) is not JSON, is not
+    `{"error": {"code", "message", "requestId"}}`, has a requestId other than its X-Request-Id, or
+    carries a code with a status the contract does not document for it; the report counts the
+    breaches and shows the first.
+    """
     # Errors of its own, so that D5 is judged even when the other checks met none.
     ctx.client(None).get(f"/v1/content/cnt_{uuid.uuid4()}")  # 401
     ctx.api.get(f"/v1/content/cnt_{uuid.uuid4()}")  # 404
@@ -35,6 +44,13 @@ def d5_error_envelope(ctx: Ctx) -> None:
 @check("SCHEMA", "Every response a check received matches openapi.yaml (openapi-core)",
        judge=True)
 def schema_responses(ctx: Ctx) -> None:
+    """Sends nothing of its own: last in the run, it reads every response the run's checks
+    received, each validated against openapi.yaml with openapi-core when it arrived (a 304 is not
+    checked).
+
+    Fails when any response is not one the contract documents for its operation (status, headers or
+    body); the report counts them and shows the first.
+    """
     obs = ctx.observations
     if obs.schema_breaches:
         first = obs.schema_breaches[0]

@@ -15,6 +15,14 @@ from layers_kit.conformance.registry import check
 @check("D6", "Same key and body: the first response again, byte for byte, marked replayed",
        needs=("containers",))
 def d6_replay_identical(ctx: Ctx) -> None:
+    """Sends regenerateContent to a container twice, right after each other, with the same new
+    Idempotency-Key and the same body (`brief.cta` a random "Replay ..." text).
+
+    Fails when the first is not 202 or is marked Idempotent-Replayed; when the repeat is marked
+    `Idempotent-Replayed: true` but differs from the first in status or body bytes; or when it is
+    unmarked yet succeeds or repeats the first status (it ran again; an unmarked 409 or 5xx is
+    tolerated).
+    """
     cid = ctx.container()
     key = new_key()
     body = {"brief": {"cta": f"Replay {uuid.uuid4().hex[:6]}"}}
@@ -52,6 +60,13 @@ def _json(r) -> bool:
 @check("D6", "A replay after the job has moved on is still the first response, byte for byte",
        needs=("containers",))
 def d6_replay_after_job_moved(ctx: Ctx) -> None:
+    """Sends regenerateContent to a container with a new Idempotency-Key and a random
+    `brief.angle`, waits for the job to end, then sends the same request with the same key again.
+
+    Fails when the first is not 202, when the job does not end within --job-timeout, or when the
+    repeat is not the first 202 again (same status and body bytes, `Idempotent-Replayed: true`;
+    judged as in d6_replay_identical).
+    """
     cid = ctx.container()
     key = new_key()
     body = {"brief": {"angle": f"Replayed later {uuid.uuid4().hex[:6]}"}}
@@ -64,6 +79,12 @@ def d6_replay_after_job_moved(ctx: Ctx) -> None:
 
 @check("D6", "Same key, other body: 409 IDEMPOTENCY_CONFLICT", needs=("containers",))
 def d6_conflict(ctx: Ctx) -> None:
+    """Sends regenerateContent to a container with `{"brief": {"cta": "One"}}` and a new
+    Idempotency-Key, then at once with the same key and `{"brief": {"cta": "Two"}}`; waits for the
+    first job if it started.
+
+    Fails when the second request is not answered 409 with error.code IDEMPOTENCY_CONFLICT.
+    """
     cid = ctx.container()
     key = new_key()
     first = ctx.api.regenerate(cid, {"brief": {"cta": "One"}}, key=key)
@@ -79,6 +100,14 @@ def d6_conflict(ctx: Ctx) -> None:
 @check("D6", "Concurrent duplicates: one job; the rest replay or answer IDEMPOTENCY_IN_PROGRESS",
        needs=("containers",))
 def d6_concurrent_duplicates(ctx: Ctx) -> None:
+    """Sends twelve identical regenerateContent requests at once (one new Idempotency-Key,
+    `brief.angle` "Twelve at once") to one container, from twelve clients of --api-key.
+
+    Fails when none is answered 202, when the 202s name more than one jobId or differ in body
+    bytes, or when an answer that is not 202 is other than 409 IDEMPOTENCY_IN_PROGRESS with a
+    Retry-After header. Inconclusive when none is 202 and the first answer is 402 BILLING_EXHAUSTED
+    or 403 FORBIDDEN_SCOPE.
+    """
     cid = ctx.container()
     key = new_key()
     body = {"brief": {"angle": "Twelve at once"}}
@@ -109,6 +138,12 @@ def d6_concurrent_duplicates(ctx: Ctx) -> None:
 @check("D6", "Validation failures are not stored: the corrected retry with the key succeeds",
        needs=("containers",))
 def d6_errors_not_stored(ctx: Ctx) -> None:
+    """Sends regenerateContent to a container with an invalid body (`brief.topic` empty) and a new
+    Idempotency-Key, then the corrected body (`brief.topic` "Corrected") with the same key.
+
+    Fails when the invalid body is not answered 422, or when the corrected retry is not answered
+    202 (the 422 was stored against the key).
+    """
     cid = ctx.container()
     key = new_key()
     bad = ctx.api.regenerate(cid, {"brief": {"topic": ""}}, key=key)
@@ -121,6 +156,12 @@ def d6_errors_not_stored(ctx: Ctx) -> None:
 
 @check("D6", "Outcomes that reached the operation are stored: a 404 replays")
 def d6_stored_not_found(ctx: Ctx) -> None:
+    """Sends regenerateContent with `{}` for a random missing container id twice, with the same new
+    Idempotency-Key.
+
+    Fails when either answer is not 404, or when the second does not repeat the first body byte for
+    byte with `Idempotent-Replayed: true`.
+    """
     key = new_key()
     missing = f"cnt_{uuid.uuid4()}"
     first = ctx.api.regenerate(missing, {}, key=key)

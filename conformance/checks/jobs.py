@@ -127,6 +127,14 @@ def _watch_enough(ctx: Ctx, what: str, jobs: int = 1) -> list[Watch]:
 
 @check("D7", "Stages follow the documented order", needs=("containers",))
 def d7_stage_order(ctx: Ctx) -> None:
+    """Regenerates containers (`{}`) and polls getJob at a steady interval until each job ends:
+    three jobs at once with --project-id, one otherwise; up to four rounds, each polling four times
+    faster, until a job shows at least two running stages.
+
+    Fails when a polled stage is not one of queued, planning, generating_visuals, assembling,
+    finalizing, when the stage or progress goes back between two polls, when progress leaves [0,
+    1], or when a terminal status changes. Inconclusive when no job showed two running stages.
+    """
     # Watch several jobs at once so that a busy client still sees enough transitions.
     watched = _watch_enough(ctx, "stage order", jobs=3 if ctx.target.project_id else 1)
     for w in watched:
@@ -138,6 +146,13 @@ def d7_stage_order(ctx: Ctx) -> None:
 
 @check("D7", "Progress stays in [0, 1] and never decreases", needs=("containers",))
 def d7_progress_monotonic(ctx: Ctx) -> None:
+    """Regenerates a container (`{}`) and polls getJob at a steady interval until the job ends; up
+    to four rounds, each polling four times faster, until a job shows at least two running stages.
+
+    Fails when a progress (the 202 envelope's included) is not a number in [0, 1], when progress or
+    the stage goes back between two polls, when a polled stage is not a documented one, or when a
+    terminal status changes. Inconclusive when no job showed two running stages.
+    """
     watched = _watch_enough(ctx, "progress")
     for w in watched:
         progress = [s.get("progress") for s in [w.envelope, *w.states]]
@@ -150,6 +165,14 @@ def d7_progress_monotonic(ctx: Ctx) -> None:
 @check("D7", "A completed job has finishedAt and result; terminal states never change",
        needs=("containers",))
 def d7_terminal_sticky(ctx: Ctx) -> None:
+    """Regenerates a container (`{}`), waits for the job to complete, then reads it with getJob
+    three more times.
+
+    Fails when the completed job lacks finishedAt or a result object, when a later read differs
+    from the final state in jobId, kind, status, stage, progress, containerId, startedAt,
+    updatedAt, finishedAt, result or error, or when progress goes back between the reads.
+    Inconclusive when the job ends other than completed.
+    """
     final = ctx.completes(ctx.api.regenerate(ctx.container(), {}))
     expect(bool(final.get("finishedAt")) and isinstance(final.get("result"), dict),
            "a completed job has finishedAt and result", received=final)
@@ -169,6 +192,13 @@ def d7_terminal_sticky(ctx: Ctx) -> None:
 @check("D7", "getJob sends an ETag; a matching If-None-Match answers 304",
        needs=("containers",))
 def d7_etag_304(ctx: Ctx) -> None:
+    """Regenerates a container (`{}`), waits for the job to complete, then sends getJob three
+    times: plain, with `If-None-Match: <the ETag it got>`, and with `If-None-Match: "stale"`.
+
+    Fails when the plain read has no ETag, when the matching If-None-Match is not answered 304 with
+    an empty body, or when the stale one is not answered 200. Inconclusive when the job ends other
+    than completed.
+    """
     final = ctx.completes(ctx.api.regenerate(ctx.container(), {}))
     path = f"/v1/jobs/{final['jobId']}"
     r = ctx.api.get(path)
@@ -185,6 +215,15 @@ def d7_etag_304(ctx: Ctx) -> None:
 
 @check("D7", "The ETag changes whenever the job changes, and only then", needs=("containers",))
 def d7_etag_tracks_changes(ctx: Ctx) -> None:
+    """Regenerates a container (`{}`) and polls getJob at a steady interval until the job ends (up
+    to four rounds, each polling four times faster, until a job shows two running stages), then
+    reads each ended job once more.
+
+    Fails when a read has no ETag, when two successive reads show a different job (parsed JSON)
+    under the same ETag or the same job under different ETags, or when a read shows an undocumented
+    stage or a progress outside [0, 1]. Inconclusive when no job showed two running stages, or no
+    two successive reads saw the job change.
+    """
     watched = _watch_enough(ctx, "ETag changes")
     pairs = 0
     for w in watched:
@@ -200,6 +239,14 @@ def d7_etag_tracks_changes(ctx: Ctx) -> None:
 @check("D7", "Cancel: 202 accepted for a running job, 200 accepted:false once ended",
        needs=("containers",))
 def d7_cancel(ctx: Ctx) -> None:
+    """Regenerates a container (`{}`), sends cancelJob (POST /v1/jobs/{jobId}/cancel) at once,
+    waits for the job to end, then sends cancelJob again.
+
+    Fails when the first cancel is answered 202 without `{jobId, accepted: true}` or the job then
+    ends other than canceled, is answered 409 without details.subcode JOB_CANCEL_UNAVAILABLE, or
+    gets neither 202, 409 nor 200; or when the second is not 200 `accepted: false` with the reason
+    ALREADY_COMPLETED, ALREADY_FAILED or ALREADY_CANCELED matching how the job ended.
+    """
     r = ctx.api.regenerate(ctx.container(), {})
     envelope = ctx.started(r)
     job_id = envelope["jobId"]

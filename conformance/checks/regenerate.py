@@ -22,6 +22,14 @@ def _error_code(response) -> str | None:
 
 @check("R1", "Accepted: 202 with the job envelope and Location", needs=("containers",))
 def r1_accepted_envelope(ctx: Ctx) -> None:
+    """Sends regenerateContent to a container with a `brief.cta` and a new Idempotency-Key, reads
+    the 202 job envelope and its headers, then waits for the job to end.
+
+    Fails when the answer is not 202; when the envelope's kind is not content_regenerate, status
+    not running, stage not queued, progress not 0, containerId not the container's, locationUrl not
+    `/v1/jobs/{jobId}`, jobId not `job_<ULID>`, or projectId or startedAt missing; or when the
+    Location header differs from locationUrl.
+    """
     cid = ctx.container()
     r = ctx.api.regenerate(cid, {"brief": {"cta": "Start today - link in bio."}}, key=new_key())
     body = ctx.started(r, "regenerate answers 202")
@@ -43,6 +51,12 @@ def r1_accepted_envelope(ctx: Ctx) -> None:
 
 @check("R2", "The container id never changes; result.containerId is it", needs=("containers",))
 def r2_container_id_stable(ctx: Ctx) -> None:
+    """Regenerates a container (`{}`), waits for the job to complete, then reads the container with
+    getContent.
+
+    Fails when the job's result.containerId or getContent's id is not the id regenerated.
+    Inconclusive when the job ends other than completed.
+    """
     cid = ctx.container()
     job = ctx.completes(ctx.api.regenerate(cid, {}))
     expect(job["result"]["containerId"] == cid, "result.containerId is the container's id",
@@ -52,6 +66,13 @@ def r2_container_id_stable(ctx: Ctx) -> None:
 
 @check("R3", "After completion only the new assets are listed", needs=("containers",))
 def r3_only_new_assets(ctx: Ctx) -> None:
+    """Reads a container's asset ids, regenerates it with `{"preserveAssets": false}`, and reads
+    the container again once the job completes.
+
+    Fails when the container then lists no assets, still lists an asset id it listed before, or
+    lists other asset ids than the job's result.assets. Inconclusive when the job ends other than
+    completed.
+    """
     cid = ctx.container()
     old = {a["assetId"] for a in ctx.api.content(cid)["assets"]}
     job = ctx.completes(ctx.api.regenerate(cid, {"preserveAssets": False}))
@@ -66,6 +87,12 @@ def r3_only_new_assets(ctx: Ctx) -> None:
 
 @check("R4", "Each generation writes a caption unlike every earlier one", needs=("containers",))
 def r4_caption_replaced(ctx: Ctx) -> None:
+    """Reads a container's caption, then regenerates it three times in turn (`{}`,
+    `{"preserveAssets": true}`, `{}`), reading the caption after each job completes.
+
+    Fails when a new caption equals any caption the container had before. Inconclusive when a job
+    ends other than completed.
+    """
     cid = ctx.container()
     captions = [ctx.api.content(cid)["caption"]]
     for body in ({}, {"preserveAssets": True}, {}):
@@ -79,6 +106,15 @@ def r4_caption_replaced(ctx: Ctx) -> None:
 @check("R5", "Brief merge: given fields replace, omitted keep, arrays replace; references",
        needs=("containers",))
 def r5_brief_merge(ctx: Ctx) -> None:
+    """Reads a container; regenerates it with a random brief.topic, a one-item
+    brief.valuePropositions and references `{"sourcePostIds": ["conformance_post_1"], "assetIds":
+    []}`; then again with only brief.cta; reading the container after each completed job.
+
+    Fails when the first job leaves topic or valuePropositions other than sent (the array is
+    replaced whole), another brief field without its value, or references.sourcePostIds other than
+    sent; or when the second job changes the references or the topic. Inconclusive when a job ends
+    other than completed.
+    """
     cid = ctx.container()
     before = ctx.api.content(cid)
     topic = f"Merged topic {uuid.uuid4().hex[:8]}"
@@ -106,6 +142,12 @@ def r5_brief_merge(ctx: Ctx) -> None:
 @check("R6", "preserveAssets keeps the asset ids and regenerates only the caption",
        needs=("containers",))
 def r6_preserve_assets(ctx: Ctx) -> None:
+    """Reads a container, regenerates it with `{"preserveAssets": true}`, and reads it again once
+    the job completes.
+
+    Fails when the asset ids (in order) differ from before, or when the caption is unchanged.
+    Inconclusive when the job ends other than completed.
+    """
     cid = ctx.container()
     before = ctx.api.content(cid)
     ctx.completes(ctx.api.regenerate(cid, {"preserveAssets": True}))
@@ -120,6 +162,13 @@ def r6_preserve_assets(ctx: Ctx) -> None:
 
 @check("R7", "Superseded assets stay readable with supersededAt set", needs=("containers",))
 def r7_superseded_readable(ctx: Ctx) -> None:
+    """Reads a container's assets, regenerates it with `{}`, and once the job completes reads each
+    old asset with getContentAsset (GET /v1/content/{id}/assets/{assetId}) and the container.
+
+    Fails when the container had no assets, an old asset is not answered 200 or has supersededAt
+    null, or a current asset has supersededAt set. Inconclusive when the job ends other than
+    completed.
+    """
     cid = ctx.container()
     old = ctx.api.content(cid)["assets"]
     expect(bool(old), "a completed container has assets", received=old)
@@ -147,6 +196,15 @@ def _set_policy(ctx: Ctx, project_id: str, policy: dict) -> None:
 @check("R8", "Approval resets to pending when the policy requires review", needs=("project",),
        exclusive=True)
 def r8_approval_reset(ctx: Ctx) -> None:
+    """Reads --project-id's review policy and sets it to review_all; generates a container,
+    approves it and regenerates it (`{}`); sets auto_approve, approves it and regenerates it again;
+    then restores the policy it read. Runs alone.
+
+    Fails when getReviewPolicy or updateReviewPolicy is not answered 200, when under review_all the
+    new container is not pending or the approve is not answered 200, when the regenerated container
+    is not back to pending, or when under auto_approve it is not still approved. Inconclusive when
+    a policy change is refused for credits or scope, or a job does not complete.
+    """
     project = ctx.target.project_id
     r = ctx.api.get(f"/v1/projects/{project}/content-review-policy")
     expect(r.status_code == 200, "getReviewPolicy answers 200", received=r.status_code)
@@ -176,6 +234,14 @@ def r8_approval_reset(ctx: Ctx) -> None:
 
 @check("R9", "Scheduled posts are untouched by a regeneration", needs=("containers",))
 def r9_scheduled_posts_untouched(ctx: Ctx) -> None:
+    """Approves a container if pending or rejected, schedules it for 2031-01-01T09:00:00.000Z
+    (scheduleContent, new Idempotency-Key; the post stays on the target), regenerates it with a new
+    brief.cta and, once the job completes, reads the container and the post (getScheduledPost).
+
+    Fails when scheduling is not answered 201, the container's scheduledPostIds change, the post is
+    not answered 200, or its id, containerId, status, scheduledFor or caption changed. Inconclusive
+    when scheduling is refused for credits or scope, or the job does not complete.
+    """
     cid = ctx.container()
     current = ctx.api.content(cid)
     if current["approvalStatus"] in ("pending", "rejected"):
@@ -206,6 +272,14 @@ def r9_scheduled_posts_untouched(ctx: Ctx) -> None:
 @check("R10", "A second regenerate while a job runs is 409 CONFLICT with details.jobId",
        needs=("containers",))
 def r10_busy_conflict(ctx: Ctx) -> None:
+    """Regenerates a container (`{}`) and, as soon as the 202 arrives, sends the same regenerate
+    again; then waits for the job (or both jobs) to end.
+
+    Fails when the second request is answered 202 while the first job still ran, or otherwise is
+    not 409 CONFLICT with error.details.jobId naming the running job. When the first job had
+    already ended before the second request, it tries again, up to five times in all, then is
+    inconclusive.
+    """
     cid = ctx.container()
 
     def attempt() -> None:
@@ -239,6 +313,14 @@ def r10_busy_conflict(ctx: Ctx) -> None:
 
 @check("R11", "A canceled job leaves the container as it was", needs=("containers",))
 def r11_cancel_keeps_content(ctx: Ctx) -> None:
+    """Reads a container, regenerates it with brief.topic "This should never land", sends cancelJob
+    at once, waits for the job to end and reads the container again.
+
+    Fails when the accepted cancel's job does not end canceled, when the container's assets,
+    caption, brief, approvalStatus or references differ from before, or when its currentJobId is
+    not null. When the cancel is not answered 202 (the job could not be canceled in time), it tries
+    again, up to five times in all, then is inconclusive.
+    """
     cid = ctx.container()
 
     def attempt() -> None:
@@ -265,6 +347,10 @@ def r11_cancel_keeps_content(ctx: Ctx) -> None:
 
 @check("R12", "Unknown container: 404 NOT_FOUND in the D5 envelope")
 def r12_not_found(ctx: Ctx) -> None:
+    """Sends regenerateContent with `{}` for a random missing container id (`cnt_<uuid>`).
+
+    Fails when the answer is not 404 with error.code NOT_FOUND.
+    """
     r = ctx.api.regenerate(f"cnt_{uuid.uuid4()}", {})
     expect(r.status_code == 404 and _error_code(r) == "NOT_FOUND",
            "an unknown container is 404 NOT_FOUND", expected="404 NOT_FOUND",
@@ -273,6 +359,12 @@ def r12_not_found(ctx: Ctx) -> None:
 
 @check("R12", "Another org's container: 404 identical to a missing one", needs=("other_org",))
 def r12_other_org_not_found(ctx: Ctx) -> None:
+    """Starts a generateContent with --other-org-key in --other-project-id (without waiting), then
+    with --api-key sends regenerateContent (`{}`) for that container and for a random missing id.
+
+    Fails when the other org's container is not answered 404, or when its error code, message or
+    details differ from the missing container's 404.
+    """
     other = ctx.client(ctx.target.other_org_key, role="other")
     theirs = ctx.generate(other, ctx.target.other_project_id, wait=False)
     missing = ctx.api.regenerate(f"cnt_{uuid.uuid4()}", {})
@@ -290,6 +382,13 @@ def r12_other_org_not_found(ctx: Ctx) -> None:
 
 @check("R12", "A bad field: 422 VALIDATION_FAILED with details.issues", needs=("containers",))
 def r12_validation_failed(ctx: Ctx) -> None:
+    """Sends regenerateContent to a container with two bad fields, `brief.topic` 42 and
+    `preserveAssets` "sometimes", then reads the container.
+
+    Fails when the answer is not 422 VALIDATION_FAILED, error.details.issues is empty or an issue
+    lacks path or message, the paths do not name both topic and preserveAssets, or the container's
+    currentJobId is set (a job started).
+    """
     cid = ctx.container()
     r = ctx.api.regenerate(cid, {"brief": {"topic": 42}, "preserveAssets": "sometimes"})
     expect(r.status_code == 422 and _error_code(r) == "VALIDATION_FAILED",
@@ -306,6 +405,12 @@ def r12_validation_failed(ctx: Ctx) -> None:
 
 @check("R12", "Credits short: 402 BILLING_EXHAUSTED", needs=("broke",))
 def r12_billing_exhausted(ctx: Ctx) -> None:
+    """Sends regenerateContent with `{}` for --broke-container-id using --broke-key (a key of an
+    org without credits).
+
+    Fails when the answer is not 402 with error.code BILLING_EXHAUSTED. Inconclusive when it is 403
+    FORBIDDEN_SCOPE (the key lacks the scope to regenerate).
+    """
     broke = ctx.client(ctx.target.broke_key, role="broke")
     r = broke.regenerate(ctx.target.broke_container_id, {})
     if r.status_code == 403:
@@ -317,6 +422,11 @@ def r12_billing_exhausted(ctx: Ctx) -> None:
 
 @check("R12", "A refused brief: 422 MODERATION_BLOCKED", needs=("containers", "moderation"))
 def r12_moderation_blocked(ctx: Ctx) -> None:
+    """Sends regenerateContent to a container with brief.topic set to --moderation-text (a text the
+    target's safety check refuses).
+
+    Fails when the answer is not 422 with error.code MODERATION_BLOCKED.
+    """
     cid = ctx.container()
     r = ctx.api.regenerate(cid, {"brief": {"topic": ctx.target.moderation_text}})
     expect(r.status_code == 422 and _error_code(r) == "MODERATION_BLOCKED",

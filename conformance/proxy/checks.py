@@ -152,6 +152,11 @@ def _judged(check_name: str, found: list[judges.Finding]) -> Iterator[Finding]:
 
 @check(CLIENT, "D2", "client.known-operation", "The request names an operation of the contract")
 def known_operation(v: View) -> Iterator[Finding]:
+    """Watches every request under the API's prefix (`/v1/`), its method and path against the
+    routes of openapi.yaml.
+
+    Fails when the path is no route of the contract, or the route has no such method.
+    """
     if not v.known_path:
         yield _finding("client.known-operation", "the path is not a route of the contract",
                        expected="a path of openapi.yaml", received=f"{v.ex.method} {v.ex.path}")
@@ -162,6 +167,10 @@ def known_operation(v: View) -> Iterator[Finding]:
 
 @check(CLIENT, "D8", "client.credentials", "The request carries an API key")
 def credentials(v: View) -> Iterator[Finding]:
+    """Watches every request of a known operation for an API key.
+
+    Fails when the request has neither an X-Api-Key nor an Authorization header.
+    """
     if v.operation and v.credential is None:
         yield _finding("client.credentials", "the request has no X-Api-Key and no Authorization",
                        expected="X-Api-Key: <key> or Authorization: Bearer <key>",
@@ -170,6 +179,11 @@ def credentials(v: View) -> Iterator[Finding]:
 
 @check(CLIENT, "SCHEMA", "client.request-schema", "The request matches openapi.yaml")
 def request_schema(v: View) -> Iterator[Finding]:
+    """Watches every request of a known operation that carries an API key, validated against
+    openapi.yaml with openapi-core (path, query, headers and body).
+
+    Fails when the request breaks the contract (the caller's violation).
+    """
     if v.operation and v.credential and v.request_errors:
         yield _finding("client.request-schema", "the request breaks openapi.yaml",
                        expected="a request the contract documents",
@@ -180,6 +194,12 @@ def request_schema(v: View) -> Iterator[Finding]:
        "An Idempotency-Key is not reused for another request within 24 h",
        needs_valid_request=True)
 def key_reuse(v: View) -> Iterator[Finding]:
+    """Watches POST and PATCH requests with an Idempotency-Key, remembering for 24 hours, per API
+    key and Idempotency-Key, the fingerprint (method, path, canonical JSON body) of the first
+    request whose answer the server keeps (a 2xx or a stored error such as NOT_FOUND or CONFLICT).
+
+    Fails when a later request reuses the key with another method, path or body.
+    """
     first = v.memory.first_of(v)
     if first is not None and first.fingerprint != v.idempotency[1]:
         yield _finding("client.idempotency-key-reuse",
@@ -192,6 +212,11 @@ def key_reuse(v: View) -> Iterator[Finding]:
 
 @check(SERVER, "D5", "server.answers", "The server answers every request")
 def answers(v: View) -> Iterator[Finding]:
+    """Watches every exchange under the API's prefix for a complete answer from the target.
+
+    Fails when the target gave no complete HTTP response (the connection failed, was cut or timed
+    out).
+    """
     if v.ex.error:
         yield _finding("server.answers", "the target gave no complete answer",
                        expected="an HTTP response", received=v.ex.error)
@@ -199,6 +224,11 @@ def answers(v: View) -> Iterator[Finding]:
 
 @check(SERVER, "SCHEMA", "server.response-schema", "The response matches openapi.yaml")
 def response_schema(v: View) -> Iterator[Finding]:
+    """Watches every answer to a known operation, validated against openapi.yaml with openapi-core
+    (status, headers and body; a 304 is not checked).
+
+    Fails when the response is not one the contract documents for that operation.
+    """
     if v.operation and v.ex.status is not None:
         errors = v.contract.response_errors(v.response)
         if errors:
@@ -210,6 +240,10 @@ def response_schema(v: View) -> Iterator[Finding]:
 
 @check(SERVER, "D5", "server.request-id", "Every response has X-Request-Id")
 def request_id(v: View) -> Iterator[Finding]:
+    """Watches every answer, success or error, for its X-Request-Id header.
+
+    Fails when a response has no X-Request-Id.
+    """
     if v.ex.status is not None:
         yield from _judged("server.request-id", judges.request_id(v.ex.status, v.header))
 
@@ -218,6 +252,12 @@ def request_id(v: View) -> Iterator[Finding]:
        "Errors are JSON in the D5 envelope, their code matches the status and their requestId "
        "equals X-Request-Id")
 def error_envelope(v: View) -> Iterator[Finding]:
+    """Watches every error answer (4xx, 5xx): its Content-Type, its body and its X-Request-Id.
+
+    Fails when the error is not JSON, is not `{"error": {"code", "message", "requestId"}}` with
+    non-empty strings, has a requestId other than its X-Request-Id, or carries a code with a status
+    the contract does not document for that code.
+    """
     if v.ex.status is not None:
         yield from _judged("server.error-envelope", judges.error_envelope(
             v.ex.status, v.header, v.response.content, v.operations.status_of_code))
@@ -226,6 +266,12 @@ def error_envelope(v: View) -> Iterator[Finding]:
 @check(SERVER, "D5", "server.rejects-invalid-request",
        "A request that breaks the spec is refused (VALIDATION_FAILED), never carried out")
 def rejects_invalid(v: View) -> Iterator[Finding]:
+    """Watches requests of a known operation that carry an API key but break openapi.yaml, and the
+    status they are answered with.
+
+    Fails when such a request is answered below 400 (carried out instead of refused with 422
+    VALIDATION_FAILED).
+    """
     if v.operation and v.credential and v.request_errors and v.ex.status is not None \
             and v.ex.status < 400:
         yield _finding("server.rejects-invalid-request",
@@ -237,6 +283,11 @@ def rejects_invalid(v: View) -> Iterator[Finding]:
 @check(SERVER, "R1", "server.location", "A 202 job envelope's Location equals its locationUrl",
        needs_valid_request=True)
 def location(v: View) -> Iterator[Finding]:
+    """Watches 202 answers whose JSON body has a locationUrl (the job envelopes) and their Location
+    header.
+
+    Fails when the Location header is missing or differs from locationUrl.
+    """
     body = v.json
     if v.ex.status == 202 and isinstance(body, dict) and "locationUrl" in body:
         got = v.ex.header("location")
@@ -253,6 +304,12 @@ def _job_read(v: View) -> judges.JobRead | None:
 @check(SERVER, "D7", "server.job-etag", "getJob sends an ETag, which changes with the job",
        needs_valid_request=True)
 def job_etag(v: View) -> Iterator[Finding]:
+    """Watches getJob's 200 answers, comparing each with the latest earlier read of the same job
+    (one whose answer ended before this request began; the proxy keeps the last eight per job).
+
+    Fails when a 200 has no ETag, when the job (its parsed JSON) changed but the ETag did not, or
+    when the ETag changed while the job did not.
+    """
     read = _job_read(v)
     if read is None:
         if v.operation == "getJob" and v.ex.status == 200 and not v.ex.header("etag"):
@@ -270,6 +327,12 @@ def job_etag(v: View) -> Iterator[Finding]:
        "A job's stage and progress never go back; a terminal status never changes",
        needs_valid_request=True)
 def job_progress(v: View) -> Iterator[Finding]:
+    """Watches getJob's 200 answers, comparing each with the latest earlier read of the same job,
+    or the 202 that started it (one whose answer ended before this request began).
+
+    Fails when the stage is not a documented one, progress is outside [0, 1], progress or the
+    running stage went back, or a terminal status (completed, failed, canceled) changed.
+    """
     read = _job_read(v)
     if read is None:
         return
@@ -284,6 +347,15 @@ def job_progress(v: View) -> Iterator[Finding]:
        "Idempotent-Replayed only on a repeated key, repeating the first answer; a repeated "
        "request is replayed, not run again", needs_valid_request=True)
 def idempotent_replay(v: View) -> Iterator[Finding]:
+    """Watches answers and their Idempotent-Replayed header, remembering for 24 hours, per API key
+    and Idempotency-Key of a POST or PATCH, when the key was first used and the first answer the
+    server keeps (a 2xx or a stored error such as NOT_FOUND or CONFLICT).
+
+    Fails when Idempotent-Replayed: true answers a request without a key or a key's first use; when
+    a marked replay of the same request differs from the first answer in status or body bytes; when
+    an unmarked repeat succeeds or repeats the first status (it ran again; 409, 429 and 5xx are
+    tolerated); or when a key reused with another request is carried out (2xx).
+    """
     if v.ex.status is None:
         return
     if v.idempotency is None:
