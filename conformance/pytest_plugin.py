@@ -4,6 +4,10 @@
            --layers-project-id prj_... [--layers-readonly-key ...]
     pytest --layers-mock          # the bundled mock, all inputs filled in
 
+The options are the kit's (options.py: one model, every default written once): each
+`layers-conformance run` option that makes sense here is `--layers-` and its name, and the keys
+may come from the same environment variables (LAYERS_API_KEY, LAYERS_READONLY_KEY, ...).
+
 Each check becomes an item `layers::<rule>::<check>`: `failed` fails, `error` (the kit's own
 failure) errors, and `not run` (with the option that would run it), `inconclusive` (with what it
 needed) and `waived` skip with the reason. Without a `--layers-*` target nothing is added.
@@ -19,37 +23,24 @@ Schemathesis) loads when a `--layers-*` target is given, the mock when `layers_m
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
+import os
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from layers_kit.conformance.target import Target  # a plain dataclass: the options are its fields
+from layers_kit.conformance import options  # standard library only, as Target is
+from layers_kit.conformance.target import Target
 
 if TYPE_CHECKING:
     from layers_kit.conformance.registry import Check
     from layers_kit.mock.embed import MockServer
 
-_SKIP = {"base_url", "container_ids", "job_timeout", "poll_interval", "request_timeout",
-         "max_wait"}
-_FIELDS = [f.name for f in dataclasses.fields(Target) if f.name not in _SKIP]
-
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("layers", "Layers conformance kit")
-    group.addoption("--layers-base-url", help="base URL of the implementation to check")
-    group.addoption("--layers-mock", action="store_true",
-                    help="start the bundled mock and check it")
-    for name in _FIELDS:
-        group.addoption(f"--layers-{name.replace('_', '-')}", help=f"the kit's --{name}")
-    group.addoption("--layers-container-id", action="append", default=[],
-                    help="an existing completed container (repeatable)")
-    group.addoption("--layers-only", action="append", help="only these rule ids")
-    group.addoption("--layers-job-timeout", type=float, default=300.0)
-    group.addoption("--layers-max-wait", type=float, default=120.0,
-                    help="the kit's --max-wait (429/503 Retry-After, seconds per request)")
+    options.add_pytest_options(group)
     _add_mock_fixture_options(group)
 
 
@@ -102,12 +93,12 @@ class CheckItem(pytest.Item):
 _STATE = pytest.StashKey[dict]()
 
 
-def _target(config: pytest.Config, base_url: str) -> Target:
-    values = {name: config.getoption(f"--layers-{name.replace('_', '-')}") for name in _FIELDS}
-    values = {k: v for k, v in values.items() if v}
-    return Target(base_url=base_url, container_ids=tuple(config.getoption(
-        "--layers-container-id")), job_timeout=config.getoption("--layers-job-timeout"),
-        max_wait=config.getoption("--layers-max-wait"), **values)
+def layers_options(config: pytest.Config) -> options.Options:
+    """The kit's options of this session: its `--layers-*` options, else the environment's
+    keys, else the model's defaults (the bundled mock's values apply in the collection)."""
+    given = options.given_pytest(config.getoption)
+    # --layers-mock brings its own keys: the environment's are read only for another target
+    return options.resolve(given, None if given.get("mock") else os.environ)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -116,26 +107,24 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config,
                                   items: list[pytest.Item]) -> None:
-    base_url = config.getoption("--layers-base-url")
-    if not base_url and not config.getoption("--layers-mock"):
+    opts = layers_options(config)
+    if not opts.base_url and not opts.mock:
         return  # nothing of the kit is imported unless a target is given
     from layers_kit.conformance.contract import Contract
     from layers_kit.conformance.runner import preflight, select
 
     state: dict = {}
-    if config.getoption("--layers-mock"):
-        from layers_kit.conformance import bundled
+    if opts.mock:
+        from layers_kit.conformance import bundled  # the one door to the mock
 
         mock = bundled.start_mock(*bundled.MOCK_ARGS)
         config.add_cleanup(mock.stop)
-        given = {name: config.getoption(f"--layers-{name.replace('_', '-')}")
-                 for name in _FIELDS}
-        given = {k: v for k, v in given.items() if v}
-        state["target"] = bundled.target_for(mock.url, **given)
-    else:
-        if not config.getoption("--layers-api-key"):
-            raise pytest.UsageError("--layers-base-url needs --layers-api-key")
-        state["target"] = _target(config, base_url)
+        opts = options.resolve(options.given_pytest(config.getoption),
+                               door=bundled.door_values(mock.url))
+    elif not opts.api_key:
+        raise pytest.UsageError(f"--layers-base-url needs --layers-api-key (or "
+                                f"${options.ENV['api_key']})")
+    state["target"] = opts.target()
     state["contract"] = Contract(state["target"].base_url)
     state["problems"] = preflight(state["target"], state["contract"]).problems
     from layers_kit.conformance.observations import Observations
@@ -144,7 +133,7 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     ids = state["target"].container_ids
     state["rotation"] = itertools.cycle(ids) if ids else iter(())
     config.stash[_STATE] = state
-    for c in select(config.getoption("--layers-only")):
+    for c in select(list(opts.only) or None):
         items.append(CheckItem.from_parent(session, name=f"layers::{c.rule}::{c.name}",
                                            check=c))
 

@@ -15,7 +15,6 @@ import itertools
 import threading
 import time
 import traceback
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -31,6 +30,13 @@ from layers_kit.conformance.failures import (
     Violation,
 )
 from layers_kit.conformance.observations import Observations, Spend
+from layers_kit.conformance.options import DEFAULTS
+from layers_kit.conformance.probes import (
+    Refused,
+    key_refused,
+    restore_shared_state,
+    save_shared_state,
+)
 from layers_kit.conformance.registry import NEEDS, Check, all_checks
 from layers_kit.conformance.schema_phase import SchemaResult, run_schemathesis
 from layers_kit.conformance.target import Target
@@ -150,11 +156,12 @@ def select(only: list[str] | None) -> list[Check]:
 
 @dataclass
 class Preflight:
-    """What the preflight learned: inputs that cannot serve their checks, and the project's
-    review policy to restore after Schemathesis."""
+    """What the preflight learned: inputs that cannot serve their checks, and the shared
+    state of the target (probes.py: the project's review policy) to restore after
+    Schemathesis."""
 
     problems: dict[str, str] = field(default_factory=dict)  # need -> why it cannot be met
-    policy: dict[str, Any] | None = None
+    shared_state: Any = None
 
 
 _KEYS = (("readonly", "readonly_key", "--readonly-key"),
@@ -163,13 +170,12 @@ _KEYS = (("readonly", "readonly_key", "--readonly-key"),
 
 
 def preflight(target: Target, contract: Contract) -> Preflight:
-    """The target answers HTTP and accepts each key; the project's policy is readable."""
+    """The target answers HTTP and accepts each key; its shared state is readable."""
     out = Preflight()
     probe = Client(target.base_url, target.api_key, contract, [], timeout=10,
                    max_wait=target.max_wait)
     try:
-        r = probe.request("GET", f"/v1/content/cnt_{uuid.uuid4()}", validate=False)
-        if r.status_code == 401:
+        if key_refused(probe):
             raise UsageError("the target refuses --api-key (401): every check would pass on "
                              "401s")
         for need, attr, option in _KEYS:
@@ -179,22 +185,16 @@ def preflight(target: Target, contract: Contract) -> Preflight:
             other = Client(target.base_url, key, contract, [], timeout=10,
                            max_wait=target.max_wait)
             try:
-                if other.request("GET", f"/v1/content/cnt_{uuid.uuid4()}",
-                                 validate=False).status_code == 401:
+                if key_refused(other):
                     out.problems[need] = f"the target refuses {option} (401)"
             finally:
                 other.close()
-        if target.project_id:
-            r = probe.request("GET", f"/v1/projects/{target.project_id}/content-review-policy",
-                              validate=False)
-            if r.status_code == 404:
-                raise UsageError(f"--project-id {target.project_id} is not a project of "
-                                 "--api-key's organization (404)")
-            if r.status_code == 200:
-                out.policy = {k: v for k, v in r.json().items() if k in ("policy", "firstN")}
-            else:
-                out.problems["policy"] = (f"the project's review policy could not be read "
-                                          f"({r.status_code})")
+        try:
+            saved = save_shared_state(probe, target)
+        except Refused as exc:
+            raise UsageError(str(exc)) from None
+        out.shared_state = saved.state
+        out.problems.update(saved.problems)
     finally:
         probe.close()
     return out
@@ -258,7 +258,8 @@ def run(target: Target, *, handlers: list[Handler] = (), only: list[str] | None 
         exclude_checks: list[str] = (), report_dir: Path | None = None,
         today: dt.date | None = None) -> RunResult:
     """Run the checks; with a --project-id each check has its own containers, so `jobs`
-    of them run at once (default 4); with shared --container-id ones they run one by one."""
+    of them run at once (default: options.py's); with shared --container-id ones
+    they run one by one."""
     today = today or dt.date.today()
     contract = Contract(target.base_url)
     checks = select(only)
@@ -290,11 +291,11 @@ def run(target: Target, *, handlers: list[Handler] = (), only: list[str] | None 
                                  schemathesis_examples, seed, waivers, today, exclude_checks,
                                  report_dir, observations)
         schema_box["result"] = res
-        if pre.policy is not None and res is not None:
-            _restore_policy(target, contract, pre.policy, observations)
+        if pre.shared_state is not None and res is not None:
+            _restore(target, contract, pre.shared_state, observations)
         emit(o)
 
-    workers = (jobs or 4) if target.project_id else 1
+    workers = (jobs or DEFAULTS.jobs) if target.project_id else 1
     shared = [c for c in checks if not c.exclusive and not c.judge]
     # Schemathesis has containers of its own only with --project-id: then it runs alongside.
     alongside = with_schema and bool(target.project_id)
@@ -325,17 +326,13 @@ def run(target: Target, *, handlers: list[Handler] = (), only: list[str] | None 
     return result
 
 
-def _restore_policy(target: Target, contract: Contract, policy: dict[str, Any],
-                    observations: Observations) -> None:
-    """Schemathesis may change the project's review policy: put back what the team had."""
+def _restore(target: Target, contract: Contract, state: Any,
+             observations: Observations) -> None:
+    """Schemathesis may change the target's shared state: put back what the team had."""
     c = Client(target.base_url, target.api_key, contract, [], observations=observations,
                check="schemathesis", max_wait=target.max_wait)
     try:
-        path = f"/v1/projects/{target.project_id}/content-review-policy"
-        now = c.request("GET", path, validate=False)
-        if now.status_code == 200 and {k: v for k, v in now.json().items()
-                                       if k in policy} != policy:
-            c.request("PATCH", path, json=policy, validate=False)
+        restore_shared_state(c, target, state)
     finally:
         c.close()
 

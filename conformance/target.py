@@ -1,26 +1,32 @@
-"""What the kit is pointed at: the base URL, the keys and the ids that unlock checks (D10)."""
+"""What the kit is pointed at: the base URL, the keys and the ids that unlock checks (D10).
+
+The checks read a `Target`; its fields are options of the kit, and their defaults are the
+model's (options.py), written there once.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+from layers_kit.conformance.options import DEFAULTS as _D
 
 
 @dataclass(frozen=True)
 class Target:
     base_url: str
     api_key: str
-    readonly_key: str | None = None
-    other_org_key: str | None = None
-    other_project_id: str | None = None
-    broke_key: str | None = None
-    broke_container_id: str | None = None
-    moderation_text: str | None = None
-    project_id: str | None = None
-    container_ids: tuple[str, ...] = field(default_factory=tuple)
-    job_timeout: float = 300.0
-    poll_interval: float = 0.2
-    request_timeout: float = 30.0
-    max_wait: float = 120.0  # seconds one request may wait on 429/503 Retry-After in all
+    readonly_key: str | None = _D.readonly_key
+    other_org_key: str | None = _D.other_org_key
+    other_project_id: str | None = _D.other_project_id
+    broke_key: str | None = _D.broke_key
+    broke_container_id: str | None = _D.broke_container_id
+    moderation_text: str | None = _D.moderation_text
+    project_id: str | None = _D.project_id
+    container_ids: tuple[str, ...] = _D.container_ids
+    job_timeout: float = _D.job_timeout
+    poll_interval: float = _D.poll_interval
+    request_timeout: float = _D.request_timeout
+    max_wait: float = _D.max_wait  # seconds one request may wait on 429/503 Retry-After in all
 
     def has(self, need: str) -> bool:
         return {

@@ -1,0 +1,222 @@
+"""The kit's options: one model, every default written once, the CLI and pytest plugin derived.
+
+Each field of `Options` is an option of `layers-conformance run` and, when it names one, of the
+pytest plugin (`--layers-...`). Its default, help, command-line flag, pytest flag and (for the
+keys) environment variable live in the field's declaration, in the manner of `mock/config.py`:
+`add_arguments` and `add_pytest_options` build the options from the fields, `given_args` and
+`given_pytest` read back what was actually given, and `resolve` builds the `Options`.
+
+A value comes from, first to last: the command line (or pytest's), the environment (keys
+only, and never for `--mock`, which brings its own), the values of a door (`--mock`: the
+bundled mock's keys and ids, and its timings, see `bundled.py`), the default below.
+
+`Target` (target.py), what the checks read, takes its defaults from these fields. The output
+options (JUnit XML, reports, verbosity) are not part of the model: they belong to the CLI
+(pytest has its own output). Standard library only: the pytest plugin imports this module in
+every pytest session of the environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+# Argument groups of `layers-conformance run`, in the order --help shows them.
+GROUPS = {"target": "target", "unlock": "inputs that unlock more checks", "how": "how"}
+NO_PYTEST = ""  # `pytest=NO_PYTEST`: an option the pytest plugin does not offer
+
+
+def option(default: Any, help: str, *, group: str, flag: str | None = None,
+           pytest: str | None = None, pytest_help: str | None = None, env: str | None = None,
+           **argparse_kwargs: Any) -> Any:
+    """An `Options` field that is an option: `--field-name` unless `flag`; `--layers-` and the
+    flag's name in pytest unless `pytest` (NO_PYTEST: none); `env` is an environment variable
+    that gives the value when the command line does not.
+
+    `argparse_kwargs` go to `add_argument` and pytest's `addoption` (type, action, metavar).
+    """
+    meta = {"help": help, "group": group, "flag": flag, "pytest": pytest,
+            "pytest_help": pytest_help, "env": env, "argparse": argparse_kwargs}
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class Options:
+    # The target.
+    base_url: str | None = option(None, "the implementation's base URL", group="target",
+                                  pytest_help="base URL of the implementation to check",
+                                  metavar="URL")
+    api_key: str | None = option(None, "a key with every scope of the API", group="target",
+                                 env="LAYERS_API_KEY", metavar="KEY")
+    mock: bool = option(False, "start the bundled mock on a free port and test it",
+                        group="target", pytest_help="start the bundled mock and check it")
+    # Inputs that unlock more checks.
+    project_id: str | None = option(None, "a project the kit may create containers in",
+                                    group="unlock", metavar="ID")
+    container_ids: tuple[str, ...] = option(
+        (), "an existing completed container (repeatable)", group="unlock",
+        flag="--container-id", action="append", metavar="ID")
+    readonly_key: str | None = option(
+        None, "a key without content:write, for the scope checks (D8); it needs content:read",
+        group="unlock", env="LAYERS_READONLY_KEY", metavar="KEY")
+    other_org_key: str | None = option(
+        None, "a key of another org, for tenancy (R12/D8); it needs content:read "
+              "content:write jobs:read jobs:cancel", group="unlock", env="LAYERS_OTHER_ORG_KEY",
+        metavar="KEY")
+    other_project_id: str | None = option(None, "a project of that other org", group="unlock",
+                                          metavar="ID")
+    broke_key: str | None = option(
+        None, "a key of an org without credits (R12); it needs content:write", group="unlock",
+        env="LAYERS_BROKE_KEY", metavar="KEY")
+    broke_container_id: str | None = option(None, "a container of that org", group="unlock",
+                                            metavar="ID")
+    moderation_text: str | None = option(None, "brief text the safety check refuses (R12)",
+                                         group="unlock", metavar="TEXT")
+    # How the run goes.
+    quick: bool = option(False, "a short profile for local use (small Schemathesis run)",
+                         group="how", pytest=NO_PYTEST)
+    only: tuple[str, ...] = option((), "only these rule ids or check names (repeatable)",
+                                   group="how", action="append", metavar="ID")
+    schemathesis: bool = option(True, "skip the Schemathesis phase (business rules only)",
+                                group="how", flag="--no-schemathesis", action="store_false",
+                                pytest=NO_PYTEST)
+    schemathesis_examples: int | None = option(None, "examples per operation", group="how",
+                                               type=int, metavar="N", pytest=NO_PYTEST)
+    seed: int | None = option(None, "Schemathesis seed, for a reproducible run", group="how",
+                              type=int, pytest=NO_PYTEST)
+    jobs: int = option(4, "checks run at once with --project-id (--mock runs 8); lower it for "
+                          "a target with tight rate limits", group="how", type=int,
+                       metavar="N", pytest=NO_PYTEST)
+    # option() returns a dataclasses.field, as field() does (RUF009 knows only mock's option)
+    waive: Path | None = option(
+        None, "YAML or JSON list of {id: rule or check, reason, expires?}: those checks are "
+              "reported waived", group="how", type=Path, metavar="FILE", pytest=NO_PYTEST)
+    exclude_checks: tuple[str, ...] = option(
+        (), "a Schemathesis check to leave out, e.g. negative_data_rejection (repeatable)",
+        group="how", flag="--exclude-check", action="append", metavar="NAME",
+        pytest=NO_PYTEST)
+    job_timeout: float = option(300.0, "seconds to wait for a job to end", group="how",
+                                type=float, metavar="S")
+    poll_interval: float = option(
+        0.5, "first polling delay in seconds; grows x1.3 up to 10 s, or adapts to the "
+             "stages seen when a check polls steadily", group="how", type=float, metavar="S")
+    request_timeout: float = option(30.0, "seconds one request may take", group="how",
+                                    type=float, metavar="S")
+    max_wait: float = option(
+        120.0, "seconds one request may wait in all on 429/503 Retry-After before its check "
+               "is inconclusive", group="how", type=float, metavar="S")
+
+    def replace(self, **changes: Any) -> Options:
+        return dataclasses.replace(self, **changes)
+
+    def target(self) -> Any:
+        """The `Target` the checks read (base_url and api_key must be set)."""
+        from layers_kit.conformance.target import Target
+
+        return Target(**{f.name: getattr(self, f.name) for f in fields(Target)})
+
+    def run_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of `runner.run` (waivers apart: the caller loads `waive`)."""
+        return {"only": list(self.only) or None, "profile": "quick" if self.quick else "default",
+                "schemathesis": self.schemathesis,
+                "schemathesis_examples": self.schemathesis_examples, "seed": self.seed,
+                "jobs": self.jobs, "exclude_checks": list(self.exclude_checks)}
+
+
+FIELDS = {f.name: f for f in fields(Options)}
+DEFAULTS = Options()
+# Environment variables of the options that take one (the keys: `ps` never shows them).
+ENV = {f.name: f.metadata["env"] for f in FIELDS.values() if f.metadata["env"]}
+
+
+def flag(f: dataclasses.Field) -> str:
+    """The option's command-line flag."""
+    return f.metadata["flag"] or "--" + f.name.replace("_", "-")
+
+
+def pytest_flag(f: dataclasses.Field) -> str | None:
+    """The option's pytest flag (`--layers-` and the command-line flag's name), or None."""
+    given = f.metadata["pytest"]
+    if given == NO_PYTEST:
+        return None
+    return given or "--layers-" + flag(f).removeprefix("--")
+
+
+def _help(f: dataclasses.Field, text: str) -> str:
+    extra = []
+    if f.metadata["env"]:
+        extra.append(f"or ${f.metadata['env']}, which keeps it off the command line")
+    if f.default not in (None, (), True, False):
+        extra.append(f"default {f.default:g}" if isinstance(f.default, float)
+                     else f"default {f.default}")
+    return text + (f" ({'; '.join(extra)})" if extra else "")
+
+
+def _kwargs(f: dataclasses.Field) -> dict[str, Any]:
+    kwargs = dict(f.metadata["argparse"])
+    if f.type in ("bool", bool) and "action" not in kwargs:
+        kwargs["action"] = "store_true"
+    return kwargs
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of `layers-conformance run`, in their groups. Nothing is defaulted here
+    (an option not given is absent from the namespace): `resolve` applies the model's
+    defaults, after the environment and a door's values."""
+    groups = {key: parser.add_argument_group(title) for key, title in GROUPS.items()}
+    for f in FIELDS.values():
+        groups[f.metadata["group"]].add_argument(
+            flag(f), dest=f.name, default=argparse.SUPPRESS, help=_help(f, f.metadata["help"]),
+            **_kwargs(f))
+
+
+def add_pytest_options(group: Any) -> None:
+    """The pytest plugin's `--layers-...` options (a pytest OptionGroup); None when not given."""
+    for f in FIELDS.values():
+        name = pytest_flag(f)
+        if name is None:
+            continue
+        text = f.metadata["pytest_help"] or f"{f.metadata['help']}; the kit's {flag(f)}"
+        group.addoption(name, dest=f"layers_{f.name}", default=None, help=_help(f, text),
+                        **_kwargs(f))
+
+
+def _value(f: dataclasses.Field, value: Any) -> Any:
+    return tuple(value) if isinstance(f.default, tuple) else value
+
+
+def given_args(args: argparse.Namespace) -> dict[str, Any]:
+    """What the command line gave (parsed by a parser of `add_arguments`)."""
+    return {name: _value(f, getattr(args, name)) for name, f in FIELDS.items()
+            if hasattr(args, name)}
+
+
+def given_pytest(getoption: Any) -> dict[str, Any]:
+    """What pytest's command line gave; `getoption` is `config.getoption`."""
+    given = {}
+    for name, f in FIELDS.items():
+        if pytest_flag(f) is not None:
+            value = getoption(f"layers_{name}")
+            if value is not None:
+                given[name] = _value(f, value)
+    return given
+
+
+def from_environ(environ: Mapping[str, str]) -> dict[str, Any]:
+    """The values the environment gives (an empty variable gives nothing)."""
+    return {name: environ[var] for name, var in ENV.items() if environ.get(var)}
+
+
+def resolve(given: Mapping[str, Any], environ: Mapping[str, str] | None = None,
+            door: Mapping[str, Any] | None = None) -> Options:
+    """The options: `given` (the command line), else `environ` (None: not read), else the
+    `door`'s values (e.g. the bundled mock's), else the model's defaults."""
+    values = {**(door or {}), **from_environ(environ or {}), **given}
+    unknown = set(values) - set(FIELDS)
+    if unknown:
+        raise TypeError(f"not options of the kit: {', '.join(sorted(unknown))}")
+    return Options(**values)
