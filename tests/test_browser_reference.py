@@ -129,9 +129,15 @@ def _check_reference(offline: Offline, url: str, spec: dict, shot: str) -> None:
             page.get_by_role("menuitem").filter(has_text=label).first.click()
         first_line = sample["source"].strip().splitlines()[0][:40]
         expect(main.get_by_text(first_line).first).to_be_visible()
+    # the 5xx a client meets (contract 1.2.0), listed with regenerate's responses
+    for status in ("500", "502", "503", "504"):
+        expect(main.get_by_text(status, exact=True).first).to_be_visible()
     page.wait_for_timeout(300)  # late console errors of the last render
     SHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SHOTS / shot))
+    page.goto(url)  # the overview: how to retry them, how to resolve a job's location
+    for heading in ("Server errors and retries", "Job locations"):
+        expect(main.get_by_text(heading, exact=True).first).to_be_visible()
     assert offline.errors == [], offline.errors
     assert offline.blocked == [], f"the page reached outside its origin: {offline.blocked}"
 

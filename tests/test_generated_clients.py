@@ -107,7 +107,8 @@ def ts_project(live_mocks, tmp_path_factory) -> Path:
 
 
 def test_typescript_program_compiles_with_tsc_strict(ts_project):
-    """Also the proof of the probe: an unused @ts-expect-error (topic optional) fails tsc."""
+    """Also the proof of the probes: an unused @ts-expect-error (topic optional) fails tsc, and
+    so does a body without variantCount or preserveAssets if a generator made them required."""
     tsc = require_npm_tool("tsc")
     result = _run([tsc, *TSC_FLAGS, "--noEmit", "workflow.ts", "config.ts"], cwd=ts_project)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -135,3 +136,15 @@ def test_typescript_types_require_topic_and_type_cost(ts_project):
     assert "topic: components" in new_brief[:new_brief.index("};")]
     details = text[text.index("        BillingExhaustedDetails: {"):]
     assert "cost: number;" in details[:details.index("};")]
+    for schema, field in (("GenerateRequest", "variantCount"),
+                          ("RegenerateRequest", "preserveAssets")):
+        body = text[text.index(f"        {schema}: {{"):]
+        assert f"{field}?: components" in body[:body.index("};")], (schema, field)
+
+
+def test_typescript_types_every_5xx_of_every_operation(ts_project):
+    """502, 503 and 504 are typed answers of every operation, in the error envelope."""
+    text = (ts_project / "schema.d.ts").read_text(encoding="utf-8")
+    operations = text[text.index("export interface operations {"):]
+    for status in (500, 502, 503, 504):
+        assert operations.count(f"            {status}: components[\"responses\"]") == 11, status

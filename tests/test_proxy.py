@@ -164,6 +164,33 @@ def test_proxy_in_front_of_the_mock_passes_the_whole_workflow(mock, tmp_path):
     assert suite.get("failures") == "0" and int(suite.get("tests")) == len(CHECKS)
 
 
+def test_the_mocks_5xx_pass_the_proxy(mock, tmp_path):
+    """500, 502, 503 (with Retry-After) and 504 are answers of every operation (contract 1.2.0):
+    injected by faults in front of which the proxy stands, none is a server violation."""
+    proxy = start_proxy(mock.url, "--report", str(tmp_path / "proxy.json"))
+    try:
+        with _client(proxy.url) as c:
+            c.post("/__mock/reset", json={}).raise_for_status()
+            for status in (500, 502, 503, 504):
+                c.post("/__mock/faults", json={"status": status, "count": 1, "match": {
+                    "operationId": "getContent"}}).raise_for_status()
+                r = c.get(f"/v1/content/{NOT_REQUIRED}")
+                assert r.status_code == status and r.json()["error"]["code"] == "INTERNAL"
+                assert (r.headers.get("retry-after") is not None) == (status == 503)
+                c.post("/__mock/faults", json={"status": status, "count": 1, "match": {
+                    "operationId": "regenerateContent"}}).raise_for_status()
+                r = c.post(f"/v1/content/{NOT_REQUIRED}/regenerate", json={},
+                           headers={"Idempotency-Key": str(uuid.uuid4())})
+                assert r.status_code == status
+            found = violations(proxy.url)
+            assert found["server"] == [] and found["client"] == [], found
+            assert found["counts"]["checked"] == 8
+    finally:
+        code = _stop(proxy)
+    assert code == 0, "".join(proxy.output)
+    assert json.loads((tmp_path / "proxy.json").read_text())["serverViolations"] == 0
+
+
 def test_client_violations_fail_the_run_only_when_asked(mock, tmp_path):
     proxy = start_proxy(mock.url, "--fail-on-client-violations",
                         "--junit-xml", str(tmp_path / "proxy.xml"))

@@ -149,8 +149,10 @@ async def take(store: Store, method: str, path: str,
 
 
 def fault_error(fault: dict[str, Any]) -> ApiError:
-    """The D5 answer of a fault, with Retry-After where D5 promises it."""
-    headers = {"Retry-After": "1"} if fault["code"] in RETRY_AFTER_CODES else {}
+    """The D5 answer of a fault, with Retry-After where the contract promises it (and on a
+    503, which tells when to come back as the mock's own store stalls do)."""
+    retry = fault["code"] in RETRY_AFTER_CODES or fault["status"] == 503
+    headers = {"Retry-After": "1"} if retry else {}
     return ApiError(fault.get("message") or None, spec.documented_error_details(fault["code"]),
                     code=fault["code"], status=fault["status"], headers=headers)
 

@@ -21,7 +21,21 @@ export async function probeTopicIsRequired(): Promise<void> {
   await full.POST('/v1/projects/{projectId}/content', {
     params: { path: { projectId: PROJECT } },
     // @ts-expect-error `topic` is required by NewBrief
-    body: { variantCount: 1, brief: { angle: 'No topic given' } },
+    body: { brief: { angle: 'No topic given' } },
+  });
+}
+
+// The other probe: fields with a default stay optional. The reference page's own request
+// `{"brief": {"topic": "..."}}` for generateContent, and `{}` for regenerate, type-check as
+// they are (no variantCount, no preserveAssets). (Never called.)
+export async function probeDefaultsStayOptional(): Promise<void> {
+  await full.POST('/v1/projects/{projectId}/content', {
+    params: { path: { projectId: PROJECT } },
+    body: { brief: { topic: 'Thirty days, one run at a time.' } },
+  });
+  await full.POST('/v1/content/{containerId}/regenerate', {
+    params: { path: { containerId: CONTAINER } },
+    body: {},
   });
 }
 
@@ -36,7 +50,7 @@ async function advance(seconds: number): Promise<void> {
 
 const started = await full.POST('/v1/content/{containerId}/regenerate', {
   params: { path: { containerId: CONTAINER }, header: { 'Idempotency-Key': crypto.randomUUID() } },
-  body: { brief: { topic: 'Thirty days, one run at a time.' }, preserveAssets: false },
+  body: { brief: { topic: 'Thirty days, one run at a time.' } },
 });
 if (!started.data) throw new Error(`regenerate: ${started.response.status}`);
 const jobId: string = started.data.jobId;
@@ -44,7 +58,7 @@ const jobId: string = started.data.jobId;
 // A second regenerate while the first runs: a 409 whose error is narrowed by its code.
 const busy = await full.POST('/v1/content/{containerId}/regenerate', {
   params: { path: { containerId: CONTAINER } },
-  body: { preserveAssets: false },
+  body: {},
 });
 let conflictJobId: string | undefined;
 if (busy.error && busy.error.error.code === 'CONFLICT') {
