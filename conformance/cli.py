@@ -17,6 +17,7 @@ from layers_kit.conformance.failures import Unreachable
 from layers_kit.conformance.proxy import command as proxy_command
 from layers_kit.conformance.reporting import REPORT_SUFFIXES, SPEND_NOTE, Console, JUnit, Report
 from layers_kit.conformance.runner import UsageError, run
+from layers_kit.conformance.tls import TlsSetupError
 from layers_kit.conformance.waivers import WaiverError
 from layers_kit.conformance.waivers import load as load_waivers
 from layers_kit.contract.version import version
@@ -60,6 +61,19 @@ def main(argv: list[str] | None = None) -> int:
     given = options.given_args(args)
     # --mock brings its own keys: the environment's are read only for another target
     opts = options.resolve(given, None if given.get("mock") else os.environ)
+    if opts.plan:
+        from layers_kit.conformance.plan import plan_lines
+
+        if opts.mock:  # the bundled mock's keys and ids, without starting it
+            from layers_kit.conformance import bundled
+
+            opts = options.resolve(given, door=bundled.door_values("http://127.0.0.1:<port>"))
+        if not opts.base_url:
+            print("layers-conformance: give --base-url (or --mock) to plan a run",
+                  file=sys.stderr)
+            return 2
+        print("\n".join(plan_lines(opts.replace(api_key=opts.api_key or "(none)"))))
+        return 0
     if not opts.mock and not (opts.base_url and opts.api_key):
         p.print_usage(sys.stderr)
         print("layers-conformance: give --base-url and --api-key, or --mock", file=sys.stderr)
@@ -90,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         result = run(opts.target(), handlers=handlers, waivers=waivers, report_dir=report_dir,
                      **opts.run_kwargs())
         return result.exit_code
-    except UsageError as exc:
+    except (UsageError, TlsSetupError) as exc:
         print(f"layers-conformance: {exc}", file=sys.stderr)
         return 2
     except Unreachable as exc:

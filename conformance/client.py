@@ -7,9 +7,7 @@ breaches are judged under their own rules (SCHEMA, D5) at the end of the run.
 
 from __future__ import annotations
 
-import functools
 import random
-import ssl
 import time
 import uuid
 from collections.abc import Callable
@@ -18,19 +16,29 @@ from typing import Any
 
 import httpx
 
-from layers_kit.conformance import judges
+from layers_kit.conformance import judges, tls
 from layers_kit.conformance.contract import Contract
-from layers_kit.conformance.failures import Exchange, Inconclusive, Unreachable, Violation, expect
+from layers_kit.conformance.failures import (
+    Exchange,
+    Inconclusive,
+    TransportTrouble,
+    Violation,
+    expect,
+)
 from layers_kit.conformance.observations import Observations
 from layers_kit.conformance.secrets import masked_headers
 
+# Transport trouble worth a second try: the connection never carried the request (refused,
+# reset while connecting, a connect timeout), so any request may be sent again; or the request
+# is safe to repeat (GET, or a POST/PATCH with its Idempotency-Key, which D6 makes replay).
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout)
+_RETRIES = (0.2, 0.5, 1.0)  # seconds before each new attempt
 
-@functools.cache
-def _tls() -> ssl.SSLContext:
-    """One TLS context for every client: building one per client costs ~50 ms of CPU."""
-    import certifi
 
-    return ssl.create_default_context(cafile=certifi.where())
+def _repeatable(method: str, headers: Any) -> bool:
+    if method in ("GET", "HEAD", "OPTIONS"):
+        return True
+    return bool(headers and any(k.lower() == "idempotency-key" for k in dict(headers)))
 
 
 def retry_after(response: httpx.Response) -> float | None:
@@ -78,13 +86,16 @@ class Client:
                  bearer: bool = False, observations: Observations | None = None,
                  check: str = "", max_wait: float = 120.0,
                  sleep: Callable[[float], None] = time.sleep,
-                 transport: httpx.BaseTransport | None = None) -> None:
+                 transport: httpx.BaseTransport | None = None,
+                 tls_settings: tls.TlsSettings = tls.DEFAULT) -> None:
         headers = {}
         if key:
             headers = {"Authorization": f"Bearer {key}"} if bearer else {"X-Api-Key": key}
         # `transport`: an in-process target (tests feed the kit canned exchanges with it)
+        self._client_cert = tls_settings.client_cert
         self._http = httpx.Client(base_url=base_url.rstrip("/"), headers=headers,
-                                  timeout=timeout, verify=_tls(), transport=transport)
+                                  timeout=timeout, verify=tls.context(tls_settings),
+                                  transport=transport)
         self.contract = contract
         self.exchanges = exchanges
         self.observations = observations or Observations()
@@ -115,15 +126,18 @@ class Client:
             self.waited += delay
 
     def _send(self, method: str, path: str, validate: bool, kw: dict) -> httpx.Response:
-        try:
-            response = self._http.request(method, path, **kw)
-        except httpx.TransportError as exc:
-            request = self._http.build_request(method, path, **{k: v for k, v in kw.items()
-                                                                if k != "timeout"})
-            shown = masked_headers(request.headers.items())
-            self.exchanges.append(Exchange(method, str(request.url), shown,
-                                           _text(request.content), None, error=str(exc)))
-            raise Unreachable(f"{method} {path}: {exc}") from exc
+        attempt = 0
+        while True:
+            try:
+                response = self._http.request(method, path, **kw)
+                break
+            except httpx.TransportError as exc:
+                again = attempt < len(_RETRIES) and tls.find_tls_error(exc) is None and (
+                    isinstance(exc, _NOT_SENT) or _repeatable(method, kw.get("headers")))
+                if not again:
+                    self._transport_failed(method, path, kw, exc)
+                self.sleep(_RETRIES[attempt])
+                attempt += 1
         req = response.request
         exchange = Exchange(
             req.method, str(req.url), masked_headers(req.headers.items()), _text(req.content),
@@ -136,6 +150,25 @@ class Client:
         if validate:
             self._judge(response, exchange)
         return response
+
+    def _transport_failed(self, method: str, path: str, kw: dict, exc: Exception) -> None:
+        """Record the exchange that got no answer and raise TransportTrouble: the network's
+        fault (or the TLS setup's), never the target's."""
+        request = self._http.build_request(method, path, **{k: v for k, v in kw.items()
+                                                            if k != "timeout"})
+        shown = masked_headers(request.headers.items())
+        found = tls.find_tls_error(exc)
+        reason = tls.describe(request.url.host, found) if found else \
+            f"{type(exc).__name__}: {exc or 'no answer'}"
+        if not found and request.url.scheme == "https" and not self._client_cert and \
+                isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError):
+            reason += (f". Over TLS, {request.url.host} closing the connection this way is "
+                       "also how a server that requires a client certificate refuses one "
+                       "(TLS 1.3 checks it after the handshake): give --client-cert and "
+                       "--client-key if it does")
+        self.exchanges.append(Exchange(method, str(request.url), shown,
+                                       _text(request.content), None, error=reason))
+        raise TransportTrouble(f"{method} {path}: {reason}", tls=found is not None) from exc
 
     def _judge(self, response: httpx.Response, exchange: Exchange) -> None:
         """Record breaches of the spec and of D5 (D5 by the judge the proxy uses too); the

@@ -53,7 +53,7 @@ class Ctx:
         c = Client(self.target.base_url, key, self.contract, self.exchanges,
                    timeout=self.target.request_timeout, bearer=bearer,
                    observations=self.observations, check=self.check,
-                   max_wait=self.target.max_wait)
+                   max_wait=self.target.max_wait, tls_settings=self.target.tls)
         self._clients.append(c)
         self.roles[id(c)] = role
         return c

@@ -89,6 +89,16 @@ class Unreachable(Exception):
     """The target does not answer HTTP at all (exit status 2)."""
 
 
+class TransportTrouble(Unreachable):
+    """A request got no answer: refused, reset, timed out or refused by TLS, after the retries
+    that were safe. The network's (or the TLS setup's) fault, never the target's: the check is
+    inconclusive and the run ends "could not judge" (exit status 2) unless a check failed."""
+
+    def __init__(self, message: str, *, tls: bool = False) -> None:
+        super().__init__(message)
+        self.tls = tls
+
+
 def _short(value: Any, limit: int = 500) -> str:
     text = value if isinstance(value, str) else json.dumps(value, default=str, sort_keys=True)
     return text if len(text) <= limit else text[:limit] + "…"

@@ -4,7 +4,9 @@ to no single check.
 - D5: every error response, and the ones whose envelope breaks D5 (judged by the D5 check);
 - openapi-core breaches of the spec (judged by the `schema_responses` check, rule SCHEMA);
 - coverage: operation x status observed;
-- spend: containers, jobs and credits a run consumes, and scheduled posts it leaves (D9 prices).
+- spend: containers, jobs and credits a run consumes, and scheduled posts it leaves (D9 prices);
+- created: the ids of what the run created on the target (containers, jobs, scheduled posts),
+  which every report lists so that an owner can clean up.
 """
 
 from __future__ import annotations
@@ -69,6 +71,33 @@ def job_cost(operation: str, body: Any) -> int:
     return GENERATE_COST.get(body.get("format"), GENERATE_DEFAULT_COST) * int(variants)
 
 
+CREATED_LIMIT = 10_000  # ids kept per kind (a run creates a few hundred)
+
+
+def created_by(operation: str | None, status: int | None, response_body: str | None,
+               replayed: bool) -> dict[str, list[str]]:
+    """The ids one exchange created: a job start's job (and generate's containers), a
+    schedule's post. A replay created nothing."""
+    if status not in (201, 202) or replayed or not response_body:
+        return {}
+    try:
+        body = json.loads(response_body)
+    except ValueError:
+        return {}
+    if not isinstance(body, dict):
+        return {}
+    out: dict[str, list[str]] = {}
+    if operation in ("regenerateContent", "generateContent") and status == 202:
+        if isinstance(body.get("jobId"), str):
+            out["jobs"] = [body["jobId"]]
+        if operation == "generateContent":
+            ids = body.get("containerIds") or [body.get("containerId")]
+            out["containers"] = [i for i in ids if isinstance(i, str)]
+    elif operation == "scheduleContent" and status == 201 and isinstance(body.get("id"), str):
+        out["scheduledPosts"] = [body["id"]]
+    return out
+
+
 def spend_of(operation: str | None, method: str, status: int | None, request_body: str | None,
              response_body: str | None, replayed: bool, source: str) -> Spend:
     """What one exchange consumed on the target."""
@@ -107,6 +136,8 @@ class Observations:
         self.schema_breaches: list[Breach] = []
         self.server_errors: list[Exchange] = []
         self.spend = Spend()
+        self.created: dict[str, list[str]] = {"containers": [], "jobs": [],
+                                              "scheduledPosts": []}
 
     def saw(self, exchange: Exchange, *, replayed: bool, check: str) -> None:
         with self._lock:
@@ -119,6 +150,10 @@ class Observations:
             self.spend.add(spend_of(exchange.operation, exchange.method, exchange.status,
                                     exchange.request_body, exchange.response_body, replayed,
                                     "checks"))
+            for kind, ids in created_by(exchange.operation, exchange.status,
+                                        exchange.response_body, replayed).items():
+                kept = self.created[kind]
+                kept.extend(i for i in ids if len(kept) < CREATED_LIMIT)
 
     def d5(self, message: str, exchange: Exchange, check: str) -> None:
         with self._lock:

@@ -26,7 +26,9 @@ from pathlib import Path
 from typing import Any
 
 # Argument groups of `layers-conformance run`, in the order --help shows them.
-GROUPS = {"target": "target", "unlock": "inputs that unlock more checks", "how": "how"}
+GROUPS = {"target": "target", "unlock": "inputs that unlock more checks",
+          "tls": "TLS (one configuration for the checks, Schemathesis and the preflight)",
+          "how": "how"}
 NO_PYTEST = ""  # `pytest=NO_PYTEST`: an option the pytest plugin does not offer
 
 
@@ -49,14 +51,14 @@ class Options:
     # The target.
     base_url: str | None = option(None, "the implementation's base URL", group="target",
                                   pytest_help="base URL of the implementation to check",
-                                  metavar="URL")
+                                  env="LAYERS_BASE_URL", metavar="URL")
     api_key: str | None = option(None, "a key with every scope of the API", group="target",
                                  env="LAYERS_API_KEY", metavar="KEY")
     mock: bool = option(False, "start the bundled mock on a free port and test it",
                         group="target", pytest_help="start the bundled mock and check it")
     # Inputs that unlock more checks.
     project_id: str | None = option(None, "a project the kit may create containers in",
-                                    group="unlock", metavar="ID")
+                                    group="unlock", env="LAYERS_PROJECT_ID", metavar="ID")
     container_ids: tuple[str, ...] = option(
         (), "an existing completed container (repeatable)", group="unlock",
         flag="--container-id", action="append", metavar="ID")
@@ -68,14 +70,27 @@ class Options:
               "content:write jobs:read jobs:cancel", group="unlock", env="LAYERS_OTHER_ORG_KEY",
         metavar="KEY")
     other_project_id: str | None = option(None, "a project of that other org", group="unlock",
-                                          metavar="ID")
+                                          env="LAYERS_OTHER_PROJECT_ID", metavar="ID")
     broke_key: str | None = option(
         None, "a key of an org without credits (R12); it needs content:write", group="unlock",
         env="LAYERS_BROKE_KEY", metavar="KEY")
     broke_container_id: str | None = option(None, "a container of that org", group="unlock",
-                                            metavar="ID")
+                                            env="LAYERS_BROKE_CONTAINER_ID", metavar="ID")
     moderation_text: str | None = option(None, "brief text the safety check refuses (R12)",
-                                         group="unlock", metavar="TEXT")
+                                         group="unlock", env="LAYERS_MODERATION_TEXT",
+                                         metavar="TEXT")
+    # TLS (conformance/tls.py): the system trust store unless one of these says otherwise.
+    ca_bundle: str | None = option(
+        None, "a PEM bundle of the CAs to trust instead of the system store (SSL_CERT_FILE "
+              "and SSL_CERT_DIR are honoured without it)", group="tls",
+        env="LAYERS_CA_BUNDLE", metavar="PATH")
+    client_cert: str | None = option(None, "a client certificate (PEM) for mutual TLS",
+                                     group="tls", env="LAYERS_CLIENT_CERT", metavar="PATH")
+    client_key: str | None = option(None, "the client certificate's key (PEM), when not in "
+                                          "--client-cert", group="tls",
+                                    env="LAYERS_CLIENT_KEY", metavar="PATH")
+    insecure: bool = option(False, "verify no certificate (every report says so)",
+                            group="tls")
     # How the run goes.
     quick: bool = option(False, "a short profile for local use (small Schemathesis run)",
                          group="how", pytest=NO_PYTEST)
@@ -109,22 +124,37 @@ class Options:
     max_wait: float = option(
         120.0, "seconds one request may wait in all on 429/503 Retry-After before its check "
                "is inconclusive", group="how", type=float, metavar="S")
+    fail_on: tuple[str, ...] = option(
+        ("failed",), "verdicts that fail the run, comma-separated: failed, error, "
+                     "inconclusive, not-run, waived (a failed check exits 1, the others 2)",
+        group="how", type=lambda text: tuple(v.strip() for v in text.split(",") if v.strip()),
+        metavar="VERDICTS")
+    plan: bool = option(False, "print what a run would send, create and spend, and send "
+                               "nothing", group="how", pytest=NO_PYTEST)
 
     def replace(self, **changes: Any) -> Options:
         return dataclasses.replace(self, **changes)
+
+    def tls(self) -> Any:
+        """The TLS settings of every outbound connection (conformance/tls.py)."""
+        from layers_kit.conformance.tls import TlsSettings
+
+        return TlsSettings(self.ca_bundle, self.client_cert, self.client_key, self.insecure)
 
     def target(self) -> Any:
         """The `Target` the checks read (base_url and api_key must be set)."""
         from layers_kit.conformance.target import Target
 
-        return Target(**{f.name: getattr(self, f.name) for f in fields(Target)})
+        values = {f.name: getattr(self, f.name) for f in fields(Target) if f.name != "tls"}
+        return Target(**values, tls=self.tls())
 
     def run_kwargs(self) -> dict[str, Any]:
         """Keyword arguments of `runner.run` (waivers apart: the caller loads `waive`)."""
         return {"only": list(self.only) or None, "profile": "quick" if self.quick else "default",
                 "schemathesis": self.schemathesis,
                 "schemathesis_examples": self.schemathesis_examples, "seed": self.seed,
-                "jobs": self.jobs, "exclude_checks": list(self.exclude_checks)}
+                "jobs": self.jobs, "exclude_checks": list(self.exclude_checks),
+                "fail_on": tuple(self.fail_on)}
 
 
 FIELDS = {f.name: f for f in fields(Options)}

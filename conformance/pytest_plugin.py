@@ -63,11 +63,18 @@ class CheckItem(pytest.Item):
             WAIVED,
             run_check,
         )
+        from layers_kit.conformance.verdicts import FAIL_ON_NAMES
 
         state = self.session.config.stash[_STATE]
         outcome = run_check(self.check, state["target"], state["contract"], state["rotation"],
                             observations=state["observations"], problems=state["problems"])
-        # failed -> fail; not run, inconclusive, waived -> skip with the reason; error -> error
+        # failed -> fail; not run, inconclusive, waived -> skip with the reason, or fail when
+        # --layers-fail-on names the verdict; error -> error
+        fail_on = {FAIL_ON_NAMES[n] for n in state["fail_on"]}
+        if outcome.status in (NOT_RUN, INCONCLUSIVE, WAIVED) and outcome.status in fail_on:
+            hint = f" (run it with {outcome.option})" if outcome.option else ""
+            raise LayersFailure(f"{outcome.rule} {outcome.title}: {outcome.status} and "
+                                f"--layers-fail-on names it: {outcome.message}{hint}")
         if outcome.status in (NOT_RUN, INCONCLUSIVE, WAIVED):
             pytest.skip(f"{outcome.rule}: {outcome.status}: {outcome.message}")
         if outcome.status == ERROR:
@@ -124,6 +131,13 @@ def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config
     elif not opts.api_key:
         raise pytest.UsageError(f"--layers-base-url needs --layers-api-key (or "
                                 f"${options.ENV['api_key']})")
+    from layers_kit.conformance.verdicts import FAIL_ON_NAMES
+
+    unknown = [v for v in opts.fail_on if v not in FAIL_ON_NAMES]
+    if unknown:
+        raise pytest.UsageError(f"--layers-fail-on {', '.join(unknown)}: the verdicts are "
+                                f"{', '.join(FAIL_ON_NAMES)}")
+    state["fail_on"] = tuple(opts.fail_on)
     state["target"] = opts.target()
     state["contract"] = Contract(state["target"].base_url)
     state["problems"] = preflight(state["target"], state["contract"]).problems

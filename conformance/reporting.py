@@ -122,6 +122,48 @@ class Console:
         self._print(f"\nThis run spent: {result.spend.line()}.")
         if result.schema is not None:
             self._print(f"  of which Schemathesis: {result.schema.spend.line()}.")
+        created = result.observations.created
+        if any(created.values()):
+            self._print("It created (ids in the reports): " + ", ".join(
+                f"{len(ids)} {kind}" for kind, ids in created.items()) + ".")
+        for line in closing_lines(result):
+            self._print(line)
+
+
+def closing_lines(result: RunResult) -> list[str]:
+    """What a CI log must end with: what did not run and which options would run it, what
+    could not be judged, and why the exit status is what it is."""
+    lines = [""]
+    if result.target.tls.insecure:
+        lines.append("WARNING: --insecure: no certificate was verified in this run.")
+    missing = result.not_run_options()
+    if missing:
+        n = sum(len(v) for v in missing.values())
+        lines.append(f"{n} check(s) did not run; the options that would run them:")
+        lines += [f"  {option}: {', '.join(checks)}" for option, checks in missing.items()]
+    if result.transport_trouble:
+        lines.append(f"{len(result.transport_trouble)} check(s) could not judge: a request got "
+                     "no answer (the network's or the TLS setup's fault, not the target's):")
+        lines += [f"  {o.rule} {o.name}: {_first_line(o.message)}"
+                  for o in result.transport_trouble[:5]]
+    code = result.exit_code
+    if code == 1:
+        lines.append(f"Exit status 1: the target broke the contract ({len(result.failed)} "
+                     "check(s) failed).")
+    elif code == 2:
+        why = []
+        if result.transport_trouble:
+            why.append("transport trouble")
+        if result.failing_verdicts:
+            named = sorted({o.status for o in result.failing_verdicts})
+            why.append(f"--fail-on {','.join(result.fail_on)} and {len(result.failing_verdicts)}"
+                       f" check(s) ended {', '.join(named)}")
+        lines.append(f"Exit status 2: the run could not judge ({'; '.join(why)}).")
+    else:
+        lines.append("Exit status 0: no check failed"
+                     + (f" (--fail-on {','.join(result.fail_on)})." if result.fail_on != (
+                         "failed",) else "."))
+    return lines
 
 
 class _FileAtEnd:
@@ -148,6 +190,12 @@ class JUnit(_FileAtEnd):
                            failures=str(len(result.failed)),
                            errors=str(len(result.with_status(ERROR))),
                            skipped=str(len(skipped)), time=f"{result.seconds:.2f}")
+        props = ET.SubElement(suite, "properties")
+        for name, value in (("target", result.target.base_url),
+                            ("tls", result.target.tls.describe()),
+                            ("exitCode", str(result.exit_code)),
+                            ("failOn", ",".join(result.fail_on))):
+            ET.SubElement(props, "property", name=name, value=value)
         for o in result.outcomes:
             case = ET.SubElement(suite, "testcase", classname=o.rule, name=o.name,
                                  time=f"{o.seconds:.2f}")
@@ -227,7 +275,9 @@ class Report(_FileAtEnd):
             "schema": REPORT_SCHEMA, "version": REPORT_VERSION,
             "generatedAt": datetime.now(UTC).isoformat(timespec="seconds"),
             "target": result.target.base_url, "profile": result.profile,
+            "tls": result.target.tls.describe(), "insecure": result.target.tls.insecure,
             "seconds": result.seconds, "exitCode": result.exit_code,
+            "failOn": list(result.fail_on),
             "counts": {s: len(result.with_status(s)) for s in VERDICTS},
             "rules": [{"id": rule, "title": RULE_TITLES.get(rule, ""),
                        "verdict": verdicts[rule], "checks": [o.name for o in outcomes]}
@@ -236,10 +286,14 @@ class Report(_FileAtEnd):
                         "verdict": o.status, "message": o.message, "expected": o.expected,
                         "received": o.received, "diff": o.diff, "option": o.option,
                         "needed": o.needed, "traceback": o.traceback, "seconds": o.seconds,
+                        "transport": o.transport,
                         "evidence": [e.as_dict() for e in o.exchanges]}
                        for o in result.outcomes],
             "coverage": coverage_rows(result),
             "spend": result.spend.as_dict(),
+            "created": result.observations.created,
+            "notRun": result.not_run_options(),
+            "transportTrouble": [o.name for o in result.transport_trouble],
             "schemathesis": None if schema is None else {
                 "ok": schema.ok, "junit": schema.junit and str(schema.junit),
                 "har": schema.har and str(schema.har), "command": command_line(schema),
@@ -274,7 +328,7 @@ class Report(_FileAtEnd):
         verdicts = result.rules()
         out = [f"# Conformance report: {result.target.base_url}", "",
                f"{stamp}, {result.seconds:.1f}s, profile {result.profile}. "
-               f"Exit status {result.exit_code}.", "",
+               f"Exit status {result.exit_code}. {result.target.tls.describe()}.", "",
                "| rule | verdict | what | checks |", "|---|---|---|---|"]
         for rule, outcomes in by_rule(result).items():
             if not outcomes:
@@ -312,6 +366,10 @@ class Report(_FileAtEnd):
                 out += ["", "Reproduce:", "", "```", *s.reproduce, "```"]
         out += Report._coverage_md(result)
         out += ["", "## What this run spent", "", result.spend.line() + "."]
+        out += ["", "## What this run created (for clean-up)", ""]
+        out += [f"- {kind}: " + (", ".join(f"`{i}`" for i in ids) or "none")
+                for kind, ids in result.observations.created.items()]
+        out += ["", "## Closing", "", "```", *closing_lines(result)[1:], "```"]
         return "\n".join(out) + "\n"
 
     @staticmethod
@@ -338,6 +396,9 @@ class Report(_FileAtEnd):
             for o in result.failed)
         md = Report._coverage_md(result)
         coverage = "<pre>" + html.escape("\n".join(md[3:])) + "</pre>"
+        created = "".join(
+            f"<li>{kind}: {html.escape(', '.join(ids)) or 'none'}</li>"
+            for kind, ids in result.observations.created.items())
         return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Conformance report</title>
 <style>body{{font:14px system-ui,sans-serif;margin:2em;max-width:70em}}
@@ -346,11 +407,14 @@ vertical-align:top;text-align:left}}pre{{background:#f6f8fa;padding:1em;overflow
 white-space:pre-wrap}}</style></head><body>
 <h1>Conformance report</h1>
 <p>Target <code>{html.escape(result.target.base_url)}</code>, {result.seconds:.1f}s,
-exit status {result.exit_code}: {len(result.failed)} failed of {len(result.outcomes)} checks.</p>
+exit status {result.exit_code}: {len(result.failed)} failed of {len(result.outcomes)} checks.
+{html.escape(result.target.tls.describe())}.</p>
 <table><tr><th>rule</th><th>verdict</th><th>what</th><th>checks</th></tr>
 {''.join(rows)}</table>
 {'<h2>Failures</h2>' + failures if failures else ''}
 <h2>Coverage: operation x status</h2>{coverage}
 <h2>What this run spent</h2><p>{html.escape(result.spend.line())}.</p>
+<h2>What this run created (for clean-up)</h2><ul>{created}</ul>
+<pre>{html.escape(chr(10).join(closing_lines(result)[1:]))}</pre>
 </body></html>
 """

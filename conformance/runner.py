@@ -42,6 +42,7 @@ from layers_kit.conformance.schema_phase import SchemaResult, run_schemathesis
 from layers_kit.conformance.target import Target
 from layers_kit.conformance.verdicts import (
     ERROR,
+    FAIL_ON_NAMES,
     FAILED,
     INCONCLUSIVE,
     NOT_RUN,
@@ -83,6 +84,7 @@ class Outcome:
     exchanges: list[Exchange] = field(default_factory=list)  # failed: the decisive exchange
     traceback: str | None = None  # error: the kit's own failure
     seconds: float = 0.0
+    transport: bool = False  # inconclusive because a request got no answer
 
 
 @dataclass
@@ -94,6 +96,7 @@ class RunResult:
     schema: SchemaResult | None = None
     expired_waivers: list[Waiver] = field(default_factory=list)
     profile: str = "default"
+    fail_on: tuple[str, ...] = ("failed",)  # --fail-on: verdict names (verdicts.FAIL_ON_NAMES)
 
     @property
     def failed(self) -> list[Outcome]:
@@ -103,8 +106,30 @@ class RunResult:
         return [o for o in self.outcomes if o.status == status]
 
     @property
+    def transport_trouble(self) -> list[Outcome]:
+        """Checks that could not judge because a request got no answer."""
+        return [o for o in self.outcomes if o.transport]
+
+    @property
+    def failing_verdicts(self) -> list[Outcome]:
+        """Outcomes other than `failed` whose verdict --fail-on names."""
+        wanted = {FAIL_ON_NAMES[n] for n in self.fail_on} - {FAILED}
+        return [o for o in self.outcomes if o.status in wanted]
+
+    @property
     def exit_code(self) -> int:
-        return 1 if self.failed else 0
+        """1: the target broke the contract; 2: the run could not judge (transport trouble,
+        or a verdict --fail-on names); 0 otherwise."""
+        if self.failed:
+            return 1
+        return 2 if self.transport_trouble or self.failing_verdicts else 0
+
+    def not_run_options(self) -> dict[str, list[str]]:
+        """For each option (or group of options) that would have run checks: those checks."""
+        out: dict[str, list[str]] = {}
+        for o in self.with_status(NOT_RUN):
+            out.setdefault(o.option or o.message, []).append(f"{o.rule} {o.name}")
+        return out
 
     def rules(self) -> dict[str, str]:
         grouped: dict[str, list[str]] = {}
@@ -173,7 +198,7 @@ def preflight(target: Target, contract: Contract) -> Preflight:
     """The target answers HTTP and accepts each key; its shared state is readable."""
     out = Preflight()
     probe = Client(target.base_url, target.api_key, contract, [], timeout=10,
-                   max_wait=target.max_wait)
+                   max_wait=target.max_wait, tls_settings=target.tls)
     try:
         if key_refused(probe):
             raise UsageError("the target refuses --api-key (401): every check would pass on "
@@ -183,7 +208,7 @@ def preflight(target: Target, contract: Contract) -> Preflight:
             if not key:
                 continue
             other = Client(target.base_url, key, contract, [], timeout=10,
-                           max_wait=target.max_wait)
+                           max_wait=target.max_wait, tls_settings=target.tls)
             try:
                 if key_refused(other):
                     out.problems[need] = f"the target refuses {option} (401)"
@@ -233,8 +258,10 @@ def run_check(check: Check, target: Target, contract: Contract,
         o.status, o.message, o.option = NOT_RUN, n.reason, n.option
     except Inconclusive as i:
         o.status, o.message, o.needed = INCONCLUSIVE, i.reason, i.needed
-    except Unreachable as u:
-        o.status, o.message = FAILED, f"the target stopped answering: {u}"
+    except Unreachable as u:  # transport trouble: never the target's fault
+        o.status, o.message = INCONCLUSIVE, f"a request got no answer: {u}"
+        o.needed = "a network path and TLS setup that carry every request to the target"
+        o.transport = True
         o.exchanges = ctx.exchanges[-1:]
     except Exception as exc:  # the kit's own failure, or an unreadable answer
         if observations.breached(ctx.exchanges):
@@ -256,11 +283,15 @@ def run(target: Target, *, handlers: list[Handler] = (), only: list[str] | None 
         schemathesis_examples: int | None = None, seed: int | None = None,
         jobs: int | None = None, waivers: list[Waiver] = (),
         exclude_checks: list[str] = (), report_dir: Path | None = None,
-        today: dt.date | None = None) -> RunResult:
+        today: dt.date | None = None, fail_on: tuple[str, ...] = ("failed",)) -> RunResult:
     """Run the checks; with a --project-id each check has its own containers, so `jobs`
     of them run at once (default: options.py's); with shared --container-id ones
     they run one by one."""
     today = today or dt.date.today()
+    unknown = [v for v in fail_on if v not in FAIL_ON_NAMES]
+    if unknown:
+        raise UsageError(f"--fail-on {', '.join(unknown)}: the verdicts are "
+                         f"{', '.join(FAIL_ON_NAMES)}")
     contract = Contract(target.base_url)
     checks = select(only)
     with_schema = not only or bool({o.upper() for o in only} & {"SCHEMA", "SCHEMATHESIS"})
@@ -320,7 +351,7 @@ def run(target: Target, *, handlers: list[Handler] = (), only: list[str] | None 
                                  else len(RULE_ORDER), order.get(o.name, len(order))))
     result = RunResult(target, outcomes, round(time.monotonic() - started, 2), observations,
                        schema_box.get("result"),
-                       [w for w in waivers if not w.active(today)], profile)
+                       [w for w in waivers if not w.active(today)], profile, tuple(fail_on))
     for h in handlers:
         h.finished(result)
     return result
@@ -330,7 +361,7 @@ def _restore(target: Target, contract: Contract, state: Any,
              observations: Observations) -> None:
     """Schemathesis may change the target's shared state: put back what the team had."""
     c = Client(target.base_url, target.api_key, contract, [], observations=observations,
-               check="schemathesis", max_wait=target.max_wait)
+               check="schemathesis", max_wait=target.max_wait, tls_settings=target.tls)
     try:
         restore_shared_state(c, target, state)
     finally:

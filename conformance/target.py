@@ -6,9 +6,14 @@ model's (options.py), written there once.
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from layers_kit.conformance.options import DEFAULTS as _D
+from layers_kit.conformance.tls import DEFAULT as _DEFAULT_TLS
+from layers_kit.conformance.tls import TlsSettings
 
 
 @dataclass(frozen=True)
@@ -27,6 +32,20 @@ class Target:
     poll_interval: float = _D.poll_interval
     request_timeout: float = _D.request_timeout
     max_wait: float = _D.max_wait  # seconds one request may wait on 429/503 Retry-After in all
+    tls: TlsSettings = _DEFAULT_TLS
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **given: Any) -> Target:
+        """The Python API's way to read keys and ids from the environment (`LAYERS_API_KEY`,
+        `LAYERS_BASE_URL`, ...: the variables `layers-conformance run --help` names), as the
+        command line and the pytest plugin do; `given` wins over the environment."""
+        from layers_kit.conformance import options
+
+        opts = options.resolve(given, os.environ if environ is None else environ)
+        if not (opts.base_url and opts.api_key):
+            raise ValueError("a target needs a base URL and an API key: give base_url and "
+                             "api_key, or set LAYERS_BASE_URL and LAYERS_API_KEY")
+        return opts.target()
 
     def has(self, need: str) -> bool:
         return {

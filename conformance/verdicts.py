@@ -5,6 +5,10 @@ A check ends `passed`, `failed` (the target broke the rule), `not run` (an input
 reasons), `waived` (`--waive FILE`) or `error` (the kit itself failed). Only `failed` makes
 exit status 1.
 
+Exit status: 1 when a check failed (the target broke the contract); else 2 when the run could
+not judge (a request got no answer: refused, reset, timed out, refused by TLS), or when a check
+ended with a verdict `--fail-on` names; else 0.
+
 A rule is `passed` only when every one of its checks ran and passed; `failed` when any failed;
 `not run` or `waived` when all were; `inconclusive` when none passed and some could not judge;
 `partial` otherwise (some passed, others did not run, were waived or could not judge).
@@ -18,6 +22,9 @@ PASSED, FAILED, NOT_RUN = "passed", "failed", "not run"
 INCONCLUSIVE, WAIVED, ERROR = "inconclusive", "waived", "error"
 PARTIAL = "partial"
 VERDICTS = (PASSED, FAILED, NOT_RUN, INCONCLUSIVE, WAIVED, ERROR)
+# `--fail-on` names the verdicts as words without spaces.
+FAIL_ON_NAMES = {"failed": FAILED, "error": ERROR, "inconclusive": INCONCLUSIVE,
+                 "not-run": NOT_RUN, "waived": WAIVED}
 MARK = {PASSED: "✓", FAILED: "✗", NOT_RUN: "-", INCONCLUSIVE: "?", WAIVED: "w", ERROR: "!",
         PARTIAL: "~"}
 

@@ -26,7 +26,14 @@ from tests.support import ids
 ROOT = Path(__file__).resolve().parents[1]
 KEY_ENVS = {"api_key": "LAYERS_API_KEY", "readonly_key": "LAYERS_READONLY_KEY",
             "other_org_key": "LAYERS_OTHER_ORG_KEY", "broke_key": "LAYERS_BROKE_KEY"}
-NO_KEYS = {var: "" for var in KEY_ENVS.values()}  # this process' own keys must not leak in
+# Ids, the base URL and the TLS files come from the environment too (every entry point).
+OTHER_ENVS = {"base_url": "LAYERS_BASE_URL", "project_id": "LAYERS_PROJECT_ID",
+              "other_project_id": "LAYERS_OTHER_PROJECT_ID",
+              "broke_container_id": "LAYERS_BROKE_CONTAINER_ID",
+              "moderation_text": "LAYERS_MODERATION_TEXT", "ca_bundle": "LAYERS_CA_BUNDLE",
+              "client_cert": "LAYERS_CLIENT_CERT", "client_key": "LAYERS_CLIENT_KEY"}
+NO_KEYS = {var: "" for var in {**KEY_ENVS, **OTHER_ENVS}.values()}  # none of this process'
+
 
 
 def _defaults() -> dict:
@@ -52,7 +59,7 @@ def _pytest(tmp_path: Path, test: str, *args: str,
 # --- every default written once ---------------------------------------------------------
 
 def test_the_model_names_the_documented_environment_variables():
-    assert ENV == KEY_ENVS
+    assert ENV == {**KEY_ENVS, **OTHER_ENVS}
     assert cli.KEY_ENV == {"api": "LAYERS_API_KEY", "readonly": "LAYERS_READONLY_KEY",
                            "other": "LAYERS_OTHER_ORG_KEY", "broke": "LAYERS_BROKE_KEY"}
 
@@ -92,8 +99,9 @@ def test_the_cli_parses_each_option_into_the_model():
 
 def test_target_defaults_are_the_model_defaults():
     target = Target(base_url="http://x", api_key="k")
-    names = [f.name for f in dataclasses.fields(Target)]
+    names = [f.name for f in dataclasses.fields(Target) if f.name != "tls"]
     assert set(names) <= set(FIELDS)  # every field of Target is an option of the model
+    assert target.tls == DEFAULTS.tls()  # the TLS options, as one setting
     for name in names:
         if name not in ("base_url", "api_key"):
             assert getattr(target, name) == getattr(DEFAULTS, name), name
