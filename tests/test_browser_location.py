@@ -9,11 +9,9 @@ against the page's own URL (the mistake the contract warns of) names the page's 
 
 from __future__ import annotations
 
-import http.server
-import threading
-
 import pytest
 
+from tests.support import pages
 from tests.support.process import start_mock
 from tests.support.tools import CHROMIUM_ARGS, require_chromium
 
@@ -50,23 +48,10 @@ async function regenerateAndFollow(regenerateUrl, key) {
 
 
 @pytest.fixture
-def page_origin(tmp_path):
-    """A static server for the partner's page, on its own loopback port (another origin)."""
-    (tmp_path / "index.html").write_text(PAGE, encoding="utf-8")
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def __init__(self, *a, **kw):
-            super().__init__(*a, directory=str(tmp_path), **kw)
-
-        def log_message(self, *args) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+def page_origin():
+    """The partner's page, on its own loopback port (another origin than the mock's)."""
+    with pages.page_origin(PAGE.encode()) as origin:
+        yield origin
 
 
 def test_a_page_on_another_origin_follows_location_to_the_job(page_origin):

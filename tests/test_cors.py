@@ -3,9 +3,7 @@ then a real browser on another origin uses the real mock process."""
 
 from __future__ import annotations
 
-import http.server
 import json
-import threading
 
 import pytest
 from starlette.testclient import TestClient
@@ -13,7 +11,7 @@ from starlette.testclient import TestClient
 from layers_kit.mock.cli import main as mock_main
 from layers_kit.mock.config import Config
 from layers_kit.mock.web.app import create_app
-from tests.support import ids
+from tests.support import ids, pages
 from tests.support.process import start_mock
 from tests.support.tools import CHROMIUM_ARGS, require_chromium
 
@@ -115,24 +113,8 @@ PAGE = b"<!doctype html><title>partner app</title><p>a page on another origin</p
 @pytest.fixture
 def page_origin():
     """A tiny web server on another free port: the partner's app origin."""
-
-    class Page(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "text/html")
-            self.send_header("Content-Length", str(len(PAGE)))
-            self.end_headers()
-            self.wfile.write(PAGE)
-
-        def log_message(self, *args) -> None:
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    with pages.page_origin(PAGE) as origin:
+        yield origin
 
 
 SCRIPT = """async ([base, path, apiKey]) => {
