@@ -116,8 +116,16 @@ def schemathesis_phase() -> list[Described]:
 
     return [Described("SCHEMA", "run, Schemathesis phase", "schemathesis", SCHEMA_TITLE,
                       "property-based and stateful requests generated from openapi.yaml, "
-                      "with every Schemathesis check", "a response Schemathesis finds outside "
-                      "the contract (status, headers or body)",
+                      "with every Schemathesis check; a fresh Idempotency-Key on every "
+                      "request, 429s waited out by Retry-After within the time budget, "
+                      "scheduleContent dated a year ahead, and (with --project-id) an "
+                      "approved container, a job and a post of its own so that every "
+                      "operation can reach its 2xx", "a response Schemathesis finds outside "
+                      "the contract (status, headers or body), e.g. a schema-breaking body "
+                      "accepted; inconclusive (never failed) when the target stopped "
+                      "answering, the budget ran out, a write operation never got a 2xx, an "
+                      "unintended 409 IDEMPOTENCY_CONFLICT came back, or Schemathesis warned "
+                      "that logic went untested",
                       "nothing beyond `--base-url` and `--api-key` (`--project-id` gives it "
                       "a container of its own); skipped with `--no-schemathesis`", True)]
 
@@ -170,8 +178,8 @@ def render() -> str:
            "(`layers_kit.conformance.proxy.checks`). Three families:", "",
            "- **regenerate rule** (R1-R12): what `regenerateContent` does;",
            "- **API rule**: what every operation does (D2 operations, D5 errors, D6 "
-           "idempotency, D7 jobs and time, D8 auth and tenancy, SCHEMA conformance to "
-           "`openapi.yaml`);",
+           "idempotency, D7 jobs and time, D8 auth and tenancy, D16 approval and "
+           "scheduling, SCHEMA conformance to `openapi.yaml`);",
            "- **product section**: a part of this product that code cites, not a rule of the "
            "API.", "",
            "| id | family | title | checks (run) | checks (proxy) |", "|---|---|---|---|---|"]
@@ -186,6 +194,9 @@ def render() -> str:
         for entry in CATALOGUE.values():
             if entry.family == family:
                 out += _entry(entry, by_rule.get(entry.id, []))
+    from layers_kit.conformance import promises
+
+    out += promises.render()
     unknown = sorted(set(by_rule) - set(CATALOGUE))
     if unknown:
         out += ["", "## Checks under ids the catalogue does not define", ""]

@@ -79,6 +79,13 @@ class Options:
     moderation_text: str | None = option(None, "brief text the safety check refuses (R12)",
                                          group="unlock", env="LAYERS_MODERATION_TEXT",
                                          metavar="TEXT")
+    credits_key: str | None = option(
+        None, "a key of an org holding at least 120 and fewer than 600 credits: makes credits "
+              "observable (R11: a canceled job releases its reservation)", group="unlock",
+        env="LAYERS_CREDITS_KEY", metavar="KEY")
+    credits_container_id: str | None = option(
+        None, "a completed container of that org", group="unlock",
+        env="LAYERS_CREDITS_CONTAINER_ID", metavar="ID")
     # TLS (conformance/tls.py): the system trust store unless one of these says otherwise.
     ca_bundle: str | None = option(
         None, "a PEM bundle of the CAs to trust instead of the system store (SSL_CERT_FILE "

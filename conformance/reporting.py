@@ -12,10 +12,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from layers_kit.conformance import promises
 from layers_kit.conformance.contract import documented_statuses
 from layers_kit.conformance.failures import Exchange
 from layers_kit.conformance.runner import Outcome, RunResult
-from layers_kit.conformance.schema_phase import command_line
+from layers_kit.conformance.schema_phase import command_line, tally_lines
 from layers_kit.conformance.target import Target
 from layers_kit.conformance.verdicts import (
     ERROR,
@@ -41,12 +42,14 @@ RULE_TITLES = OrderedDict(
     if rule != "D2")
 
 SPEND_NOTE = ("What a run creates and spends on the target (measured against the bundled mock, "
-              "default profile; each run prints its own figures at the end): the checks make "
-              "about 30 containers and 60 job starts in --project-id, reserving about 4,800 "
-              "credits (canceled jobs release theirs), leave one scheduled post (in 2031), and "
-              "change the review policy 4 times, restoring it; Schemathesis adds about 15-20 "
-              "containers, 15-20 job starts, 2,000-3,000 credits and up to about 20 scheduled "
-              "posts, by seed.")
+              "default profile; each run prints its own figures at the end, `--plan` an "
+              "estimate first, and the reports list every id created): the checks make about "
+              "30 containers and 60 job starts in --project-id, reserving about 4,800 credits "
+              "(canceled jobs release theirs), leave a few scheduled posts and change the "
+              "review policy a few times, restoring it; Schemathesis adds about 20 containers "
+              "and job starts, 2,000-3,000 credits and about 50 scheduled posts, by seed. "
+              "Every post the kit or Schemathesis schedules is dated at least a year ahead "
+              "(a date in the past would mean: publish now).")
 
 
 def by_rule(result: RunResult) -> OrderedDict[str, list[Outcome]]:
@@ -122,6 +125,10 @@ class Console:
         self._print(f"\nThis run spent: {result.spend.line()}.")
         if result.schema is not None:
             self._print(f"  of which Schemathesis: {result.schema.spend.line()}.")
+        if result.schema is not None:
+            for line in tally_lines(result.schema):
+                self._print(line)
+        self._print(promises.coverage_line() + " (docs/reference/rules.md lists them).")
         created = result.observations.created
         if any(created.values()):
             self._print("It created (ids in the reports): " + ", ".join(
@@ -292,12 +299,16 @@ class Report(_FileAtEnd):
             "coverage": coverage_rows(result),
             "spend": result.spend.as_dict(),
             "created": result.observations.created,
+            "promises": promises.coverage(),
             "notRun": result.not_run_options(),
             "transportTrouble": [o.name for o in result.transport_trouble],
             "schemathesis": None if schema is None else {
                 "ok": schema.ok, "junit": schema.junit and str(schema.junit),
                 "har": schema.har and str(schema.har), "command": command_line(schema),
-                "reproduce": schema.reproduce, "spend": schema.spend.as_dict()},
+                "reproduce": schema.reproduce, "spend": schema.spend.as_dict(),
+                "verdict": schema.verdict, "reasons": schema.reasons,
+                "warnings": schema.warnings,
+                "tally": {op: dict(counts) for op, counts in schema.tally.items()}},
             "expiredWaivers": [{"id": w.id, "reason": w.reason, "expires": str(w.expires)}
                                for w in result.expired_waivers],
         }
@@ -364,8 +375,12 @@ class Report(_FileAtEnd):
                 out.append(f"JUnit: `{s.junit}`; HAR: `{s.har}`")
             if s.reproduce:
                 out += ["", "Reproduce:", "", "```", *s.reproduce, "```"]
+            out += ["", f"Verdict: {s.verdict}." + (f" {'; '.join(s.reasons)}." if s.reasons
+                                                   else ""), "", "```", *tally_lines(s), "```"]
         out += Report._coverage_md(result)
         out += ["", "## What this run spent", "", result.spend.line() + "."]
+        out += ["", "## Promises of the contract", "", promises.coverage_line() +
+                " (docs/reference/rules.md lists them, with the checks that hold them)."]
         out += ["", "## What this run created (for clean-up)", ""]
         out += [f"- {kind}: " + (", ".join(f"`{i}`" for i in ids) or "none")
                 for kind, ids in result.observations.created.items()]

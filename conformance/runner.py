@@ -38,7 +38,7 @@ from layers_kit.conformance.probes import (
     save_shared_state,
 )
 from layers_kit.conformance.registry import NEEDS, Check, all_checks
-from layers_kit.conformance.schema_phase import SchemaResult, run_schemathesis
+from layers_kit.conformance.schema_phase import SchemaResult, SchemaUnjudged, run_schemathesis
 from layers_kit.conformance.target import Target
 from layers_kit.conformance.verdicts import (
     ERROR,
@@ -396,14 +396,22 @@ def _schema_outcome(target: Target, contract: Contract, enabled: bool, profile: 
         res = run_schemathesis(target.base_url, target.api_key, profile=profile,
                                max_examples=examples, seed=seed, report_dir=report_dir,
                                project_id=target.project_id, container_id=container,
-                               exclude_checks=list(exclude_checks), contract=contract)
+                               exclude_checks=list(exclude_checks), contract=contract,
+                               tls_settings=target.tls)
+    except SchemaUnjudged as exc:  # inconclusive (no answer, nothing accepted) or error
+        res = exc.result
+        message = res.message + (f"\n(no container of its own: {note})" if note else "")
+        return Outcome("SCHEMA", "schemathesis", SCHEMA_TITLE, res.verdict, message=message,
+                       needed="; ".join(res.reasons) or None,
+                       transport=any("stopped answering" in r for r in res.reasons),
+                       seconds=round(time.monotonic() - started, 2)), res
     except Exception as exc:  # the kit's own failure
         return Outcome("SCHEMA", "schemathesis", SCHEMA_TITLE, ERROR,
                        message=f"the kit failed to run Schemathesis: {exc}",
                        traceback="".join(traceback.format_exception(exc)),
                        seconds=round(time.monotonic() - started, 2)), None
-    message = "" if res.ok else f"{len(res.failures)} failure(s)\n" + "\n\n".join(
-        res.failures[:10])
+    message = res.message if res.ok else f"{len(res.failures)} failure(s)\n" + "\n\n".join(
+        res.failures[:10]) + "\n" + res.message
     if note:
         message = (message + "\n" if message else "") + f"(no container of its own: {note})"
     return Outcome("SCHEMA", "schemathesis", SCHEMA_TITLE, PASSED if res.ok else FAILED,

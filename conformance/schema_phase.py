@@ -1,4 +1,4 @@
-"""Schema conformance: Schemathesis with its phases and every built-in check (D10).
+"""Schema conformance: Schemathesis with its phases and every built-in check (D10, SCHEMA).
 
 Run as the `schemathesis` CLI in a subprocess, so the kit gets exactly the behaviour users know
 from the CLI. Keys never reach its command line (where `ps` shows them): the generated config
@@ -7,21 +7,56 @@ folder as a 0600 file. Schemathesis runs in that folder, so no `.hypothesis/` or
 `.schemathesis/` is left in the caller's working folder. Its JUnit report and its HAR (keys
 masked) are kept next to the kit's reports when there are any; failures, the statuses it saw
 per operation and what it spent are read back from them.
+
+What makes the phase really exercise the write operations (hooks Schemathesis loads from the
+same private folder, `HOOKS` below):
+
+- a fresh `Idempotency-Key` (a UUID) on every generated request that carries a valid one: the
+  phase never means a replay, and the contract's example key on every request made most
+  writes meet `409 IDEMPOTENCY_CONFLICT`. Keys that break the contract (empty, too long, not
+  printable ASCII) are left as generated: they test validation and are never stored;
+- pacing: a `429` is waited out as its `Retry-After` says and the same request sent again (a
+  429 is not stored for idempotency, so the same key runs it), and the next request of the
+  same endpoint class (`X-RateLimit-Endpoint-Class`) waits until the bucket is open again;
+  both only while the run's time budget lasts (`timeout`; the pacing stops at
+  `PACING_SHARE` of it, so Schemathesis finishes on its own and the 429s left are reported);
+- every `scheduleContent` body is dated `FUTURE_DAYS` ahead (a past `scheduledFor` means
+  "publish as soon as possible" on a real server): a generated object body gets that
+  `scheduledFor`, anything else is wrapped into one that has it (still refused: the field
+  `notAField` breaks the schema);
+- with a project, resources of its own (`prepare_resources`): an approved container for
+  `approveContent` and `scheduleContent`, a job for `getJob` and `cancelJob`, a post for
+  `getScheduledPost`, so that each operation can reach its 2xx.
+
+The verdict (`SchemaResult.verdict`): `failed` when Schemathesis found a response outside the
+contract (transport trouble is never that); `inconclusive` when the target stopped answering,
+the run ran out of time, a write operation was never accepted (no 2xx), a `409
+IDEMPOTENCY_CONFLICT` came back that the phase did not intend, or Schemathesis warned that
+logic went untested (its warnings are carried into the message); `error` when Schemathesis
+could not run at all; `passed` otherwise. `tally` counts what each operation reached (2xx,
+each 4xx by code, 429s left and waited out, 5xx); `tally_lines` prints it.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
 import tempfile
+import time
+import uuid
 import xml.etree.ElementTree as ET
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
+
+from layers_kit.conformance import tls
 from layers_kit.conformance.contract import Contract, spec_path
 from layers_kit.conformance.observations import Spend, spend_of
 from layers_kit.conformance.secrets import mask
@@ -32,6 +67,10 @@ PROFILES = {
     "default": {"phases": "examples,coverage,fuzzing,stateful", "max_examples": 10},
 }
 KEY_ENV = "LAYERS_CONFORMANCE_API_KEY"
+FUTURE_DAYS = 400  # every post the phase schedules is dated at least this far ahead
+PACING_SHARE = 0.8  # of the time budget, after which 429s are no longer waited out
+WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
+PASSED, FAILED, INCONCLUSIVE, ERROR = "passed", "failed", "inconclusive", "error"
 
 # A run in which every call is a 401 would pass without `missing_auth`.
 _CONFIG = """
@@ -39,8 +78,135 @@ headers = {{ "X-Api-Key" = "${{{env}}}" }}
 
 [warnings]
 fail-on = ["missing_auth"]
-{parameters}
+{parameters}{operations}
 """
+
+# Schemathesis' warnings that say some logic behind an operation went untested.
+UNTESTED_WARNINGS = ("rate limited", "missing test data", "validation mismatch",
+                     "low valid rate")
+# What a failure or an error of Schemathesis says when the target did not answer at all.
+_TRANSPORT = re.compile(r"Network Error|ConnectionError|Connection refused|Connection reset|"
+                        r"Connection aborted|RemoteDisconnected|Read timed out|ReadTimeout|"
+                        r"ConnectTimeout|Max retries exceeded|ChunkedEncodingError",
+                        re.IGNORECASE)
+
+HOOKS = r'''
+"""Hooks of the kit's Schemathesis phase (written by layers_kit.conformance.schema_phase)."""
+import atexit, json, os, threading, time, uuid
+from email.utils import parsedate_to_datetime
+
+import requests
+import schemathesis
+from schemathesis.core.transport import Response
+
+DEADLINE = float(os.environ.get("LAYERS_SCHEMA_DEADLINE") or 0) or None
+FUTURE = os.environ["LAYERS_SCHEMA_FUTURE"]
+FACTS = os.environ.get("LAYERS_SCHEMA_FACTS")
+_lock = threading.Lock()
+_blocked = {}   # endpoint class -> time.monotonic() when its bucket is open again
+_class_of = {}  # operation label -> endpoint class (X-RateLimit-Endpoint-Class)
+_facts = {"keys": 0, "dated": 0, "waited": {}, "waitedSeconds": 0.0, "unwaited": {},
+          "network": {}}
+
+
+def _left():
+    return None if DEADLINE is None else DEADLINE - time.time()
+
+
+def _bump(kind, label):
+    with _lock:
+        _facts[kind][label] = _facts[kind].get(label, 0) + 1
+
+
+def _printable(value):
+    return isinstance(value, str) and 1 <= len(value) <= 255 and \
+        all(32 <= ord(ch) < 127 for ch in value)
+
+
+def _retry_after(response):
+    values = response.headers.get("retry-after") or []
+    value = values[0] if isinstance(values, list) and values else values
+    if not value:
+        return 1.0
+    try:
+        return max(0.0, float(value))
+    except (TypeError, ValueError):
+        try:
+            return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
+        except (TypeError, ValueError):
+            return 1.0
+
+
+@schemathesis.hook
+def before_call(context, case, kwargs):
+    headers = case.headers
+    if headers:
+        for name in list(headers):
+            if name.lower() == "idempotency-key" and _printable(headers[name]):
+                headers[name] = str(uuid.uuid4())
+                with _lock:
+                    _facts["keys"] += 1
+    media = (case.media_type or "application/json").lower()
+    if case.method.upper() == "POST" and case.path.endswith("/schedule") and "json" in media:
+        if isinstance(case.body, dict):
+            case.body["scheduledFor"] = FUTURE
+        else:
+            body = case.body if isinstance(case.body, (list, str, int, float, bool)) else None
+            case.body = {"scheduledFor": FUTURE, "notAField": body}
+        with _lock:
+            _facts["dated"] += 1
+    cls = _class_of.get(case.operation.label)
+    if cls:
+        wait, left = _blocked.get(cls, 0) - time.monotonic(), _left()
+        if wait > 0 and (left is None or wait < left * 0.5):
+            time.sleep(wait)
+
+
+@schemathesis.hook
+def after_call(context, case, response):
+    label = case.operation.label
+    names = response.headers.get("x-ratelimit-endpoint-class") or []
+    cls = names[0] if isinstance(names, list) and names else None
+    if cls:
+        _class_of[label] = cls
+    tries = 0
+    while response.status_code == 429 and tries < 10:
+        delay, left = _retry_after(response), _left()
+        if left is not None and delay + 1 > left:
+            _bump("unwaited", label)
+            return
+        if cls:
+            _blocked[cls] = time.monotonic() + delay
+        time.sleep(delay)
+        with _lock:
+            _facts["waitedSeconds"] += delay
+        _bump("waited", label)
+        try:
+            with requests.Session() as session:
+                raw = session.send(response.request, timeout=30, verify=response.verify)
+        except requests.RequestException:
+            _bump("network", label)
+            return
+        fresh = Response.from_requests(raw, verify=response.verify)
+        for slot in Response.__slots__:
+            if hasattr(fresh, slot):
+                setattr(response, slot, getattr(fresh, slot))
+            elif hasattr(response, slot):
+                delattr(response, slot)
+        tries += 1
+
+
+@schemathesis.hook
+def after_network_error(context, case, request):
+    _bump("network", case.operation.label)
+
+
+@atexit.register
+def _write():
+    if FACTS:
+        with open(FACTS, "w", encoding="utf-8") as f:
+            json.dump(_facts, f)
+'''
 
 
 @dataclass
@@ -54,13 +220,41 @@ class SchemaResult:
     reproduce: list[str] = field(default_factory=list)
     coverage: Counter = field(default_factory=Counter)
     spend: Spend = field(default_factory=Spend)
+    verdict: str = PASSED
+    reasons: list[str] = field(default_factory=list)  # why not passed, or what to know
+    warnings: list[str] = field(default_factory=list)  # Schemathesis' own, one per line
+    tally: dict[str, Counter] = field(default_factory=dict)  # operationId -> outcome -> n
+    facts: dict = field(default_factory=dict)  # what the hooks did (keys, dates, waits)
+
+    @property
+    def message(self) -> str:
+        """One text for a report: the verdict's reasons, the warnings, the tally."""
+        parts = [f"SCHEMA {self.verdict}: " + "; ".join(self.reasons)] if self.reasons else []
+        if self.warnings:
+            parts.append("Schemathesis warned: " + "; ".join(self.warnings))
+        parts.append("\n".join(tally_lines(self)))
+        return "\n".join(parts)
 
 
-def _parameters(contract: Contract | None, project_id: str | None,
-                container_id: str | None) -> str:
-    """Pin the path parameters the spec names for a project and a container to real ids."""
+class SchemaUnjudged(Exception):
+    """The phase could not judge SCHEMA (verdict inconclusive or error): raised, when asked,
+    so that a caller mapping `ok` to passed/failed reports neither; `result` has it all."""
+
+    def __init__(self, result: SchemaResult) -> None:
+        super().__init__(f"SCHEMA {result.verdict}: " + "; ".join(result.reasons))
+        self.result = result
+        self.verdict = result.verdict
+
+
+def future_date(now: dt.datetime | None = None) -> str:
+    """A `scheduledFor` at least a year ahead (FUTURE_DAYS), as the contract writes times."""
+    at = (now or dt.datetime.now(dt.UTC)) + dt.timedelta(days=FUTURE_DAYS)
+    return at.strftime("%Y-%m-%dT09:00:00.000Z")
+
+
+def _names(contract: Contract | None) -> set[str]:
     if contract is None:
-        return ""
+        return set()
     doc = contract.doc
 
     def name(param: dict) -> str | None:
@@ -74,6 +268,13 @@ def _parameters(contract: Contract | None, project_id: str | None,
             if isinstance(op, dict):
                 params += op.get("parameters") or []
         names |= {name(p) for p in params}
+    return names
+
+
+def _parameters(contract: Contract | None, project_id: str | None,
+                container_id: str | None) -> str:
+    """Pin the path parameters the spec names for a project and a container to real ids."""
+    names = _names(contract)
     pins = {}
     if project_id and "projectId" in names:
         pins["path.projectId"] = project_id
@@ -84,20 +285,101 @@ def _parameters(contract: Contract | None, project_id: str | None,
     return "\n[parameters]\n" + "".join(f'"{k}" = {json.dumps(v)}\n' for k, v in pins.items())
 
 
+def _operations(pins: dict[str, dict[str, str]]) -> str:
+    """Per-operation pins (operationId -> parameter -> value), after the global ones."""
+    out = ""
+    for op, params in pins.items():
+        inline = ", ".join(f'"{k}" = {json.dumps(v)}' for k, v in params.items())
+        out += f'\n[[operations]]\ninclude-operation-id = "{op}"\nparameters = {{ {inline} }}\n'
+    return out
+
+
+def prepare_resources(base_url: str, api_key: str, project_id: str, *, timeout: float = 120.0,
+            verify: object = True) -> tuple[dict[str, dict[str, str]], list[str]]:
+    """Resources of the phase's own, so that every operation can reach its 2xx: a container
+    generated while the project's review policy is `review_all` (the policy read first is put
+    back as soon as the job ended), approved (`approveContent` and `scheduleContent` work on
+    it), its job (`getJob`, `cancelJob`: 200 `accepted: false`) and one post scheduled
+    FUTURE_DAYS ahead (`getScheduledPost`). Returns the per-operation pins and notes on what
+    could not be made."""
+    pins: dict[str, dict[str, str]] = {}
+    path = f"/v1/projects/{project_id}/content-review-policy"
+    fresh = lambda: {"Idempotency-Key": str(uuid.uuid4())}  # noqa: E731
+    with httpx.Client(base_url=base_url.rstrip("/"), headers={"X-Api-Key": api_key},
+                      timeout=30, verify=verify) as c:  # type: ignore[arg-type]
+        try:
+            r = c.get(path)
+            if r.status_code != 200:
+                return pins, [f"the review policy could not be read ({r.status_code})"]
+            original = {k: v for k, v in r.json().items() if k in ("policy", "firstN")}
+            try:
+                r = c.patch(path, json={"policy": "review_all"}, headers=fresh())
+                if r.status_code != 200:
+                    return pins, [f"the review policy could not be set ({r.status_code})"]
+                r = c.post(f"/v1/projects/{project_id}/content", headers=fresh(),
+                           json={"format": "slideshow_remix", "variantCount": 1,
+                                 "brief": {"topic": "Conformance kit: schema phase"}})
+                if r.status_code != 202:
+                    return pins, [f"generateContent answered {r.status_code}"]
+                job, cid = r.json()["jobId"], r.json()["containerId"]
+                deadline, delay = time.monotonic() + timeout, 0.05
+                while time.monotonic() < deadline:
+                    state = c.get(f"/v1/jobs/{job}")
+                    if state.status_code == 200 and state.json().get("status") != "running":
+                        break
+                    time.sleep(delay)
+                    delay = min(delay * 1.5, 5.0)
+            finally:
+                c.patch(path, json=original, headers=fresh())
+            pins["getJob"] = pins["cancelJob"] = {"path.jobId": job}
+            notes = []
+            if c.post(f"/v1/content/{cid}/approve", json={}, headers=fresh()).status_code \
+                    == 200:
+                pins["approveContent"] = pins["scheduleContent"] = {"path.containerId": cid}
+                r = c.post(f"/v1/content/{cid}/schedule", json={"scheduledFor": future_date()},
+                           headers=fresh())
+                if r.status_code == 201:
+                    pins["getScheduledPost"] = {"path.scheduledPostId": r.json()["id"]}
+                else:
+                    notes.append(f"no scheduled post of its own (schedule: {r.status_code})")
+            else:
+                notes.append("no container to approve (the one generated under review_all "
+                             "could not be approved)")
+            return pins, notes
+        except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
+            return pins, [f"preparing its own resources failed: {type(exc).__name__}: {exc}"]
+
+
 def run_schemathesis(base_url: str, api_key: str, *, profile: str = "default",
                      max_examples: int | None = None, seed: int | None = None,
                      timeout: float = 1800, report_dir: Path | None = None,
                      project_id: str | None = None, container_id: str | None = None,
                      exclude_checks: list[str] = (),
-                     contract: Contract | None = None) -> SchemaResult:
+                     contract: Contract | None = None, prepare: bool = True,
+                     raise_unjudged: bool = True,
+                     tls_settings: tls.TlsSettings = tls.DEFAULT) -> SchemaResult:
+    """Run the phase. `timeout` is its time budget. `prepare`: with a project, make the resources
+    every operation needs to reach a 2xx (see `prepare_resources`). `raise_unjudged`: raise
+    SchemaUnjudged when the verdict is inconclusive or error (its `result` holds everything),
+    so that a caller that maps `ok` to passed or failed calls it neither."""
     settings = PROFILES[profile]
+    started = time.time()
+    pins: dict[str, dict[str, str]] = {}
+    notes: list[str] = []
+    if prepare and project_id and contract is not None:
+        pins, notes = prepare_resources(base_url, api_key, project_id,
+                                        timeout=min(300.0, timeout / 4),
+                                        verify=tls.context(tls_settings))
     with tempfile.TemporaryDirectory(prefix="layers-conformance-") as tmp:
         work = Path(tmp)
         config = work / "schemathesis.toml"
         fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(_CONFIG.format(env=KEY_ENV,
-                                   parameters=_parameters(contract, project_id, container_id)))
+                                   parameters=_parameters(contract, project_id, container_id),
+                                   operations=_operations(pins)))
+        hooks, facts_path = work / "layers_hooks.py", work / "facts.json"
+        hooks.write_text(HOOKS, encoding="utf-8")
         out_dir = Path(report_dir).resolve() if report_dir else work
         out_dir.mkdir(parents=True, exist_ok=True)
         junit, har = out_dir / "schemathesis-junit.xml", out_dir / "schemathesis.har"
@@ -107,31 +389,127 @@ def run_schemathesis(base_url: str, api_key: str, *, profile: str = "default",
                "--max-examples", str(max_examples or settings["max_examples"]),
                "--generation-database", "none", "--no-color",
                "--report", "junit,har", "--report-junit-path", str(junit),
-               "--report-har-path", str(har)]
+               "--report-har-path", str(har), *tls.schemathesis_args(tls_settings)]
         if exclude_checks:
             cmd += ["--exclude-checks", ",".join(exclude_checks)]
         if seed is not None:
             cmd += ["--seed", str(seed)]
-        env = {**os.environ, KEY_ENV: api_key}
+        budget = max(1.0, timeout - (time.time() - started))
+        env = {**os.environ, KEY_ENV: api_key, "SCHEMATHESIS_HOOKS": str(hooks),
+               "LAYERS_SCHEMA_DEADLINE": str(time.time() + budget * PACING_SHARE),
+               "LAYERS_SCHEMA_FUTURE": future_date(), "LAYERS_SCHEMA_FACTS": str(facts_path)}
+        for stale in (junit, har):
+            stale.unlink(missing_ok=True)
         try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=budget,
                                   cwd=work, env=env)
         except subprocess.TimeoutExpired:
-            return SchemaResult(False, [f"Schemathesis did not finish within {timeout:g} s"],
-                                "", cmd)
+            res = SchemaResult(False, [], "", cmd, verdict=INCONCLUSIVE,
+                               reasons=[f"Schemathesis did not finish within its time budget "
+                                        f"({timeout:g} s)", *notes])
+            return _settle(res, raise_unjudged)
         for path in (junit, har):
             _mask_file(path, api_key)
         failures = _junit_failures(junit) if junit.exists() else []
         out = _mask(proc.stdout, api_key)
-        if proc.returncode != 0 and not failures:
-            failures = [out[-3000:] or _mask(proc.stderr, api_key)[-3000:]]
+        err = _mask(proc.stderr, api_key)
         summary = out[out.rfind("SUMMARY"):][:2000] if "SUMMARY" in out else out[-2000:]
         coverage, spend = _har_facts(har, contract)
+        facts = _read_json(facts_path)
         kept = report_dir is not None
-        return SchemaResult(proc.returncode == 0, failures, summary, cmd,
-                            junit if kept and junit.exists() else None,
-                            har if kept and har.exists() else None,
-                            _reproductions(out), coverage, spend)
+        res = SchemaResult(False, failures, summary, cmd,
+                           junit if kept and junit.exists() else None,
+                           har if kept and har.exists() else None,
+                           _reproductions(out), coverage, spend,
+                           warnings=_warnings(out), tally=_tally(har, contract, facts),
+                           facts=facts)
+        _judge(res, proc.returncode, out, err, contract, notes)
+        return _settle(res, raise_unjudged)
+
+
+def _settle(res: SchemaResult, raise_unjudged: bool) -> SchemaResult:
+    res.ok = res.verdict == PASSED
+    if raise_unjudged and res.verdict in (INCONCLUSIVE, ERROR):
+        raise SchemaUnjudged(res)
+    return res
+
+
+def _judge(res: SchemaResult, returncode: int, out: str, err: str,
+           contract: Contract | None, notes: list[str]) -> None:
+    """The verdict from what Schemathesis said and what the phase reached."""
+    transport = [f for f in res.failures if _TRANSPORT.search(f)]
+    real = [f for f in res.failures if f not in transport]
+    network = sum((res.facts.get("network") or {}).values())
+    if real:
+        res.verdict, res.failures = FAILED, real
+        if transport:
+            res.reasons.append(f"{len(transport)} request(s) got no answer (not counted as "
+                               "failures)")
+        return
+    if returncode != 0 and not transport:
+        if "missing_auth" in out.lower() or "missing authentication" in out.lower():
+            res.verdict, res.failures = FAILED, [out[-3000:]]
+            return
+        if not _TRANSPORT.search(out + err):
+            res.verdict = ERROR
+            res.reasons.append("Schemathesis could not run: " +
+                               ((err or out).strip()[-1500:] or f"exit status {returncode}"))
+            return
+    if transport or network or (returncode != 0 and _TRANSPORT.search(out + err)):
+        res.verdict = INCONCLUSIVE
+        res.reasons.append(f"the target stopped answering ({len(transport) or network} "
+                           "request(s) without an answer: cannot connect, reset or timed out)")
+        res.failures = transport
+        return
+    res.failures = []
+    res.reasons += notes
+    for op in write_operations(contract):
+        reached = res.tally.get(op, Counter())
+        if not sum(n for k, n in reached.items() if k == "2xx"):
+            got = ", ".join(f"{k} x{n}" for k, n in reached.most_common(4)) or "no answer"
+            res.reasons.append(f"{op} was never accepted (no 2xx; it got {got})")
+    conflicts = sum(t.get("409 IDEMPOTENCY_CONFLICT", 0) for t in res.tally.values())
+    if conflicts:
+        res.reasons.append(f"{conflicts} answer(s) were 409 IDEMPOTENCY_CONFLICT, which the "
+                           "phase never intends (every request has a fresh key)")
+    untested = [w for w in res.warnings if any(k in w.lower() for k in UNTESTED_WARNINGS)]
+    if untested:
+        res.reasons.append("Schemathesis warned that logic went untested: " +
+                           "; ".join(untested))
+    unwaited = sum((res.facts.get("unwaited") or {}).values())
+    if unwaited:
+        res.reasons.append(f"{unwaited} 429(s) were left unwaited: the time budget ran out")
+    judged = [r for r in res.reasons if r not in notes]
+    res.verdict = INCONCLUSIVE if judged else PASSED
+
+
+def write_operations(contract: Contract | None) -> list[str]:
+    """The operationIds of the contract's write operations (POST, PUT, PATCH, DELETE)."""
+    if contract is None:
+        return []
+    out = []
+    for item in (contract.doc.get("paths") or {}).values():
+        for method, op in item.items():
+            if method.upper() in WRITE_METHODS and isinstance(op, dict) and \
+                    op.get("operationId"):
+                out.append(op["operationId"])
+    return out
+
+
+def tally_lines(res: SchemaResult) -> list[str]:
+    """The per-operation tally, one line each: what the phase reached."""
+    lines = ["Schemathesis reached, per operation (2xx, 4xx by code, 429 left / waited out):"]
+    for op in sorted(res.tally):
+        t = res.tally[op]
+        parts = [f"{k} x{n}" for k, n in sorted(t.items(), key=lambda kv: (kv[0] != "2xx",
+                                                                          kv[0]))]
+        lines.append(f"  {op}: " + ", ".join(parts))
+    f = res.facts or {}
+    if f:
+        lines.append(f"  fresh Idempotency-Keys {f.get('keys', 0)}, scheduleContent bodies "
+                     f"dated {FUTURE_DAYS} days ahead {f.get('dated', 0)}, "
+                     f"{f.get('waitedSeconds', 0):.0f} s waited on Retry-After")
+    return lines
 
 
 def command_line(result: SchemaResult) -> str:
@@ -201,3 +579,74 @@ def _junit_failures(path: Path) -> list[str]:
                 text = (node.get("message") or "") + "\n" + (node.text or "")
                 out.append(f"{case.get('name')}: {text.strip()[:1500]}")
     return out
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def _warnings(out: str) -> list[str]:
+    """Schemathesis' own warnings, one line each: the title and the operations it names."""
+    m = re.search(r"=+ WARNINGS =+\n(.*?)\n=+ ", out, re.S)
+    if not m:
+        return []
+    found: list[str] = []
+    for para in re.split(r"\n\s*\n", m.group(1)):
+        lines = [ln.strip() for ln in para.strip().splitlines() if ln.strip()]
+        if not lines or lines[0].startswith("💡"):
+            continue
+        if lines[0].startswith("- ") or not re.match(r"^[A-Z][^:]{2,60}: \S", lines[0]):
+            if not found:
+                continue
+            found[-1] += " (" + ", ".join(ln[2:] for ln in lines if ln.startswith("- ")) + ")"
+            continue
+        found.append(lines[0])
+    return found
+
+
+def _error_code(text: str | None) -> str | None:
+    try:
+        err = json.loads(text or "")["error"]
+        return err.get("code") if isinstance(err, dict) else None
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _tally(har: Path, contract: Contract | None, facts: dict) -> dict[str, Counter]:
+    """operationId -> what it reached: `2xx`, `304`, `<status> <code>` for errors, `429`
+    (left) and `429 waited out` (from the hooks' facts)."""
+    tally: dict[str, Counter] = {}
+    if contract is None:
+        return tally
+    entries = []
+    if har.exists():
+        try:
+            entries = json.loads(har.read_text(encoding="utf-8"))["log"]["entries"]
+        except (ValueError, KeyError, TypeError):
+            entries = []
+    for e in entries:
+        req, res = e.get("request") or {}, e.get("response") or {}
+        op = contract.operation_for(req.get("method", ""), req.get("url", ""))
+        status = res.get("status")
+        if op is None or not isinstance(status, int) or status == 0:
+            continue
+        if 200 <= status < 300:
+            key = "2xx"
+        elif status == 429:
+            key = "429"
+        else:
+            code = _error_code((res.get("content") or {}).get("text")) if status >= 400 else None
+            key = f"{status} {code}" if code else str(status)
+        tally.setdefault(op, Counter())[key] += 1
+    by_label = {}
+    for path, item in (contract.doc.get("paths") or {}).items():
+        for method, op in item.items():
+            if isinstance(op, dict) and op.get("operationId"):
+                by_label[f"{method.upper()} {path}"] = op["operationId"]
+    for label, n in (facts.get("waited") or {}).items():
+        op = by_label.get(label, label)
+        tally.setdefault(op, Counter())["429 waited out"] += n
+    return tally

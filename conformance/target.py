@@ -28,6 +28,8 @@ class Target:
     moderation_text: str | None = _D.moderation_text
     project_id: str | None = _D.project_id
     container_ids: tuple[str, ...] = _D.container_ids
+    credits_key: str | None = _D.credits_key
+    credits_container_id: str | None = _D.credits_container_id
     job_timeout: float = _D.job_timeout
     poll_interval: float = _D.poll_interval
     request_timeout: float = _D.request_timeout
@@ -60,4 +62,4 @@ class Target:
 
     def secrets(self) -> list[str]:
         return [k for k in (self.api_key, self.readonly_key, self.other_org_key,
-                            self.broke_key) if k]
+                            self.broke_key, self.credits_key) if k]

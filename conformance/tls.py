@@ -73,6 +73,36 @@ def context(settings: TlsSettings = DEFAULT) -> ssl.SSLContext:
     return ctx
 
 
+def ca_file(settings: TlsSettings = DEFAULT) -> str | None:
+    """A CA bundle file for tools that take a path, not a context (Schemathesis' requests):
+    --ca-bundle, else SSL_CERT_FILE, else the system's bundle; None with --insecure."""
+    if settings.insecure:
+        return None
+    if settings.ca_bundle:
+        return settings.ca_bundle
+    if os.environ.get("SSL_CERT_FILE"):
+        return os.environ["SSL_CERT_FILE"]
+    found = ssl.get_default_verify_paths().cafile
+    if found and os.path.isfile(found):
+        return found
+    for candidate in ("/etc/ssl/certs/ca-certificates.crt", "/etc/ssl/cert.pem",
+                      "/etc/pki/tls/certs/ca-bundle.crt", "/etc/ssl/ca-bundle.pem"):
+        if os.path.isfile(candidate):
+            return candidate
+    return None
+
+
+def schemathesis_args(settings: TlsSettings = DEFAULT) -> list[str]:
+    """The same TLS configuration as Schemathesis' command-line options."""
+    found = ca_file(settings)
+    args = ["--tls-verify", "false" if settings.insecure else (found or "true")]
+    if settings.client_cert:
+        args += ["--request-cert", settings.client_cert]
+        if settings.client_key:
+            args += ["--request-cert-key", settings.client_key]
+    return args
+
+
 def find_tls_error(exc: BaseException) -> ssl.SSLError | None:
     """The TLS error under a transport error (httpx wraps it), or None."""
     seen: set[int] = set()

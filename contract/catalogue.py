@@ -4,9 +4,9 @@ Ids come in three families:
 
 - "regenerate rule" (R1-R12): what `regenerateContent` does to a container, its job and its
   neighbours;
-- "API rule" (D2, D5-D8, SCHEMA): what every operation of the contract does: which
+- "API rule" (D2, D5-D8, D16, SCHEMA): what every operation of the contract does: which
   operations exist (D2), errors (D5), idempotency (D6), jobs and time (D7), auth and tenancy
-  (D8), and conformance to `openapi.yaml` itself (SCHEMA);
+  (D8), approval and scheduling (D16), and conformance to `openapi.yaml` itself (SCHEMA);
 - "product section" (D1, D3, D4, D9-D15): a part of this product (the mock, the kit, the
   publishing of the contract...) rather than a rule of the API; code cites them to say which
   part it belongs to.
@@ -32,7 +32,7 @@ FAMILIES = (REGENERATE_RULE, API_RULE, PRODUCT_SECTION)
 
 # The shape of a rule id where code or prose cites one (word boundaries keep `d5(...)` method
 # names, hex digests and `SCHEMATHESIS` out).
-ID_PATTERN = re.compile(r"\b(?:R(?:1[0-2]|[1-9])|D(?:1[0-5]|[1-9])|SCHEMA)\b")
+ID_PATTERN = re.compile(r"\b(?:R(?:1[0-2]|[1-9])|D(?:1[0-6]|[1-9])|SCHEMA)\b")
 
 
 @dataclass(frozen=True)
@@ -147,6 +147,15 @@ _ENTRIES = [
           "malformed `Authorization` answers 401 `UNAUTHENTICATED`; a key without the "
           "operation's scope 403 `FORBIDDEN_SCOPE` with `details.requiredScope`. Another org's "
           "resource answers exactly as a missing one, 404 `NOT_FOUND`, never 403.",
+          API_RULE),
+    Entry("D16", "Approval and scheduling",
+          "`approveContent` moves a completed container from `pending` or `rejected` to "
+          "`approved`, and approving an approved container answers 200 with its approval; a "
+          "container that needs no approval (`not_required`), or whose generation never "
+          "completed, answers 409 `CONFLICT`. `scheduleContent` schedules a completed "
+          "container with a snapshot of its caption; a container whose approval is `pending` "
+          "or `rejected` answers 409 `APPROVAL_REQUIRED`, one that never completed a "
+          "generation 409 `CONFLICT`.",
           API_RULE),
     Entry("SCHEMA", "Schema conformance",
           "Every request a client sends and every response the server gives match "

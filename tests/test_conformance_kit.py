@@ -6,12 +6,14 @@ inconclusive, reports what it did not run, and keeps its exit codes and secrets.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import dataclasses
 import datetime as dt
 import json
 import os
 import socket
 import subprocess
 import sys
+import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -39,7 +41,53 @@ from tests.support import ids
 
 pytest_plugins = ["pytester"]
 VARIANT_RUNS_AT_ONCE = 4
-ALL_RULES = {f"R{i}" for i in range(1, 13)} | {"D5", "D6", "D7", "D8", "SCHEMA"}
+ALL_RULES = {f"R{i}" for i in range(1, 13)} | {"D5", "D6", "D7", "D8", "D16", "SCHEMA"}
+# Checks that need an input `--mock` does not give yet (the option is not wired): not run there.
+NEEDS_CREDITS = {"r11_cancel_releases_credits"}
+
+
+@dataclasses.dataclass(frozen=True)
+class CreditsTarget(Target):
+    """A target with the input that makes credits observable (r11_cancel_releases_credits):
+    a key of an org with a small known balance and a completed container of it."""
+
+    credits_key: str | None = None
+    credits_container_id: str | None = None
+
+
+CREDITS_KEY = "lp_test_thrifty"
+CREDITS_CONTAINER = "cnt_00000000-0000-4000-8000-000000000501"
+
+
+def _credits_fixtures() -> str:
+    """The bundled fixtures plus an org holding 300 credits (below one 600-credit probe, above
+    a 120-credit regeneration), its key, project and a completed container."""
+    import yaml
+
+    from layers_kit.mock.domain.fixtures import load
+
+    fx = load().data
+    org, project = "org_00000000-0000-4000-8000-00000000000d", \
+        "prj_00000000-0000-4000-8000-000000000005"
+    fx["orgs"].append({"id": org, "name": "Thrifty", "credits": 300})
+    fx["keys"].append({"key": CREDITS_KEY, "id": "key_thrifty_full", "org": org,
+                       "scopes": sorted(bundled.ALL_SCOPES)})
+    fx["projects"].append({"id": project, "org": org, "policy": "auto_approve"})
+    fx["containers"].append({"id": CREDITS_CONTAINER, "project": project,
+                             "label": "Thrifty's container", "format": "video_remix",
+                             "approval": "not_required",
+                             "brief": {"topic": "Saving credits", "angle": "Counting",
+                                       "cta": "Spend less.", "valuePropositions": []}})
+    fd, path = tempfile.mkstemp(prefix="layers-credits-", suffix=".yaml")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        yaml.safe_dump(fx, f)
+    return path
+
+
+def _credits_target(url: str, **overrides) -> CreditsTarget:
+    base = bundled.target_for(url, **overrides)
+    return CreditsTarget(**{f.name: getattr(base, f.name) for f in dataclasses.fields(base)},
+                         credits_key=CREDITS_KEY, credits_container_id=CREDITS_CONTAINER)
 
 
 def kit(*args: str, timeout: float = 300, cwd: Path | None = None,
@@ -52,16 +100,20 @@ def kit(*args: str, timeout: float = 300, cwd: Path | None = None,
 def _run_variant(name: str):
     """The variant's run, or the exception that stopped it (reported by its own test)."""
     variant = VARIANTS[name]
+    fixtures = _credits_fixtures()
     try:
-        mock = bundled.start_mock(*variant.mock_args, "--broken", name, module="tests.broken")
+        mock = bundled.start_mock(*variant.mock_args, "--fixtures", fixtures, "--broken", name,
+                                  module="tests.broken")
     except RuntimeError as exc:
+        os.unlink(fixtures)
         return exc
     try:
-        return run(bundled.target_for(mock.url, max_wait=30), schemathesis=False, jobs=8)
+        return run(_credits_target(mock.url, max_wait=30), schemathesis=False, jobs=8)
     except Exception as exc:  # one variant's trouble must not hide the others
         return exc
     finally:
         mock.stop()
+        os.unlink(fixtures)
 
 
 def _result(results: dict, name: str):
@@ -175,13 +227,15 @@ def test_cli_passes_the_correct_mock_with_no_inconclusive_and_keeps_its_reports(
               "--report", str(page), cwd=tmp_path)
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
     suite = ET.parse(junit).getroot()
-    assert suite.get("failures") == "0" and suite.get("skipped") == "0"
+    assert suite.get("failures") == "0" and suite.get("skipped") == str(len(NEEDS_CREDITS))
     assert suite.get("errors") == "0" and int(suite.get("tests")) == len(all_checks()) + 1
     report = json.loads(js.read_text())
     assert report["schema"] == "layers-conformance-report" and report["version"] == 1
     assert report["counts"][INCONCLUSIVE] == 0 and report["counts"]["passed"] == \
-        len(all_checks()) + 1
-    assert {r["id"]: r["verdict"] for r in report["rules"]} == dict.fromkeys(ALL_RULES, PASSED)
+        len(all_checks()) + 1 - len(NEEDS_CREDITS)
+    # R11's credits check needs --credits-key, which --mock does not give: R11 is partial
+    assert {r["id"]: r["verdict"] for r in report["rules"]} == \
+        {**dict.fromkeys(ALL_RULES, PASSED), "R11": "partial"}
     # coverage: operation x documented status, observed or not
     seen = {(r["operation"], r["status"]) for r in report["coverage"] if r["observed"]}
     assert {("regenerateContent", "202"), ("regenerateContent", "409"), ("getJob", "304"),
@@ -198,8 +252,9 @@ def test_cli_passes_the_correct_mock_with_no_inconclusive_and_keeps_its_reports(
         assert ids.FULL not in path.read_text(errors="replace"), path
     assert page.read_text().startswith("<!doctype html>")
     text = md.read_text()
-    for rule in ALL_RULES:
+    for rule in ALL_RULES - {"R11"}:
         assert f"| {rule} | passed |" in text, rule
+    assert "| R11 | partial |" in text
     assert "## Coverage: operation x status" in text and "## What this run spent" in text
 
 
@@ -222,7 +277,8 @@ def test_schemathesis_gets_keys_by_environment_and_real_ids(monkeypatch, tmp_pat
     res = sp.run_schemathesis("http://127.0.0.1:9", "lp_secret_key_123", profile="quick",
                               report_dir=tmp_path, project_id=ids.PRJ_AUTO,
                               container_id=ids.CNT_NOT_REQUIRED, exclude_checks=["x_check"],
-                              contract=Contract("http://127.0.0.1:9"))
+                              contract=Contract("http://127.0.0.1:9"), prepare=False,
+                              raise_unjudged=False)
     assert not any("lp_secret_key_123" in c for c in seen["cmd"])
     assert seen["env"][sp.KEY_ENV] == "lp_secret_key_123" and seen["mode"] == 0o600
     assert "${" + sp.KEY_ENV + "}" in seen["config"] and "lp_secret" not in seen["config"]
@@ -230,7 +286,8 @@ def test_schemathesis_gets_keys_by_environment_and_real_ids(monkeypatch, tmp_pat
     assert f'"path.containerId" = "{ids.CNT_NOT_REQUIRED}"' in seen["config"]
     assert seen["cwd"] != Path.cwd() and "x_check" in seen["cmd"]
     assert str(tmp_path / "schemathesis-junit.xml") in seen["cmd"]
-    assert res.ok
+    # it ran, but reached no operation (no HAR): inconclusive, never passed
+    assert not res.ok and res.verdict == sp.INCONCLUSIVE
 
 
 @pytest.fixture(scope="module")

@@ -107,3 +107,31 @@ def d8_tenancy(ctx: Ctx) -> None:
     final = ctx.wait(ctx.location(envelope))[-1]
     expect(final["status"] == "completed", "the other org's cancel did not touch the job",
            expected="completed", received=final["status"])
+
+
+@check("D8", "X-Api-Key wins over Authorization: Bearer when both come")
+def d8_api_key_wins(ctx: Ctx) -> None:
+    """Sends getContent for a random missing container id twice with both headers: --api-key as
+    X-Api-Key with `Authorization: Bearer lp_test_conformance_not_a_key`, then the unknown key
+    as X-Api-Key with --api-key as `Authorization: Bearer`.
+
+    Fails when the first is not answered 404 (X-Api-Key, the valid one, is used) or the second
+    not 401 UNAUTHENTICATED (X-Api-Key, the unknown one, is used: the Bearer key must not win).
+    """
+    path = f"/v1/content/cnt_{uuid.uuid4()}"
+    bad = "lp_test_conformance_not_a_key"
+    anon = ctx.client(None)
+    valid_header = anon.get(path, headers={"X-Api-Key": ctx.target.api_key,
+                                           "Authorization": f"Bearer {bad}"})
+    expect(valid_header.status_code == 404,
+           "with a valid X-Api-Key and an unknown Bearer key, X-Api-Key is used (404 for a "
+           "missing container)", expected="404 NOT_FOUND",
+           received=f"{valid_header.status_code} {valid_header.text[:200]}",
+           response=valid_header)
+    valid_bearer = anon.get(path, headers={"X-Api-Key": bad,
+                                           "Authorization": f"Bearer {ctx.target.api_key}"})
+    expect(valid_bearer.status_code == 401 and _code(valid_bearer) == "UNAUTHENTICATED",
+           "with an unknown X-Api-Key and a valid Bearer key, X-Api-Key is used (401)",
+           expected="401 UNAUTHENTICATED",
+           received=f"{valid_bearer.status_code} {valid_bearer.text[:200]}",
+           response=valid_bearer)

@@ -277,3 +277,67 @@ def d7_cancel(ctx: Ctx) -> None:
            expected=reasons[final["status"]], received=again.json().get("reason"),
            response=again)
 
+
+
+@check("D7", "Cancel in finalizing: 409 CONFLICT JOB_CANCEL_UNAVAILABLE, and the job completes",
+       needs=("containers",))
+def d7_cancel_in_finalizing(ctx: Ctx) -> None:
+    """Regenerates a container (`{}`) and polls getJob at a steady interval (a quarter of the
+    stages it sees pass) until the job is running in `finalizing`, then sends cancelJob at once
+    and waits for the job to end; up to four jobs, each polled four times faster, until a poll
+    lands in `finalizing`.
+
+    Fails when that cancel is answered other than 409 with error.code CONFLICT and
+    error.details.subcode JOB_CANCEL_UNAVAILABLE (a 202 means a job in `finalizing` was
+    canceled), or when the job then ends other than completed. Inconclusive when no poll saw the
+    job in `finalizing` (the stage passes faster than a poll), or the job always ended between
+    the poll and the cancel.
+    """
+    interval = ctx.target.poll_interval
+    missed: list[str] = []
+    for _ in range(ATTEMPTS):
+        cid = ctx.container()
+        r = ctx.api.regenerate(cid, {})
+        envelope = ctx.started(r, "regenerate starts a job")
+        location = ctx.location(envelope, r)
+        deadline = time.monotonic() + ctx.target.job_timeout
+        stage, changed, delay = envelope.get("stage"), time.monotonic(), interval
+        cancel = None
+        while True:
+            state = ctx.api.get(location)
+            expect(state.status_code == 200, "getJob answers 200 for a job the caller started",
+                   expected=200, received=f"{state.status_code} {state.text[:200]}",
+                   response=state)
+            job = state.json()
+            if job.get("status") != "running":
+                break
+            if job.get("stage") == "finalizing":
+                cancel = ctx.api.post(f"/v1/jobs/{envelope['jobId']}/cancel")
+                break
+            expect(time.monotonic() < deadline, "the job ends within --job-timeout",
+                   received=job, response=state)
+            if job.get("stage") != stage:  # a quarter of the stage just seen
+                now = time.monotonic()
+                delay = min(max(FASTEST, (now - changed) / 4), delay)
+                stage, changed = job.get("stage"), now
+            time.sleep(delay)
+        final = ctx.wait(location)[-1]
+        if cancel is None:
+            missed.append(f"ended {final.get('status')} unseen in finalizing")
+        elif cancel.status_code == 200 and final.get("status") != "canceled":
+            missed.append("ended between the poll and the cancel")
+        else:
+            details = (cancel.json().get("error") or {}).get("details") or {} \
+                if cancel.status_code == 409 else {}
+            expect(cancel.status_code == 409 and (cancel.json().get("error") or {}).get("code")
+                   == "CONFLICT" and details.get("subcode") == "JOB_CANCEL_UNAVAILABLE",
+                   "a cancel while the job is finalizing answers 409 CONFLICT "
+                   "JOB_CANCEL_UNAVAILABLE", expected="409 CONFLICT JOB_CANCEL_UNAVAILABLE",
+                   received=f"{cancel.status_code} {cancel.text[:200]}", response=cancel)
+            expect(final.get("status") == "completed", "a job whose cancel was refused in "
+                   "finalizing completes", expected="completed", received=final.get("status"))
+            return
+        interval = max(FASTEST, interval / 4)
+    raise Inconclusive(f"no cancel reached a job in finalizing ({'; '.join(missed)}): the "
+                       "stage passes faster than a poll",
+                       needed="a poll that lands in the finalizing stage")

@@ -5,9 +5,17 @@ from __future__ import annotations
 import re
 import uuid
 
+from layers_kit.conformance.checks.approval import future_date, policy
 from layers_kit.conformance.client import new_key
 from layers_kit.conformance.context import Ctx
-from layers_kit.conformance.failures import TooLate, Violation, expect, retry_races
+from layers_kit.conformance.failures import (
+    Inconclusive,
+    NotRunnable,
+    TooLate,
+    Violation,
+    expect,
+    retry_races,
+)
 from layers_kit.conformance.registry import check
 
 STAGES = ("queued", "planning", "generating_visuals", "assembling", "finalizing")
@@ -234,7 +242,7 @@ def r8_approval_reset(ctx: Ctx) -> None:
 
 @check("R9", "Scheduled posts are untouched by a regeneration", needs=("containers",))
 def r9_scheduled_posts_untouched(ctx: Ctx) -> None:
-    """Approves a container if pending or rejected, schedules it for 2031-01-01T09:00:00.000Z
+    """Approves a container if pending or rejected, schedules it for 400 days ahead
     (scheduleContent, new Idempotency-Key; the post stays on the target), regenerates it with a new
     brief.cta and, once the job completes, reads the container and the post (getScheduledPost).
 
@@ -247,7 +255,7 @@ def r9_scheduled_posts_untouched(ctx: Ctx) -> None:
     if current["approvalStatus"] in ("pending", "rejected"):
         ctx.api.post(f"/v1/content/{cid}/approve", json={})
     r = ctx.api.post(f"/v1/content/{cid}/schedule",
-                     json={"scheduledFor": "2031-01-01T09:00:00.000Z"},
+                     json={"scheduledFor": future_date()},
                      headers={"Idempotency-Key": new_key()})
     if r.status_code != 201:
         ctx.refused(r, "scheduling a post")
@@ -432,3 +440,115 @@ def r12_moderation_blocked(ctx: Ctx) -> None:
     expect(r.status_code == 422 and _error_code(r) == "MODERATION_BLOCKED",
            "a brief refused by the safety check answers 422 MODERATION_BLOCKED",
            expected="422 MODERATION_BLOCKED", received=f"{r.status_code} {r.text[:200]}")
+
+
+@check("R8", "review_first_n: the first firstN completed generations wait for review, then "
+       "none", needs=("project",), exclusive=True)
+def r8_review_first_n(ctx: Ctx) -> None:
+    """Sets --project-id's review policy to `review_first_n` with firstN 2; generates a container
+    (the 1st completed generation), approves it, regenerates it (`{}`, the 2nd), approves it,
+    and regenerates it again (the 3rd), reading its approvalStatus after each; then restores the
+    policy it read. Runs alone.
+
+    Fails when the 1st or the 2nd generation does not leave the container `pending` (the count
+    is not used up), when an approve is not answered 200, or when after the 3rd (the count used
+    up) the container is not still `approved`. Inconclusive when a job does not complete.
+    """
+    def approve(cid: str) -> None:
+        r = ctx.api.post(f"/v1/content/{cid}/approve", json={})
+        expect(r.status_code == 200, "approveContent approves a pending container",
+               expected=200, received=f"{r.status_code} {r.text[:200]}", response=r)
+
+    with policy(ctx, {"policy": "review_first_n", "firstN": 2}):
+        cid = ctx.generate()
+        status = ctx.api.content(cid)["approvalStatus"]
+        expect(status == "pending", "review_first_n puts the 1st completed generation to "
+               "review", expected="pending", received=status)
+        approve(cid)
+        ctx.completes(ctx.api.regenerate(cid, {}))
+        status = ctx.api.content(cid)["approvalStatus"]
+        expect(status == "pending", "review_first_n puts the 2nd completed generation to "
+               "review (firstN 2)", expected="pending", received=status)
+        approve(cid)
+        ctx.completes(ctx.api.regenerate(cid, {}))
+        status = ctx.api.content(cid)["approvalStatus"]
+        expect(status == "approved", "once firstN generations were put to review, the "
+               "approval is left as it was", expected="approved", received=status)
+
+
+# The input that makes credits observable: a key of an org with a small known balance. The
+# API exposes no balance; a 402 BILLING_EXHAUSTED does (`details.available`), so the check
+# asks for more than the org holds and reads what is available before, during and after.
+CREDITS_OPTION = "--credits-key and --credits-container-id"
+PROBE_BODY = {"format": "auto", "variantCount": 5,
+              "brief": {"topic": "Conformance kit: credits probe, never started"}}
+REGENERATE_COST = 120  # regenerateContent's description: 10 with preserveAssets, else 120
+PROBE_COST = 600  # 120 a variant for `auto` (generateContent's description), 5 variants
+
+
+@check("R11", "A canceled job releases its credits (read from 402 details.available)")
+def r11_cancel_releases_credits(ctx: Ctx) -> None:
+    """With --credits-key (a key of an org holding at least 120 and fewer than 600 credits) and
+    --credits-container-id (a completed container of that org): sends a generateContent probe
+    that costs 600 credits (`auto`, 5 variants) to read `details.available` from its 402; starts
+    a regeneration (`{}`, 120 credits) of the container; probes again; cancels the job at once,
+    waits for it to end canceled, and probes a third time.
+
+    Fails when the available credits did not drop by 120 while the job ran (reserved at start),
+    or when they are not back to the first figure once the job was canceled (released). Not run
+    without those two inputs (the API exposes no balance); inconclusive when a probe is not
+    answered 402 BILLING_EXHAUSTED with `details.available` (R12 judges that answer), when the
+    org holds 600 credits or more, or fewer than 120, or the cancel came too late five times.
+    """
+    key = getattr(ctx.target, "credits_key", None)
+    cid = getattr(ctx.target, "credits_container_id", None)
+    if not (key and cid):
+        raise NotRunnable("credits are not observable through the API without an org of a "
+                          "known small balance", CREDITS_OPTION)
+    client = ctx.client(key, role="credits")
+    project = client.content(cid)["projectId"]
+
+    def available(when: str) -> int:
+        r = client.post(f"/v1/projects/{project}/content", json=PROBE_BODY)
+        if r.status_code == 202:
+            job = r.json()
+            client.post(f"/v1/jobs/{job['jobId']}/cancel")
+            raise Inconclusive(f"the probe ({PROBE_COST} credits) was accepted {when}: the org "
+                               "of --credits-key holds too many credits to observe",
+                               needed=f"an org of --credits-key holding fewer than "
+                                      f"{PROBE_COST} credits")
+        details = (r.json().get("error") or {}).get("details") or {} \
+            if r.status_code == 402 else {}
+        if not (r.status_code == 402 and _error_code(r) == "BILLING_EXHAUSTED" and
+                isinstance(details.get("available"), int)):  # R12 judges the 402 itself
+            raise Inconclusive(f"the probe beyond the balance ({when}) was answered "
+                               f"{r.status_code} {_error_code(r)}, not 402 BILLING_EXHAUSTED "
+                               "with details.available: the credits cannot be read",
+                               needed="402 BILLING_EXHAUSTED with details.available")
+        return details["available"]
+
+    def attempt() -> None:
+        first = available("before the job")
+        if first < REGENERATE_COST:
+            raise Inconclusive(f"the org of --credits-key has {first} credits, fewer than a "
+                               f"regeneration costs ({REGENERATE_COST})",
+                               needed=f"at least {REGENERATE_COST} credits")
+        r = client.regenerate(cid, {})
+        envelope = ctx.started(r, "a regeneration with --credits-key starts", client)
+        during = available("while the job runs")
+        cancel = client.post(f"/v1/jobs/{envelope['jobId']}/cancel")
+        if cancel.status_code != 202:
+            ctx.wait(ctx.location(envelope, r), client)
+            raise TooLate(f"the job could not be canceled in time ({cancel.status_code})",
+                          needed="a job still running when the cancel arrives")
+        final = ctx.wait(ctx.location(envelope, r), client)[-1]
+        expect(final["status"] == "canceled", "an accepted cancel ends the job as canceled",
+               expected="canceled", received=final["status"])
+        expect(during == first - REGENERATE_COST, "the regeneration's credits are reserved "
+               "while it runs", expected=first - REGENERATE_COST, received=during)
+        after = available("after the cancel")
+        expect(after == first, "a canceled job's reserved credits are released",
+               expected=first, received=after)
+
+    retry_races(attempt)
+

@@ -92,7 +92,8 @@ def other_org_forbidden() -> None:
         c = None
         for org in ("org_00000000-0000-4000-8000-00000000000a",
                     "org_00000000-0000-4000-8000-00000000000b",
-                    "org_00000000-0000-4000-8000-00000000000c"):
+                    "org_00000000-0000-4000-8000-00000000000c",
+                    "org_00000000-0000-4000-8000-00000000000d"):  # the suite's credits org
             c = c or (tenancy.get_container(tx, org, cid) if cid else None)
         if c is None:
             raise errors.NotFound("No container with this id exists in your organization.")
@@ -329,6 +330,131 @@ def stages_too_fast() -> None:
 TOO_FAST_STAGE_SECONDS = 0.00001
 
 
+def approve_not_required_accepted() -> None:
+    """Approving a container whose approval is not_required answers 200 (the contract: 409
+    CONFLICT)."""
+    original = operations.approve_content
+
+    def approve(tx, ctx, container_id, body):
+        c = operations._container(tx, ctx, container_id)
+        if c["approvalStatus"] == "not_required":
+            return operations.Reply(200, {"id": c["id"], "approvalStatus": "approved",
+                                          "approvedAt": iso(ctx.now),
+                                          "approvedBy": ctx.principal.key_id,
+                                          "note": body.get("note")})
+        return original(tx, ctx, container_id, body)
+
+    operations.approve_content = approve
+
+
+def schedule_pending_accepted() -> None:
+    """Scheduling a container whose approval is pending is accepted (the contract: 409
+    APPROVAL_REQUIRED)."""
+    from layers_kit.mock.domain import ids
+
+    def schedule(tx, ctx, container_id, body):  # operations.schedule_content without the check
+        c = operations._container(tx, ctx, container_id)
+        if c.get("generation", 0) == 0 or c["caption"] is None:
+            raise errors.Conflict("This container has no completed generation to schedule.")
+        post = {"id": ids.uuid_id("sp"), "orgId": c["orgId"], "containerId": c["id"],
+                "status": "scheduled", "scheduledFor": body["scheduledFor"],
+                "caption": c["caption"], "createdAt": iso(ctx.now)}
+        tx.put("post", post["id"], post)
+        c["scheduledPostIds"].append(post["id"])
+        tenancy.put_container(tx, c)
+        return operations.Reply(201, operations.post_view(post))
+
+    operations.schedule_content = schedule
+
+
+def cancel_in_finalizing_accepted() -> None:
+    """A cancel while the job is finalizing is accepted and cancels it (the contract: 409
+    CONFLICT JOB_CANCEL_UNAVAILABLE)."""
+    jobs.UNCANCELABLE_STAGE = len(jobs.STAGES)
+
+
+def review_first_n_ignored() -> None:
+    """The review_first_n policy is ignored: no generation is put to review under it."""
+    original = review.needs_review
+
+    def needs(tx, project):
+        if project["policy"]["policy"] == "review_first_n":
+            return False
+        return original(tx, project)
+
+    effects.review.needs_review = needs
+
+
+def bearer_wins() -> None:
+    """Authorization: Bearer wins over X-Api-Key when both come (the contract: X-Api-Key)."""
+    from layers_kit.mock.domain import auth
+
+    original = auth.Keyring.authenticate
+
+    def authenticate(self, api_key, authorization):
+        if authorization is not None:
+            return original(self, None, authorization)
+        return original(self, api_key, authorization)
+
+    auth.Keyring.authenticate = authenticate
+
+
+def generate_accepts_invalid() -> None:
+    """generateContent accepts bodies that break its schema: variantCount 6 (taken as 5) and
+    unknown fields (dropped) are accepted."""
+    from tests.broken.asgi import BodyRewriter, wrap_app
+
+    known = {"id", "format", "variantCount", "brief", "references"}
+
+    def rewrite(body):
+        if not isinstance(body, dict):
+            return body
+        out = {k: v for k, v in body.items() if k in known}
+        if isinstance(out.get("variantCount"), int) and out["variantCount"] > 5:
+            out["variantCount"] = 5
+        if isinstance(out.get("brief"), dict):
+            brief_fields = {"topic", "angle", "cta", "valuePropositions"}
+            out["brief"] = {k: v for k, v in out["brief"].items() if k in brief_fields}
+        return out
+
+    wrap_app(lambda app: BodyRewriter(
+        app, lambda method, path: method == "POST" and path.startswith("/v1/projects/")
+        and path.endswith("/content"), rewrite))
+
+
+def policy_accepts_invalid() -> None:
+    """updateReviewPolicy accepts firstN with any policy (dropped) and clamps it to 1-50."""
+    from tests.broken.asgi import BodyRewriter, wrap_app
+
+    def rewrite(body):
+        if not isinstance(body, dict):
+            return body
+        out = dict(body)
+        if out.get("policy") != "review_first_n":
+            out.pop("firstN", None)
+        elif isinstance(out.get("firstN"), int):
+            out["firstN"] = min(50, max(1, out["firstN"]))
+        return out
+
+    wrap_app(lambda app: BodyRewriter(
+        app, lambda method, path: method == "PATCH" and path.endswith(
+            "/content-review-policy"), rewrite))
+
+
+def cancel_keeps_credits() -> None:
+    """A canceled job keeps its credits spent instead of releasing them."""
+    from layers_kit.mock.domain import billing
+
+    original = effects.on_canceled
+
+    def canceled(tx, job, at):
+        original(tx, {**job, "cost": 0}, at)  # the content is restored, nothing released
+        billing.settle(tx, job["orgId"], job["cost"])
+
+    effects.on_canceled = canceled
+    jobs.effects.on_canceled = canceled
+
+
 # The standard tier's minute, scaled so the suite never waits a real one (see asgi.py).
 RATE_MINUTE = 8.0
 FAST = ("--stage-seconds", "0.15")
@@ -360,7 +486,11 @@ VARIANTS: dict[str, Variant] = {
     "replay_new_job": _v(replay_new_job, "D6"),
     "brief_replaced": _v(brief_replaced, "R5"),
     "value_propositions_appended": _v(value_propositions_appended, "R5"),
-    "approval_not_reset": _v(approval_not_reset, "R8"),
+    # Nothing ever waits for review, so the checks that need a pending container cannot
+    # set one up: inconclusive, not failed (R8 names the defect).
+    "approval_not_reset": _v(approval_not_reset, "R8",
+                             inconclusive=("d16_schedule_pending",
+                                           "d5_invalid_bodies_approval_and_policy")),
     "old_assets_vanish": _v(old_assets_vanish, "R7"),
     # The leak is one defect; R12 (regenerate) and D8 (reads, cancel) both forbid it.
     "other_org_forbidden": _v(other_org_forbidden, "R12", "D8"),
@@ -368,7 +498,9 @@ VARIANTS: dict[str, Variant] = {
     "no_location_url": _v(no_location_url, "R1", "SCHEMA"),
     "progress_goes_backwards": _v(progress_goes_backwards, "D7", mock_args=SEEN),
     "terminal_job_changes": _v(terminal_job_changes, "D7"),
-    "wrong_billing_code": _v(wrong_billing_code, "R12"),
+    # The credits check reads balances from 402s: with none it cannot read them.
+    "wrong_billing_code": _v(wrong_billing_code, "R12",
+                             inconclusive=("r11_cancel_releases_credits",)),
     # A kept caption breaks R4, and R6 (preserveAssets still regenerates the caption).
     "caption_kept": _v(caption_kept, "R4", "R6"),
     "container_id_changes": _v(container_id_changes, "R2"),
@@ -389,7 +521,17 @@ VARIANTS: dict[str, Variant] = {
     "stages_too_fast": _v(stages_too_fast, mock_args=("--stage-seconds", "0.001"),
                           inconclusive=("d7_stage_order", "d7_progress_monotonic",
                                         "d7_etag_tracks_changes", "r10_busy_conflict",
-                                        "r11_cancel_keeps_content")),
+                                        "r11_cancel_keeps_content", "d7_cancel_in_finalizing",
+                                        "r11_cancel_releases_credits")),
+    # The promises the kit once let pass (each a sentence of openapi.yaml).
+    "approve_not_required_accepted": _v(approve_not_required_accepted, "D16"),
+    "schedule_pending_accepted": _v(schedule_pending_accepted, "D16"),
+    "cancel_in_finalizing_accepted": _v(cancel_in_finalizing_accepted, "D7"),
+    "review_first_n_ignored": _v(review_first_n_ignored, "R8"),
+    "bearer_wins": _v(bearer_wins, "D8"),
+    "generate_accepts_invalid": _v(generate_accepts_invalid, "D5"),
+    "policy_accepts_invalid": _v(policy_accepts_invalid, "D5"),
+    "cancel_keeps_credits": _v(cancel_keeps_credits, "R11"),
 }
 
 __all__ = ["VARIANTS", "Variant"]
