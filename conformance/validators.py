@@ -17,6 +17,7 @@ every time.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import warnings
 from collections.abc import Mapping
@@ -31,7 +32,13 @@ from layers_kit.contract.operations import template_regex
 
 __all__ = ["MemoRequestValidator", "MemoResponseValidator"]
 
-_MAX_REMEMBERED = 20_000  # values and bodies seen passing, per validator
+# What a validator remembers of the values and bodies it saw passing, bounded in entries and in
+# bytes: a body is remembered by its digest (never its bytes), only when small (the parsed value
+# is kept, for the caller), and all of it is forgotten at once when a bound is reached. A proxy
+# judging a long session of distinct large bodies grew by their bytes before (81 -> 420 MiB).
+_MAX_REMEMBERED = 20_000  # entries, per validator
+_MAX_REMEMBERED_BYTES = 8 * 1024 * 1024  # bytes of the values and bodies remembered
+_MAX_BODY_REMEMBERED = 64 * 1024  # a larger body is validated every time, never remembered
 
 
 class _SpecLookups:
@@ -46,11 +53,15 @@ class _SpecLookups:
     def _passed(self, key: tuple) -> bool:
         return key in self.__dict__.get("_passed_memo", ())
 
-    def _remember_passed(self, key: tuple, result: Any = True) -> None:
+    def _remember_passed(self, key: tuple, result: Any = True, size: int = 0) -> None:
+        """Remember a value seen passing; `size` is its bytes (a body's length)."""
         passed = self.__dict__.setdefault("_passed_memo", {})
-        if len(passed) >= _MAX_REMEMBERED:  # a long proxy session: start afresh
-            passed.clear()
+        held = self.__dict__.get("_passed_bytes", 0)
+        if len(passed) >= _MAX_REMEMBERED or held + size > _MAX_REMEMBERED_BYTES:
+            passed.clear()  # a long proxy session: start afresh
+            held = 0
         passed[key] = result
+        self.__dict__["_passed_bytes"] = held + size
 
     def _validate_schema(self, schema: SchemaPath, value: Any) -> None:
         """Validate as openapi-core does, remembering which scalar values (header values)
@@ -64,8 +75,9 @@ class _SpecLookups:
         if validator is None:
             validator = self._memo()[key] = self._schema_validator(schema)
         validator.validate(value)
-        if scalar:
-            self._remember_passed(("scalar", schema.parts, type(value), value))
+        if scalar and (type(value) is not str or len(value) <= _MAX_BODY_REMEMBERED):
+            self._remember_passed(("scalar", schema.parts, type(value), value),
+                                  size=len(value) if type(value) is str else 0)
 
     def _schema_validator(self, schema: SchemaPath):
         """openapi-core's validator for a schema, built with this validator's settings."""
@@ -81,13 +93,18 @@ class _SpecLookups:
                                 mimetype: str | None = None):
         """Deserialise and validate a body as openapi-core does, remembering the bodies that
         passed: a poll often gets the same bytes again (a job between two changes), and the
-        verdict is a pure function of the bytes, the media type and the spec's content."""
-        key = ("body", content.parts, mimetype, raw) if isinstance(raw, bytes) else None
+        verdict is a pure function of the bytes, the media type and the spec's content.
+        The key is the body's SHA-256 (and length), not its bytes; a body over
+        `_MAX_BODY_REMEMBERED` is not remembered (its parsed value would be kept with it)."""
+        key = None
+        if isinstance(raw, bytes | bytearray) and len(raw) <= _MAX_BODY_REMEMBERED:
+            key = ("body", content.parts, mimetype, len(raw), hashlib.sha256(raw).digest())
         if key is not None and self._passed(key):
             return self.__dict__["_passed_memo"][key]
         result = super()._get_content_and_schema(raw, content, mimetype)
         if key is not None:
-            self._remember_passed(key, result)
+            # the parsed value is kept too: count it as a few times the body's bytes
+            self._remember_passed(key, result, size=4 * len(raw) + 200)
         return result
 
     def _deserialise_style(self, param_or_header: SchemaPath, location: Mapping[str, Any],

@@ -294,16 +294,29 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
-def test_unreachable_target_is_a_server_violation(tmp_path):
-    proxy = start_proxy(f"http://127.0.0.1:{_closed_port()}")
+def test_unreachable_target_is_a_transport_failure_not_a_violation(tmp_path):
+    """No answer from the target is no verdict on it: the client gets a 502 in the D5 envelope
+    naming the reason, the reports keep it apart from server violations, and the run could
+    not judge (exit 2), never "the target broke the contract" (exit 1)."""
+    proxy = start_proxy(f"http://127.0.0.1:{_closed_port()}", "--report",
+                        str(tmp_path / "proxy.json"), "--junit-xml", str(tmp_path / "proxy.xml"))
     try:
         r = httpx.get(proxy.url + f"/v1/content/{NOT_REQUIRED}",
                       headers={"X-Api-Key": "lp_test_full"}, timeout=30)
         assert r.status_code == 502 and "did not answer" in r.text
+        error = r.json()["error"]
+        assert error["code"] == "INTERNAL" and error["requestId"] == r.headers["x-request-id"]
+        assert "ConnectError" in error["message"]
         found = violations(proxy.url)
-        assert [v["check"] for v in found[SERVER]] == ["server.answers"]
+        assert found[SERVER] == [] and found["transport"]["count"] == 1
+        assert found["transport"]["kinds"] == {"connect": 1}
     finally:
-        assert _stop(proxy) == 1
+        assert _stop(proxy) == 2
+    data = json.loads((tmp_path / "proxy.json").read_text())
+    assert data["serverViolations"] == 0 and data["transportFailures"] == 1
+    assert data["verdict"] == "could not judge" and data["exitStatus"] == 2
+    suite = ET.parse(tmp_path / "proxy.xml").getroot()
+    assert suite.get("failures") == "0" and suite.get("errors") == "1"
 
 
 def test_usage_errors_exit_2():

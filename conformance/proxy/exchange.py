@@ -57,6 +57,7 @@ class Exchange:
     ended: float = 0.0
     error: str | None = None  # the target gave no (complete) answer
     oversized: bool = False  # a body over BODY_LIMIT: forwarded, not checked
+    unjudged: bool = False  # the judge was too far behind to be handed its arrival
 
     def header(self, name: str, *, response: bool = True) -> str | None:
         low = name.lower()

@@ -6,9 +6,16 @@ another thread of its process, under the GIL) that time would be added to the an
 forwarding side only hands over the request's arrival and then the finished exchange; one
 worker process judges them in order (it keeps the checks' memory) and sends back a `Verdict`,
 which the proxy adds to its ledger, so `/__proxy/violations` answers at once (with how many
-exchanges are still `pending`). When the judge falls behind by more than `MAX_PENDING`
-exchanges or `MAX_PENDING_BYTES` of bodies, further exchanges are forwarded but not judged
-(counted as `unjudged`), so memory stays bounded under any load.
+hand-overs are still `pending`, and the most there ever were, `pendingPeak`).
+
+At most `MAX_PENDING` hand-overs (arrivals and finished exchanges alike) and
+`MAX_PENDING_BYTES` of bodies wait for the judge, exactly: past either bound an exchange is
+forwarded but not judged (counted as `unjudged`; when its arrival could not be handed over,
+neither is its end), so memory stays bounded under any load. An exchange with an
+Idempotency-Key that the judge never saw arrive makes it stop calling any key new (as a
+forgotten key does), so that no unjudged request causes a false alarm. The reports say how
+many exchanges went unjudged, and a run with more than `--max-unjudged` percent of them ends
+"could not judge" (exit 2).
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from layers_kit.conformance.proxy.checks import CHECKS, View
 from layers_kit.conformance.proxy.exchange import Exchange
 from layers_kit.conformance.proxy.ledger import Ledger, Verdict
 from layers_kit.conformance.proxy.memory import Memory
+from layers_kit.contract.operations import IDEMPOTENT_METHODS
 
 log = logging.getLogger("layers.proxy")
 
@@ -49,6 +57,10 @@ class Judging:
     def arrived(self, ex: Exchange) -> None:
         if self.operations.in_contract(ex.path):
             self.memory.started(self._view(ex))
+
+    def lost_keys(self) -> None:
+        """An exchange with an Idempotency-Key went unseen: no key is new any more."""
+        self.memory.forgot_keys = True
 
     def judge(self, ex: Exchange) -> Verdict:
         out = Verdict()
@@ -76,6 +88,12 @@ class Judging:
         return out
 
 
+def _keyed(ex: Exchange) -> bool:
+    """Does the request carry an Idempotency-Key the D6 check would remember?"""
+    return ex.method in IDEMPOTENT_METHODS and \
+        ex.header("idempotency-key", response=False) is not None
+
+
 def _preflight(ex: Exchange) -> bool:
     return ex.method == "OPTIONS" and ex.header("access-control-request-method",
                                                 response=False) is not None
@@ -95,8 +113,10 @@ def _start(target: str) -> None:
     _judging = Judging(target)
 
 
-def _call(method: str, *args: Any) -> Any:
+def _call(method: str, *args: Any, lost_keys: bool = False) -> Any:
     try:
+        if lost_keys:
+            _judging.lost_keys()
         return getattr(_judging, method)(*args)
     except Exception:  # a bug in a check must not stop the judge or lose later verdicts
         log.exception("a proxy check failed")
@@ -112,27 +132,35 @@ def _ready() -> bool:
 class Judge:
     """The forwarding side's handle on the judging process, and the ledger of its verdicts."""
 
-    def __init__(self, target: str, examples_per_check: int = 5) -> None:
+    def __init__(self, target: str, examples_per_check: int = 5, *,
+                 max_pending: int | None = None) -> None:
         self.ledger = Ledger(examples_per_check)
+        self.max_pending = MAX_PENDING if max_pending is None else max_pending
         self._pool = ProcessPoolExecutor(
             max_workers=1, mp_context=multiprocessing.get_context("spawn"),
             initializer=_start, initargs=(target,))
         self._lock = threading.Lock()
         self._pending = 0
         self._pending_bytes = 0
+        self._peak = 0
+        self._lost_keys = False  # an exchange with a key the judge never saw arrive
         self._pool.submit(_ready).result()  # the worker has loaded the contract, or fail now
 
-    def _submit(self, method: str, ex: Exchange, size: int) -> None:
+    def _submit(self, method: str, ex: Exchange, size: int) -> bool:
+        """Hand `ex` over unless the judge is too far behind; whether it was handed over."""
         with self._lock:
-            if method == "judge" and (self._pending >= MAX_PENDING or
-                                      self._pending_bytes + size > MAX_PENDING_BYTES):
-                self.ledger.count("exchanges")
-                self.ledger.count("unjudged")
-                return
+            if self._pending + 1 > self.max_pending or \
+                    self._pending_bytes + size > MAX_PENDING_BYTES:
+                if _keyed(ex):
+                    self._lost_keys = True
+                return False
             self._pending += 1
             self._pending_bytes += size
-        future = self._pool.submit(_call, method, ex)
+            self._peak = max(self._peak, self._pending)
+            lost, self._lost_keys = self._lost_keys, False
+        future = self._pool.submit(_call, method, ex, lost_keys=lost)
         future.add_done_callback(lambda f: self._done(f, size))
+        return True
 
     def _done(self, future: Future, size: int) -> None:
         verdict = None if future.cancelled() or future.exception() else future.result()
@@ -142,20 +170,39 @@ class Judge:
             self._pending -= 1
             self._pending_bytes -= size
 
+    def _unjudged(self) -> None:
+        self.ledger.count("exchanges")
+        self.ledger.count("unjudged")
+
     def arrived(self, ex: Exchange) -> None:
         """A request reached the proxy (its headers are known, its body may still stream)."""
-        self._submit("arrived", dataclasses.replace(ex), 0)
+        if not self._submit("arrived", dataclasses.replace(ex), 0):
+            ex.unjudged = True  # its end is not judged either
 
     def finished(self, ex: Exchange) -> None:
         size = len(ex.request_body or b"") + len(ex.response_body or b"")
-        self._submit("judge", ex, size)
+        if ex.unjudged or not self._submit("judge", ex, size):
+            self._unjudged()
+
+    def transport(self, ex: Exchange, kind: str, reason: str) -> None:
+        """The target gave no (complete) answer: a transport failure, kept apart from the
+        server's violations and not judged."""
+        self.ledger.count("exchanges")
+        self.ledger.transport(kind, reason, ex.shown())
+
+    def refused(self, ex: Exchange) -> None:
+        """A request the proxy could not forward (not a URL the target can be asked)."""
+        self.ledger.count("exchanges")
+        self.ledger.count("refusedByProxy")
 
     def snapshot(self) -> dict[str, Any]:
         """The ledger now, with how many exchanges still wait for their verdict."""
         with self._lock:
-            pending = self._pending
+            pending, peak = self._pending, self._peak
         snap = self.ledger.snapshot()
         snap["pending"] = pending
+        snap["pendingPeak"] = peak
+        snap["maxPending"] = self.max_pending
         return snap
 
     def close(self) -> dict[str, Any]:

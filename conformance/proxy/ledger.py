@@ -3,6 +3,10 @@
 Each check keeps a count and its first few examples; the exchanges themselves are not kept.
 Verdicts come back from the judging process on a thread of the pool; the web endpoint and the
 reports read a snapshot under one lock.
+
+Transport failures (the target gave no complete answer: TLS, connection refused or reset, a
+timeout, no free connection) are kept apart, in `transport`: a count per kind and the first
+few examples. They are never server violations: they prevented judging.
 """
 
 from __future__ import annotations
@@ -64,6 +68,8 @@ class Ledger:
         self.counts: Counter[str] = Counter()  # exchanges, checked, oversized, ...
         self.checks_run: Counter[str] = Counter()  # check name -> exchanges it judged
         self._tallies: dict[str, Tally] = {}
+        self.transport_kinds: Counter[str] = Counter()  # tls, connect, reset, cut, timeout, pool
+        self._transport_examples: list[dict[str, Any]] = []
         self._lock = threading.Lock()
 
     def count(self, what: str, n: int = 1) -> None:
@@ -87,6 +93,15 @@ class Ledger:
                     "received": finding.received, "exchange": exchange,
                 })
 
+    def transport(self, kind: str, reason: str, exchange: dict[str, Any]) -> None:
+        """The target gave no (complete) answer to this exchange."""
+        with self._lock:
+            self.counts["transport"] += 1
+            self.transport_kinds[kind] += 1
+            if len(self._transport_examples) < self.examples_per_check:
+                self._transport_examples.append({"kind": kind, "message": reason,
+                                                 "exchange": exchange})
+
     def apply(self, verdict: Verdict) -> None:
         for what in verdict.counts:
             self.count(what)
@@ -105,6 +120,9 @@ class Ledger:
                 "counts": dict(self.counts),
                 "checksRun": dict(self.checks_run),
                 SERVER: [], CLIENT: [],
+                "transport": {"count": sum(self.transport_kinds.values()),
+                              "kinds": dict(self.transport_kinds),
+                              "examples": list(self._transport_examples)},
             }
             for t in tallies:
                 out[t.side].append({"rule": t.rule, "check": t.check, "title": t.title,

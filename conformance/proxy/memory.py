@@ -1,8 +1,16 @@
-"""What the proxy's checks remember across exchanges, bounded: the first use and first kept
+"""What the proxy's checks remember across exchanges, bounded: the first uses and first kept
 answer of each Idempotency-Key (D6), and the last reads of each job (D7).
 
-Least recently used entries go first once a bound is reached; once a key has been forgotten,
-no key is called new any more (a forgotten key must not give a false alarm).
+D6 is judged by what the server answered, not by the order requests reached the proxy: two
+requests with one key in flight at once may be run by the server in either order, the other
+one replayed. So the first answer kept for a key is the first one judged WITHOUT
+`Idempotent-Replayed` (a marked replay is never kept as the first), and a marked replay is
+"replayed on first use" only when no other request with its key reached the proxy before its
+own answer ended (the arrival times of a key's first two requests are remembered for that).
+
+Least recently used entries go first once a bound is reached; once a key has been forgotten
+(or an exchange with a key went unjudged), no key is called new any more (a forgotten key
+must not give a false alarm).
 """
 
 from __future__ import annotations
@@ -35,7 +43,9 @@ class Memory:
 
     max_keys: int = 100_000
     max_jobs: int = 50_000
-    _first_use: OrderedDict[str, float] = field(default_factory=OrderedDict)
+    # key scope -> when its first request and its second (None until one came) reached the proxy
+    _first_use: OrderedDict[str, tuple[float, float | None]] = field(
+        default_factory=OrderedDict)
     _keys: OrderedDict[str, _Key] = field(default_factory=OrderedDict)
     # job id -> its last reads: (when the answer ended, what it showed)
     _jobs: OrderedDict[str, deque[tuple[float, JobRead]]] = field(default_factory=OrderedDict)
@@ -43,21 +53,34 @@ class Memory:
 
     def started(self, v: View) -> None:
         """A request reached the proxy (called in arrival order, before any answer is judged):
-        remember when its Idempotency-Key was first used."""
+        remember when its Idempotency-Key was first used, and used again."""
         scope = v.key_scope
         if scope is None:
             return
-        if scope not in self._first_use:
-            self._first_use[scope] = v.ex.started
+        known = self._first_use.get(scope)
+        if known is None:
+            self._first_use[scope] = (v.ex.started, None)
             while len(self._first_use) > self.max_keys:
                 self._first_use.popitem(last=False)
                 self.forgot_keys = True
+        elif known[1] is None:
+            self._first_use[scope] = (known[0], v.ex.started)
 
     def seen_before(self, v: View) -> bool:
-        """Did an earlier request with this key reach the proxy? (True once memory has
-        overflowed: a forgotten key must not be called new.)"""
-        first = self._first_use.get(v.key_scope)
-        return self.forgot_keys or (first is not None and first < v.ex.started)
+        """Could another request with this key have reached the server first? True when one
+        reached the proxy before this one did, or while this one was in flight (the server
+        may run either of two overlapping requests first), and once memory has overflowed
+        (a forgotten key must not be called new)."""
+        if self.forgot_keys:
+            return True
+        known = self._first_use.get(v.key_scope)
+        if known is None:
+            return False
+        first, second = known
+        if first < v.ex.started:
+            return True
+        # this one came first (or at the same instant): was a second one in flight with it?
+        return second is not None and second <= max(v.ex.ended, v.ex.started)
 
     def first_of(self, v: View) -> _Key | None:
         entry = self._keys.get(v.key_scope) if v.key_scope else None

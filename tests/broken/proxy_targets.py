@@ -5,17 +5,25 @@ answers every operation of the spec with the documented example of its success r
 the documented headers, which the proxy must accept. A request header `X-Broken: <name>` makes
 that answer break exactly one rule; `BROKEN` maps each name to the proxy check that must name
 it. Never shipped.
+
+Not breaks: `X-Big-Body: N` makes a valid answer over N bytes, `X-Slow: S` answers after S
+seconds; `GET /__echo` (outside the contract) answers the request's headers as JSON, with a
+response header `X-Hop-Out` that its `Connection` header names hop-by-hop. With `--certfile`
+and `--keyfile` it serves HTTPS (and with `--client-ca`, requires a client certificate that
+CA issued); it then prints `listening on http://... (TLS)`, the scheme to read as https.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import copy
 import hashlib
 import json
 import random
 import re
 import socket
+import ssl
 
 import uvicorn
 from starlette.requests import Request
@@ -77,6 +85,12 @@ class Target:
 
     async def answer(self, request: Request) -> Response:
         broken = request.headers.get("x-broken", "")
+        if request.headers.get("x-slow"):
+            await asyncio.sleep(float(request.headers["x-slow"]))
+        if request.url.path == "/__echo":
+            return Response(json.dumps(request.headers.items()).encode(), 200, {
+                "Content-Type": "application/json", "Connection": "keep-alive, X-Hop-Out",
+                "X-Hop-Out": "must not pass the proxy", "X-End-To-End": "kept"})
         rid = "req_" + _ulid()
         route = next(((op_id, op) for pattern, method, op_id, op in _ROUTES
                       if pattern.match(request.url.path) and method == request.method), None)
@@ -163,13 +177,22 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0)
+    p.add_argument("--certfile")
+    p.add_argument("--keyfile")
+    p.add_argument("--client-ca", help="require a client certificate issued by this CA")
     args = p.parse_args()
     load_spec()
     sock = socket.socket()
     sock.bind((args.host, args.port))
     sock.listen(128)
-    print(f"listening on http://{args.host}:{sock.getsockname()[1]}", flush=True)
-    uvicorn.Server(uvicorn.Config(Target(), log_level="warning", lifespan="off")).run(
+    tls = {}
+    if args.certfile:
+        tls = {"ssl_certfile": args.certfile, "ssl_keyfile": args.keyfile}
+        if args.client_ca:
+            tls.update(ssl_ca_certs=args.client_ca, ssl_cert_reqs=ssl.CERT_REQUIRED)
+    print(f"listening on http://{args.host}:{sock.getsockname()[1]}"
+          + (" (TLS)" if tls else ""), flush=True)
+    uvicorn.Server(uvicorn.Config(Target(), log_level="warning", lifespan="off", **tls)).run(
         sockets=[sock])
 
 

@@ -6,21 +6,30 @@ port. Stopped by process id (SIGTERM, then SIGKILL), as every server in the test
 
 from __future__ import annotations
 
+import os
 import sys
+from collections.abc import Mapping
 
 from layers_kit.mock.launcher import RunningMock, start_process
 
 
-def start(cmd: list[str], timeout: float = 30) -> RunningMock:
-    return start_process(cmd, timeout=timeout, what=" ".join(cmd[:4]))
+def start(cmd: list[str], timeout: float = 30,
+          env: Mapping[str, str] | None = None) -> RunningMock:
+    return start_process(cmd, timeout=timeout, what=" ".join(cmd[:4]), env=env)
 
 
-def start_proxy(target: str, *args: str) -> RunningMock:
-    """`layers-conformance proxy --target TARGET --listen 127.0.0.1:0 ARGS`."""
+def start_proxy(target: str, *args: str, env: Mapping[str, str] | None = None) -> RunningMock:
+    """`layers-conformance proxy --target TARGET --listen 127.0.0.1:0 ARGS`; `env` is added to
+    this process's environment."""
     return start([sys.executable, "-m", "layers_kit.conformance", "proxy", "--target", target,
-                  "--listen", "127.0.0.1:0", *args])
+                  "--listen", "127.0.0.1:0", *args],
+                 env={**os.environ, **env} if env is not None else None)
 
 
-def start_broken_target() -> RunningMock:
-    """The tiny server of tests/broken/proxy_targets.py."""
-    return start([sys.executable, "-m", "tests.broken.proxy_targets", "--port", "0"])
+def start_broken_target(*args: str) -> RunningMock:
+    """The tiny server of tests/broken/proxy_targets.py (`--certfile`, `--keyfile` and
+    `--client-ca` serve HTTPS: its `url` is then https)."""
+    server = start([sys.executable, "-m", "tests.broken.proxy_targets", "--port", "0", *args])
+    if "--certfile" in args:
+        server.url = server.url.replace("http://", "https://", 1)
+    return server
