@@ -129,7 +129,7 @@ class Console:
             for line in tally_lines(result.schema):
                 self._print(line)
         self._print(promises.coverage_line() + " (docs/reference/rules.md lists them).")
-        created = result.observations.created
+        created = result.created
         if any(created.values()):
             self._print("It created (ids in the reports): " + ", ".join(
                 f"{len(ids)} {kind}" for kind, ids in created.items()) + ".")
@@ -298,7 +298,7 @@ class Report(_FileAtEnd):
                        for o in result.outcomes],
             "coverage": coverage_rows(result),
             "spend": result.spend.as_dict(),
-            "created": result.observations.created,
+            "created": result.created,
             "promises": promises.coverage(),
             "notRun": result.not_run_options(),
             "transportTrouble": [o.name for o in result.transport_trouble],
@@ -383,7 +383,7 @@ class Report(_FileAtEnd):
                 " (docs/reference/rules.md lists them, with the checks that hold them)."]
         out += ["", "## What this run created (for clean-up)", ""]
         out += [f"- {kind}: " + (", ".join(f"`{i}`" for i in ids) or "none")
-                for kind, ids in result.observations.created.items()]
+                for kind, ids in result.created.items()]
         out += ["", "## Closing", "", "```", *closing_lines(result)[1:], "```"]
         return "\n".join(out) + "\n"
 
@@ -413,7 +413,7 @@ class Report(_FileAtEnd):
         coverage = "<pre>" + html.escape("\n".join(md[3:])) + "</pre>"
         created = "".join(
             f"<li>{kind}: {html.escape(', '.join(ids)) or 'none'}</li>"
-            for kind, ids in result.observations.created.items())
+            for kind, ids in result.created.items())
         return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Conformance report</title>
 <style>body{{font:14px system-ui,sans-serif;margin:2em;max-width:70em}}

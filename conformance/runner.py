@@ -145,6 +145,15 @@ class RunResult:
             total.add(self.schema.spend)
         return total
 
+    @property
+    def created(self) -> dict[str, list[str]]:
+        """The ids the run created on the target, by the checks and the Schemathesis phase."""
+        out = {kind: list(ids) for kind, ids in self.observations.created.items()}
+        if self.schema is not None:
+            for kind, ids in self.schema.created.items():
+                out.setdefault(kind, []).extend(i for i in ids if i not in out[kind])
+        return out
+
     def coverage(self) -> dict[tuple[str, int], int]:
         seen = dict(self.observations.coverage)
         if self.schema is not None:

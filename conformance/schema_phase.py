@@ -58,7 +58,7 @@ import httpx
 
 from layers_kit.conformance import tls
 from layers_kit.conformance.contract import Contract, spec_path
-from layers_kit.conformance.observations import Spend, spend_of
+from layers_kit.conformance.observations import Spend, created_by, spend_of
 from layers_kit.conformance.secrets import mask
 from layers_kit.contract import spec
 
@@ -225,6 +225,7 @@ class SchemaResult:
     warnings: list[str] = field(default_factory=list)  # Schemathesis' own, one per line
     tally: dict[str, Counter] = field(default_factory=dict)  # operationId -> outcome -> n
     facts: dict = field(default_factory=dict)  # what the hooks did (keys, dates, waits)
+    created: dict[str, list[str]] = field(default_factory=dict)  # ids the phase created
 
     @property
     def message(self) -> str:
@@ -414,7 +415,9 @@ def run_schemathesis(base_url: str, api_key: str, *, profile: str = "default",
         out = _mask(proc.stdout, api_key)
         err = _mask(proc.stderr, api_key)
         summary = out[out.rfind("SUMMARY"):][:2000] if "SUMMARY" in out else out[-2000:]
-        coverage, spend = _har_facts(har, contract)
+        coverage, spend, created = _har_facts(har, contract)
+        for kind, made in _pinned_ids(pins).items():
+            created[kind] = made + [i for i in created[kind] if i not in made]
         facts = _read_json(facts_path)
         kept = report_dir is not None
         res = SchemaResult(False, failures, summary, cmd,
@@ -422,7 +425,7 @@ def run_schemathesis(base_url: str, api_key: str, *, profile: str = "default",
                            har if kept and har.exists() else None,
                            _reproductions(out), coverage, spend,
                            warnings=_warnings(out), tally=_tally(har, contract, facts),
-                           facts=facts)
+                           facts=facts, created=created)
         _judge(res, proc.returncode, out, err, contract, notes)
         return _settle(res, raise_unjudged)
 
@@ -438,8 +441,24 @@ def _judge(res: SchemaResult, returncode: int, out: str, err: str,
            contract: Contract | None, notes: list[str]) -> None:
     """The verdict from what Schemathesis said and what the phase reached."""
     transport = [f for f in res.failures if _TRANSPORT.search(f)]
-    real = [f for f in res.failures if f not in transport]
+    # Schemathesis' own errors ("Runtime Error": e.g. Hypothesis finding a case flaky when the
+    # network dropped one of its replays) say nothing about the target: never `failed`.
+    runtime = [f for f in res.failures if f not in transport and
+               "Runtime Error" in f.split("\n", 1)[0]]
+    real = [f for f in res.failures if f not in transport and f not in runtime]
     network = sum((res.facts.get("network") or {}).values())
+    if runtime and not real:
+        res.failures = []
+        if transport or network:
+            res.verdict = INCONCLUSIVE
+            res.reasons.append(f"the target stopped answering ({len(transport) or network} "
+                               "request(s) without an answer), and Schemathesis could not "
+                               f"finish {len(runtime)} case(s): {runtime[0].splitlines()[0]}")
+        else:
+            res.verdict = ERROR
+            res.reasons.append(f"Schemathesis failed on {len(runtime)} case(s) itself (not a "
+                               f"finding about the target): {runtime[0][:500]}")
+        return
     if real:
         res.verdict, res.failures = FAILED, real
         if transport:
@@ -548,15 +567,18 @@ def _reproductions(out: str) -> list[str]:
     return found[:20]
 
 
-def _har_facts(har: Path, contract: Contract | None) -> tuple[Counter, Spend]:
+def _har_facts(har: Path, contract: Contract | None) -> tuple[Counter, Spend,
+                                                              dict[str, list[str]]]:
+    """Coverage (operation x status), spend, and the ids the phase created, from its HAR."""
     coverage: Counter = Counter()
     spend = Spend()
+    created: dict[str, list[str]] = {"containers": [], "jobs": [], "scheduledPosts": []}
     if contract is None or not har.exists():
-        return coverage, spend
+        return coverage, spend, created
     try:
         entries = json.loads(har.read_text(encoding="utf-8"))["log"]["entries"]
     except (ValueError, KeyError, TypeError):
-        return coverage, spend
+        return coverage, spend, created
     for e in entries:
         req, res = e.get("request") or {}, e.get("response") or {}
         method, url, status = req.get("method", ""), req.get("url", ""), res.get("status")
@@ -565,10 +587,25 @@ def _har_facts(har: Path, contract: Contract | None) -> tuple[Counter, Spend]:
             continue
         coverage[(op, status)] += 1
         headers = {h.get("name", "").lower(): h.get("value") for h in res.get("headers") or []}
+        replayed = headers.get("idempotent-replayed") == "true"
+        answer = (res.get("content") or {}).get("text")
         spend.add(spend_of(op, method, status, (req.get("postData") or {}).get("text"),
-                           (res.get("content") or {}).get("text"),
-                           headers.get("idempotent-replayed") == "true", "schemathesis"))
-    return coverage, spend
+                           answer, replayed, "schemathesis"))
+        for kind, ids in created_by(op, status, answer, replayed).items():
+            created[kind] += [i for i in ids if i not in created[kind]]
+    return coverage, spend, created
+
+
+def _pinned_ids(pins: dict[str, dict[str, str]]) -> dict[str, list[str]]:
+    """The resources `prepare_resources` made (pinned for the phase's operations)."""
+    kinds = {"containerId": "containers", "jobId": "jobs", "scheduledPostId": "scheduledPosts"}
+    out: dict[str, list[str]] = {kind: [] for kind in kinds.values()}
+    for params in pins.values():
+        for name, value in params.items():
+            name = name.removeprefix("path.")
+            if name in kinds and value not in out[kinds[name]]:
+                out[kinds[name]].append(value)
+    return out
 
 
 def _junit_failures(path: Path) -> list[str]:

@@ -125,12 +125,13 @@ def test_mutual_tls_passes_with_a_client_certificate_and_is_no_target_fault_with
 
 def test_connection_resets_never_fail_a_correct_target(tmp_path):
     """15 % of the connections reset (seeded) between the kit and a correct mock: no check
-    fails; what could not be judged says so, and the run exits 0 or 2, never 1."""
+    fails, in the checks or in the Schemathesis phase; what could not be judged says so, and
+    the run exits 0 or 2, never 1."""
     m = start_mock(*bundled.MOCK_ARGS)
     front = TcpProxy(_port(m.url), reset_share=0.15, seed=7)
     try:
         target = bundled.target_for(front.url)
-        result = run(target, schemathesis=False, jobs=4)
+        result = run(target, profile="quick", jobs=4)
     finally:
         front.close()
         assert m.stop() == 0, "".join(m.output)
@@ -140,7 +141,56 @@ def test_connection_resets_never_fail_a_correct_target(tmp_path):
     assert failed == [], failed
     assert result.exit_code in (0, 2)
     for o in result.transport_trouble:
-        assert o.status == "inconclusive" and "got no answer" in o.message
+        assert o.status == "inconclusive" and "answer" in o.message
+
+
+def test_the_proxy_keeps_a_flaky_network_apart_from_server_violations(tmp_path):
+    """The validating proxy in front of the same flaky path: transport failures are counted
+    apart, never as server violations, and the run does not exit 1."""
+    from tests.support.proxy import start_proxy
+
+    m = start_mock("--stage-seconds", "0.05")
+    front = TcpProxy(_port(m.url), reset_share=0.3, seed=3)
+    proxy = start_proxy(front.url, "--report", str(tmp_path / "proxy.json"))
+    try:
+        with httpx.Client(base_url=proxy.url, headers={"X-Api-Key": ids.FULL},
+                          timeout=30) as c:
+            for i in range(40):
+                c.get(f"/v1/content/{ids.CNT_NOT_REQUIRED}")
+                c.post(f"/v1/content/{ids.CNT_NOT_REQUIRED}/regenerate", json={},
+                       headers={"Idempotency-Key": f"k-{i}"})
+    finally:
+        code = proxy.stop()
+        front.close()
+        assert m.stop() == 0, "".join(m.output)
+    data = json.loads((tmp_path / "proxy.json").read_text())
+    assert data["serverViolations"] == 0, data
+    assert code in (0, 2) and data["exitStatus"] == code
+    assert front.counts["pipe"] and sum(front.counts.values()) > front.counts["pipe"]
+
+
+def test_no_post_a_default_run_leaves_is_due_within_a_year(tmp_path):
+    """On a target where scheduling succeeds (containers that need no approval), every post
+    the run created, by the checks and by the Schemathesis phase, is dated a year ahead."""
+    import datetime as dt
+
+    m = start_mock(*bundled.MOCK_ARGS)
+    started = dt.datetime.now(dt.UTC)
+    try:
+        result = run(bundled.target_for(m.url), profile="quick", jobs=4)
+        assert result.exit_code == 0, [(o.name, o.message) for o in result.outcomes
+                                       if o.status == FAILED]
+        created = result.created["scheduledPosts"]
+        with httpx.Client(base_url=m.url, headers={"X-Api-Key": ids.FULL}, timeout=30) as c:
+            posts = [c.get(f"/v1/scheduled-posts/{pid}").json() for pid in created]
+    finally:
+        assert m.stop() == 0, "".join(m.output)
+    assert len(posts) >= 2 and all("scheduledFor" in p for p in posts), posts
+    assert set(result.schema.created["scheduledPosts"]) - set(
+        result.observations.created["scheduledPosts"]), "the phase's posts are listed too"
+    due = [p for p in posts if dt.datetime.fromisoformat(p["scheduledFor"]) <
+           started + dt.timedelta(days=365)]
+    assert due == [], due
 
 
 # ---- --plan, --fail-on, keys from the environment ---------------------------------------------

@@ -50,11 +50,14 @@ class TcpProxy:
         self._loop.run_forever()
 
     def close(self) -> None:
-        def stop() -> None:
+        async def stop() -> None:
             self._server.close()
+            await self._server.wait_closed()
             self._loop.stop()
-        self._loop.call_soon_threadsafe(stop)
+
+        self._loop.call_soon_threadsafe(lambda: self._loop.create_task(stop()))
         self._thread.join(10)
+        self._loop.close()
 
     def _fate(self) -> tuple[str, int]:
         """How this connection ends: ("pipe", 0), or a reset and after how many bytes."""
