@@ -1,16 +1,31 @@
 """`make soak`: a bounded soak of the real mock on loopback. Not part of the suite.
 
-Starts `layers-mock` (memory store by default) with short retention and idempotency TTL, then
-runs mixed operations from a few concurrent clients for `--seconds` (default 150): generates
-with an Idempotency-Key, regenerates of recent containers, reads of jobs, containers, assets and
-review policies, and 404s. Every `--window` seconds it samples the requests done and the
-server's RSS (its process group, from /proc). At the end it prints req/s in the first and last
-windows and the RSS slope per 1,000 requests (least squares over the samples after the first
-third, once caches and pools have warmed), and exits 1 if throughput fell by more than half.
+Starts `layers-mock` with its default settings except `--idempotency-ttl 60 --retention 60`
+(one store per run: memory, sqlite or redis; `--store all` runs the three one after the other),
+then runs a mixed load from a few concurrent clients for `--seconds` (default 170, plus the
+warm-up: 3 minutes):
 
-What stays is by design: each generate keeps its containers and their current assets for good
-(README, "Stores and workers"); the report prints that count beside the slope so the two can
-be compared.
+    generates    10 %  a fresh Idempotency-Key each, 1-5 variants (so the per-org bound on
+                       containers, `--max-containers` 5,000, is reached within the run)
+    keyed retry   5 %  a recent generate sent again, same key and body: must replay its 202
+                       byte for byte
+    regenerates  10 %  of recent containers, a fresh key each (409 when the container is busy)
+    schedules     5 %  of containers whose generation completed (201, or 409 past the bound
+                       of scheduled posts per container)
+    reads        70 %  jobs, containers, assets, review policies, and 404s
+
+After a warm-up of one job's length (`--warmup`, 10 s: before it no job has ended, so the
+first window would measure a lighter load than every later one), every `--window` seconds it
+prints the requests done, req/s, the server's RSS and its CPU per request (its process and
+workers, from /proc; the CPU per request tells the mock's cost from the machine's load) and
+the 5xx seen. At the end: req/s in the first and last windows,
+and the RSS slope in MiB per 10,000 requests over the samples after the first TTL (60 s: by
+then every kind of record the load makes has started to expire). It exits 1 on any 5xx, on a
+keyed retry that did not replay, on a slope of 1 MiB per 10,000 requests or more, or when the
+last window's throughput is not within 15 % of the first's (`--tolerance`).
+
+Everything runs on 127.0.0.1, is bounded in time (`--seconds` at most 900) and stops every
+process it started (the mock, and the Redis server `--store redis` starts) by its pid.
 """
 
 from __future__ import annotations
@@ -19,7 +34,12 @@ import argparse
 import asyncio
 import os
 import random
+import shutil
+import signal
+import socket
+import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -29,8 +49,25 @@ import httpx
 from layers_kit.mock.launcher import start_mock
 
 KEY = {"X-Api-Key": "lp_test_full"}
-PROJECT = "prj_00000000-0000-4000-8000-000000000002"
+PROJECT = "prj_00000000-0000-4000-8000-000000000002"  # auto_approve: containers can be scheduled
 SEED = ["cnt_00000000-0000-4000-8000-000000000103"]
+TTL = 60  # --idempotency-ttl and --retention of the soaked mock
+STAGE = 2.0  # the mock's default --stage-seconds: a job takes 10 s
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user and system) of the process and its children (workers)."""
+    total = 0.0
+    pids = [pid]
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        pids += [int(p) for p in (task / "children").read_text().split()]
+    for p in pids:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except FileNotFoundError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 def rss_kib(pid: int) -> int:
@@ -40,24 +77,32 @@ def rss_kib(pid: int) -> int:
     for task in Path(f"/proc/{pid}/task").iterdir():
         pids += [int(p) for p in (task / "children").read_text().split()]
     for p in pids:
-        for line in Path(f"/proc/{p}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                total += int(line.split()[1])
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except FileNotFoundError:
+            pass
     return total
 
 
 class Load:
-    def __init__(self, client: httpx.AsyncClient, generate_share: float) -> None:
+    def __init__(self, client: httpx.AsyncClient) -> None:
         self.client = client
-        self.generate_share = generate_share
         self.containers: list[str] = list(SEED)
+        self.completed: list[tuple[float, str]] = []  # (when its job ends, container id)
         self.jobs: list[str] = []
         self.assets: list[tuple[str, str]] = []
+        self.sent: list[tuple[str, dict, bytes]] = []  # (key, body, first answer)
         self.done = 0
         self.generated = 0
+        self.replays = 0
+        self.bad_replays = 0
+        self.server_errors = 0
         self.statuses: dict[int, int] = {}
 
-    def _keep(self, items: list, item, limit: int = 500) -> None:
+    @staticmethod
+    def _keep(items: list, item, limit: int = 500) -> None:
         items.append(item)
         if len(items) > limit:
             del items[: len(items) - limit]
@@ -65,45 +110,70 @@ class Load:
     async def one(self) -> None:
         roll = random.random()
         c = self.client
-        if roll < self.generate_share:
-            r = await c.post(f"/v1/projects/{PROJECT}/content",
-                             json={"brief": {"topic": "Soak"}, "variantCount": 1},
-                             headers={**KEY, "Idempotency-Key": str(uuid.uuid4())})
+        now = time.monotonic()
+        if roll < 0.10:
+            key = str(uuid.uuid4())
+            body = {"brief": {"topic": "Soak"}, "variantCount": random.randint(1, 5)}
+            r = await c.post(f"/v1/projects/{PROJECT}/content", json=body,
+                             headers={**KEY, "Idempotency-Key": key})
             if r.status_code == 202:
                 self.generated += 1
-                self._keep(self.containers, r.json()["containerId"])
-                self._keep(self.jobs, r.json()["jobId"])
-        elif roll < 0.30:
+                data = r.json()
+                for cid in data["containerIds"]:
+                    self._keep(self.containers, cid)
+                    self._keep(self.completed, (now + 5 * STAGE + 1, cid), 2000)
+                self._keep(self.jobs, data["jobId"])
+                self._keep(self.sent, (key, body, r.content), 200)
+        elif roll < 0.15 and self.sent:
+            key, body, first = random.choice(self.sent)
+            r = await c.post(f"/v1/projects/{PROJECT}/content", json=body,
+                             headers={**KEY, "Idempotency-Key": key})
+            self.replays += 1
+            # Past the TTL (60 s) the key is forgotten and the retry runs anew: not an error.
+            if r.status_code == 202 and r.headers.get("idempotent-replayed") == "true" and \
+                    r.content != first:
+                self.bad_replays += 1
+        elif roll < 0.25:
             r = await c.post(f"/v1/content/{random.choice(self.containers)}/regenerate",
                              json={"brief": {"angle": "again"}},
                              headers={**KEY, "Idempotency-Key": str(uuid.uuid4())})
             if r.status_code == 202:
                 self._keep(self.jobs, r.json()["jobId"])
-        elif roll < 0.50 and self.jobs:
+        elif roll < 0.30:
+            ready = [cid for at, cid in self.completed if at <= now][-200:] or SEED
+            r = await c.post(f"/v1/content/{random.choice(ready)}/schedule",
+                             json={"scheduledFor": "2031-01-01T09:00:00Z"}, headers=KEY)
+        elif roll < 0.45 and self.jobs:
             r = await c.get(f"/v1/jobs/{random.choice(self.jobs)}", headers=KEY)
-        elif roll < 0.70:
+        elif roll < 0.65:
             cid = random.choice(self.containers)
             r = await c.get(f"/v1/content/{cid}", headers=KEY)
             if r.status_code == 200:
                 for a in r.json()["assets"][:1]:
                     self._keep(self.assets, (cid, a["assetId"]))
-        elif roll < 0.80 and self.assets:
+        elif roll < 0.75 and self.assets:
             cid, aid = random.choice(self.assets)
             r = await c.get(f"/v1/content/{cid}/assets/{aid}", headers=KEY)
-        elif roll < 0.92:
+        elif roll < 0.95:
             r = await c.get(f"/v1/projects/{PROJECT}/content-review-policy", headers=KEY)
         else:
             r = await c.get(f"/v1/content/cnt_{uuid.uuid4()}", headers=KEY)
         self.done += 1
         self.statuses[r.status_code] = self.statuses.get(r.status_code, 0) + 1
+        if r.status_code >= 500:
+            self.server_errors += 1
 
     async def worker(self, until: float) -> None:
         while time.monotonic() < until:
-            await self.one()
+            try:
+                await self.one()
+            except httpx.TransportError:
+                self.statuses[0] = self.statuses.get(0, 0) + 1
+                self.server_errors += 1
 
 
-def slope_per_1000(points: list[tuple[int, int]]) -> float:
-    """Least-squares slope of RSS (KiB) against requests, in MiB per 1,000 requests."""
+def slope_per_10000(points: list[tuple[int, int]]) -> float:
+    """Least-squares slope of RSS (KiB) against requests, in MiB per 10,000 requests."""
     n = len(points)
     if n < 2:
         return float("nan")
@@ -111,71 +181,151 @@ def slope_per_1000(points: list[tuple[int, int]]) -> float:
     my = sum(y for _, y in points) / n
     sxx = sum((x - mx) ** 2 for x, _ in points)
     sxy = sum((x - mx) * (y - my) for x, y in points)
-    return (sxy / sxx) * 1000 / 1024 if sxx else float("nan")
+    return (sxy / sxx) * 10000 / 1024 if sxx else float("nan")
 
 
 async def soak(url: str, pid: int, seconds: float, window: float, clients: int,
-               generate_share: float) -> int:
-    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
-        load = Load(client, generate_share)
+               tolerance: float, label: str, warmup: float) -> int:
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
+        load = Load(client)
         start = time.monotonic()
-        until = start + seconds
+        until = start + warmup + seconds
         tasks = [asyncio.create_task(load.worker(until)) for _ in range(clients)]
+        await asyncio.sleep(warmup)  # the load runs; the windows start after it
         samples: list[tuple[float, int, int]] = []  # (t, requests, rss KiB)
-        last_t, last_n = start, 0
+        last_t, last_n, last_cpu = time.monotonic(), load.done, cpu_seconds(pid)
         rates: list[float] = []
         while time.monotonic() < until:
             await asyncio.sleep(min(window, max(0.0, until - time.monotonic())))
             now = time.monotonic()
-            n, rss = load.done, rss_kib(pid)
-            rate = (n - last_n) / (now - last_t)
+            n, rss, cpu = load.done, rss_kib(pid), cpu_seconds(pid)
+            rate = (n - last_n) / max(now - last_t, 1e-9)
             rates.append(rate)
             samples.append((now - start, n, rss))
-            print(f"  t={now - start:6.1f}s  requests={n:7d}  {rate:7.0f} req/s  "
-                  f"RSS {rss / 1024:7.1f} MiB", flush=True)
-            last_t, last_n = now, n
+            print(f"  [{label}] t={now - start:6.1f}s  requests={n:7d}  {rate:7.0f} req/s  "
+                  f"RSS {rss / 1024:7.1f} MiB  server CPU "
+                  f"{(cpu - last_cpu) * 1000 / max(n - last_n, 1):5.2f} ms/request  "
+                  f"5xx {load.server_errors}", flush=True)
+            last_t, last_n, last_cpu = now, n, cpu
         await asyncio.gather(*tasks)
-    tail = [(n, rss) for _, n, rss in samples[len(samples) // 3:]]
-    slope = slope_per_1000(tail)
-    print(f"soak: {load.done} requests in {seconds:.0f} s, {load.generated} generates "
-          f"(containers kept by design), statuses {dict(sorted(load.statuses.items()))}")
-    print(f"soak: req/s first window {rates[0]:.0f}, last window {rates[-1]:.0f}; "
-          f"RSS {samples[0][2] / 1024:.1f} -> {samples[-1][2] / 1024:.1f} MiB; "
-          f"slope {slope:.3f} MiB per 1,000 requests (after the first third)")
-    if 500 in load.statuses:
-        print("soak: FAILED: the mock answered 500", file=sys.stderr)
-        return 1
-    if rates[-1] < rates[0] / 2:
-        print("soak: FAILED: throughput fell by more than half", file=sys.stderr)
-        return 1
-    return 0
+    after_ttl = [(n, rss) for t, n, rss in samples if t >= TTL]
+    slope = slope_per_10000(after_ttl)
+    ratio = rates[-1] / rates[0] if rates and rates[0] else float("nan")
+    print(f"soak [{label}]: {load.done} requests in {seconds:.0f} s, {load.generated} "
+          f"generates, {load.replays} keyed retries ({load.bad_replays} bad replays), "
+          f"statuses {dict(sorted(load.statuses.items()))}")
+    print(f"soak [{label}]: req/s first window {rates[0]:.0f}, last window {rates[-1]:.0f} "
+          f"(last/first {ratio:.2f}; median {sorted(rates)[len(rates) // 2]:.0f}); RSS "
+          f"{samples[0][2] / 1024:.1f} -> {samples[-1][2] / 1024:.1f} MiB; slope after the "
+          f"first TTL ({TTL} s) {slope:.3f} MiB per 10,000 requests", flush=True)
+    failed = []
+    if load.server_errors:
+        failed.append(f"{load.server_errors} answers were 5xx or cut")
+    if load.bad_replays:
+        failed.append(f"{load.bad_replays} keyed retries replayed other bytes")
+    if not slope < 1.0:
+        failed.append(f"RSS grew {slope:.2f} MiB per 10,000 requests after the first TTL")
+    if not abs(ratio - 1) <= tolerance:
+        failed.append(f"the last window's throughput is {ratio:.2f}x the first's "
+                      f"(allowed: within {tolerance:.0%})")
+    for reason in failed:
+        print(f"soak [{label}]: FAILED: {reason}", file=sys.stderr, flush=True)
+    return 1 if failed else 0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class OwnRedis:
+    """A Redis server of the soak's own on a free loopback port, stopped by its pid."""
+
+    def __init__(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise SystemExit("soak: redis-server is not installed (make system-deps)")
+        self.dir = tempfile.mkdtemp(prefix="layers-soak-redis-")
+        port = _free_port()
+        self.proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1",
+                                      "--save", "", "--appendonly", "no", "--dir", self.dir],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.url = f"redis://127.0.0.1:{port}/0"
+        import redis
+
+        for _ in range(200):
+            try:
+                redis.Redis.from_url(self.url).ping()
+                return
+            except redis.ConnectionError:
+                time.sleep(0.05)
+        self.stop()
+        raise SystemExit("soak: redis-server did not start")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.kill(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(10)
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def run_one(store: str, args: argparse.Namespace) -> int:
+    tmp = tempfile.mkdtemp(prefix="layers-soak-")
+    redis_server = None
+    url = store
+    if store == "sqlite":
+        url = f"sqlite:///{tmp}/soak.db"
+    elif store == "redis":
+        redis_server = OwnRedis()
+        url = redis_server.url
+    try:
+        mock = start_mock("--store", url, "--idempotency-ttl", str(TTL), "--retention", str(TTL),
+                          "--reset", *args.mock_arg)
+        print(f"soak: {mock.url} (pid {mock.pid}), store {url}, default settings except "
+              f"--idempotency-ttl {TTL} --retention {TTL}, {args.clients} clients, "
+              f"{args.seconds:.0f} s", flush=True)
+        try:
+            return asyncio.run(soak(mock.url, mock.pid, args.seconds, args.window, args.clients,
+                                    args.tolerance, store.split(":")[0], args.warmup))
+        finally:
+            mock.stop()
+            if os.environ.get("SOAK_SHOW_OUTPUT"):
+                print("".join(mock.output))
+    finally:
+        if redis_server is not None:
+            redis_server.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--seconds", type=float, default=150, help="length of the load (default 150)")
+    p.add_argument("--seconds", type=float, default=170, help="length of the measured load per "
+                   "store, after the warm-up (default 170)")
     p.add_argument("--window", type=float, default=10, help="seconds per sample (default 10)")
     p.add_argument("--clients", type=int, default=8, help="concurrent clients (default 8)")
-    p.add_argument("--store", default="memory", help="the mock's --store (default memory)")
-    p.add_argument("--retention", default="20", help="the mock's --retention (default 20 s)")
-    p.add_argument("--idempotency-ttl", default="20", help="the mock's TTL (default 20 s)")
-    p.add_argument("--generate-share", type=float, default=0.05,
-                   help="share of requests that are generates (default 0.05)")
+    p.add_argument("--store", default="memory",
+                   help="memory, sqlite (a fresh file), redis (a Redis of its own), a store URL, "
+                        "or all: memory, sqlite and redis one after the other (default memory)")
+    p.add_argument("--warmup", type=float, default=10,
+                   help="seconds of load before the first window (default 10: one job's "
+                        "length at the default stage, so every window ends jobs)")
+    p.add_argument("--tolerance", type=float, default=0.15,
+                   help="how far the last window's req/s may be from the first's (default 0.15)")
+    p.add_argument("--mock-arg", action="append", default=[],
+                   help="one more argument for the mock (repeatable)")
     args = p.parse_args(argv)
-    if not 1 <= args.seconds <= 600:
-        p.error("--seconds must be from 1 to 600 (the soak is bounded)")
-    mock = start_mock("--store", args.store, "--stage-seconds", "0.2",
-                      "--retention", args.retention, "--idempotency-ttl", args.idempotency_ttl)
-    print(f"soak: {mock.url} (pid {mock.pid}), store {args.store}, retention "
-          f"{args.retention} s, idempotency TTL {args.idempotency_ttl} s, {args.clients} "
-          f"clients, {args.seconds:.0f} s", flush=True)
-    try:
-        return asyncio.run(soak(mock.url, mock.pid, args.seconds, args.window, args.clients,
-                                args.generate_share))
-    finally:
-        mock.stop()
-        if os.environ.get("SOAK_SHOW_OUTPUT"):
-            print(mock.output if isinstance(mock.output, str) else "".join(mock.output))
+    if not 1 <= args.seconds <= 900:
+        p.error("--seconds must be from 1 to 900 (the soak is bounded)")
+    if not 1 <= args.clients <= 64:
+        p.error("--clients must be from 1 to 64")
+    stores = ["memory", "sqlite", "redis"] if args.store == "all" else [args.store]
+    results = {store: run_one(store, args) for store in stores}
+    if len(stores) > 1:
+        print("soak: " + ", ".join(f"{s} {'ok' if r == 0 else 'FAILED'}"
+                                   for s, r in results.items()))
+    return max(results.values())
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from layers_kit.conformance.runner import UsageError, run
 from layers_kit.conformance.tls import TlsSetupError
 from layers_kit.conformance.waivers import WaiverError
 from layers_kit.conformance.waivers import load as load_waivers
-from layers_kit.contract.version import version
+from layers_kit.contract.version import version_line
 
 # Keys may come from the environment, so that `ps` never shows them (options.py names them).
 KEY_ENV = {"api": options.ENV["api_key"], "readonly": options.ENV["readonly_key"],
@@ -38,7 +38,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="layers-conformance",
                                 description="Check an implementation of the Layers "
                                             "regenerate API against its contract.")
-    p.add_argument("--version", action="version", version=f"%(prog)s {version()}")
+    p.add_argument("--version", action="version", version=f"%(prog)s {version_line()}")
     sub = p.add_subparsers(dest="command", required=True)
     r = sub.add_parser("run", help="run the checks against a target", epilog=VERDICTS_HELP)
     options.add_arguments(r)  # the options model: target, inputs, how (every default there)

@@ -122,7 +122,16 @@ def page_for(spec_file: Path) -> bytes:
         return _PACKAGED.read_bytes()
     cached = cache_dir() / f"reference-{digest}.html"
     if not cached.exists():
-        partial = cached.with_suffix(f".{os.getpid()}.tmp")
-        build(spec_file, partial)
-        partial.replace(cached)  # atomic: concurrent builders never serve half a page
+        # A name of its own per build (the process id was shared by a process's threads:
+        # concurrent builds wrote one file), renamed into place: atomic, so concurrent
+        # builders never serve half a page.
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=cached.parent, prefix=f"{cached.name}.", suffix=".tmp")
+        os.close(fd)
+        partial = Path(name)
+        try:
+            build(spec_file, partial)
+            partial.replace(cached)
+        finally:
+            partial.unlink(missing_ok=True)
     return cached.read_bytes()

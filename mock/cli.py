@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import logging
 import os
@@ -15,7 +16,7 @@ warnings.filterwarnings("ignore", message="Using `httpx` with `starlette.testcli
 
 import uvicorn  # noqa: E402
 
-from layers_kit.contract.version import version  # noqa: E402
+from layers_kit.contract.version import version_line  # noqa: E402
 from layers_kit.mock import config as config_mod  # noqa: E402
 from layers_kit.mock.config import Config  # noqa: E402
 from layers_kit.mock.domain.fixtures import FixtureError  # noqa: E402
@@ -30,14 +31,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="layers-mock",
         description="Stateful mock of the Layers content-regeneration API (openapi.yaml).")
-    p.add_argument("--version", action="version", version=f"%(prog)s {version()}")
+    p.add_argument("--version", action="version", version=f"%(prog)s {version_line()}")
     config_mod.add_arguments(p)  # every option and its default come from mock.config.Config
     return p.parse_args(argv)
 
 
-def worker_app():
-    """Factory for uvicorn worker processes: the config travels in the environment."""
-    config = Config.from_json(json.loads(os.environ[_ENV]))
+def worker_app(raw: str | None = None):
+    """Factory for uvicorn worker processes: the config travels as the factory's argument, in
+    the pipe multiprocessing spawns each worker with (never in the environment, which
+    /proc/<pid>/environ shows); `LAYERS_MOCK_CONFIG` is still read when no argument comes."""
+    config = Config.from_json(json.loads(raw if raw is not None else os.environ[_ENV]))
     server.GuardedHttpToolsProtocol.read_timeout = config.read_timeout
     # The parent already seeded the shared store.
     return create_app(config.replace(reset_on_start=False))
@@ -78,8 +81,10 @@ def main(argv: list[str] | None = None) -> int:
     except config_mod.ConfigError as exc:
         print(f"layers-mock: {exc}", file=sys.stderr)
         return 2
-    # Read once; worker processes get the token's digest (Config.to_json), not the variable.
-    os.environ.pop(config_mod.ADMIN_TOKEN_ENV, None)
+    # Read once, then gone from the process: its environment block too, which
+    # /proc/<pid>/environ shows (os.environ.pop alone left it there). Workers get the token's
+    # keyed MAC (Config.to_json) through their spawn pipe, not the variable.
+    config_mod.forget_environment_token()
     if config.workers > 1 and config.store == "memory":
         print("layers-mock: --workers needs a shared store: each worker would keep its own "
               "memory and clients would see requests split between them. Use --store "
@@ -105,23 +110,25 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit:
         print(f"layers-mock: cannot listen on {config.host}:{config.port}", file=sys.stderr)
         return 2
+    from layers_kit.mock.workers import BoundedMultiprocess, catch_early_signals
+
+    early = catch_early_signals()  # a stop asked for before the server runs is kept
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
     print(banner(service, f"http://{shown}:{port}", config, config.workers), flush=True)
 
     if config.workers == 1:
-        SignalledServer(uv_config).run(sockets=[sock])
+        if not early:
+            SignalledServer(uv_config).run(sockets=[sock])
         service.store.close()
         print("layers-mock stopped", flush=True)
         return 0
     service.store.close()
-    os.environ[_ENV] = json.dumps(config.to_json())
-    from uvicorn.supervisors import Multiprocess
-
-    multi_config = uvicorn.Config("layers_kit.mock.cli:worker_app", factory=True, host=config.host,
+    factory = functools.partial(worker_app, json.dumps(config.to_json()))
+    multi_config = uvicorn.Config(factory, factory=True, host=config.host,
                                   port=port, workers=config.workers, log_level=config.log_level,
                                   access_log=False, http=server.PROTOCOL)
-    Multiprocess(multi_config, sockets=[sock]).run()
+    BoundedMultiprocess(multi_config, sockets=[sock], early=early).run()
     print("layers-mock stopped", flush=True)
     return 0
 

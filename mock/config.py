@@ -11,13 +11,20 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
+import hmac
 import math
 import os
+import secrets
+import stat
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 CLOCKS = ("real", "manual")
+# Worker processes at most: 4 per CPU core, never above 64 (`--workers 100000` spawned 849
+# processes until the machine ran out of memory).
+MAX_WORKERS = min(64, 4 * (os.cpu_count() or 1))
+MIN_TOKEN_LENGTH = 16  # characters of an admin token at least
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug")
 
 
@@ -40,7 +47,8 @@ class Config:
                                    type=Path, metavar="PATH")
     store: str = option("memory", "memory, sqlite:///path/to/file.db or redis://host:port/db",
                         metavar="URL")
-    workers: int = option(1, "worker processes (needs a shared store: sqlite or redis)")
+    workers: int = option(1, "worker processes (needs a shared store: sqlite or redis; at most "
+                             f"{MAX_WORKERS} here: 4 per CPU core, never above 64)")
     stage_seconds: float = option(2.0, "duration of each of the 5 job stages", metavar="S")
     clock: str = option("real", "real time, or a clock moved only by POST /__mock/clock/advance",
                         choices=CLOCKS)
@@ -58,6 +66,15 @@ class Config:
                                              "one becomes a 500)")
     idempotency_ttl: float = option(24 * 3600.0, "seconds an Idempotency-Key is remembered",
                                     metavar="S")
+    idempotency_max_keys: int = option(
+        10_000, "Idempotency-Keys remembered per API key at most; past it the oldest are "
+                "forgotten first", metavar="N")
+    max_containers: int = option(
+        5_000, "containers created through the API kept per org at most; past it the oldest "
+               "that run no job are forgotten first (fixtures are never)", metavar="N")
+    store_timeout: float = option(
+        2.0, "seconds a request waits for a SQLite or Redis store before its 503 (Retry-After)",
+        metavar="S")
     retention_seconds: float = option(
         7 * 24 * 3600.0, "seconds ended jobs and superseded assets are kept",
         flag="--retention", metavar="S")
@@ -75,21 +92,26 @@ class Config:
             "any origin)", flag="--cors-origin", action="append", metavar="ORIGIN")
     # Not options: fixed sizes a test may lower.
     journal_size: int = 1000
-    # What worker processes get instead of the token (to_json): they compare digests.
-    admin_token_sha256: str | None = None
+    # What worker processes get instead of the token (to_json): a random key of this run and
+    # the token's HMAC-SHA256 under it; they compare MACs. Not compared: a fresh key per run.
+    admin_token_key: str | None = field(default=None, compare=False)
+    admin_token_mac: str | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         """Refuse at start what could only fail later, in one clear sentence."""
         problem = _problem(self)
         if problem:
             raise ConfigError(problem)
+        if self.admin_token is not None and self.admin_token_key is None:
+            key = secrets.token_hex(32)
+            object.__setattr__(self, "admin_token_key", key)
+            object.__setattr__(self, "admin_token_mac", admin_mac(key, self.admin_token))
 
     @property
     def admin_digest(self) -> str | None:
-        """SHA-256 (hex) of the admin token, or None when the control API has no token."""
-        if self.admin_token is not None:
-            return hashlib.sha256(self.admin_token.encode()).hexdigest()
-        return self.admin_token_sha256
+        """The admin token's HMAC-SHA256 (hex) under `admin_token_key`, or None when the
+        control API has no token."""
+        return self.admin_token_mac
 
     def replace(self, **changes: Any) -> Config:
         return dataclasses.replace(self, **changes)
@@ -99,9 +121,9 @@ class Config:
         raw = dataclasses.asdict(self)
         raw["fixtures"] = str(self.fixtures) if self.fixtures else None
         raw["admin_token_file"] = str(self.admin_token_file) if self.admin_token_file else None
-        # The environment of a process is readable by its user's other processes (and
-        # /proc/<pid>/environ): the workers get the token's digest, never the token.
-        raw["admin_token"], raw["admin_token_sha256"] = None, self.admin_digest
+        # Workers get the config through the pipe multiprocessing spawns them with (cli.py),
+        # never the environment; and even so the token's keyed MAC, never the token.
+        raw["admin_token"] = None
         return raw
 
     @classmethod
@@ -114,6 +136,36 @@ class Config:
 
 _FIELD_NAMES = {f.name for f in fields(Config)}
 ADMIN_TOKEN_ENV = "LAYERS_MOCK_ADMIN_TOKEN"
+
+
+def forget_environment_token(name: str = ADMIN_TOKEN_ENV) -> None:
+    """Remove the admin token from this process's environment, and overwrite it in the
+    environment block the kernel shows in /proc/<pid>/environ (unsetenv only drops the
+    pointer to it; the bytes stay there, readable by the user's other processes)."""
+    if name not in os.environ:
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None)
+        environ = ctypes.POINTER(ctypes.c_void_p).in_dll(libc, "environ")
+        prefix = name.encode() + b"="
+        i = 0
+        while environ[i]:
+            address = environ[i]
+            entry = ctypes.string_at(address)
+            if entry.startswith(prefix):
+                ctypes.memset(address + len(prefix), 0, len(entry) - len(prefix))
+            i += 1
+    except (OSError, ValueError, AttributeError):  # no libc environ (not glibc): best effort
+        pass
+    os.environ.pop(name, None)
+
+
+def admin_mac(key_hex: str, token: str) -> str:
+    """HMAC-SHA256 (hex) of a token under a run's key (a salt no table was computed for)."""
+    return hmac.new(bytes.fromhex(key_hex), token.encode("utf-8", "surrogateescape"),
+                    hashlib.sha256).hexdigest()
 
 
 class ConfigError(ValueError):
@@ -136,17 +188,35 @@ def _problem(c: Config) -> str | None:
         return f"--read-timeout must be a finite number of seconds above 0, not {c.read_timeout}"
     if not isinstance(c.port, int) or not 0 <= c.port <= 65535:
         return f"--port must be a whole number from 0 to 65535, not {c.port}"
-    if c.workers < 1:
-        return "--workers must be at least 1"
+    if not isinstance(c.workers, int) or not 1 <= c.workers <= MAX_WORKERS:
+        return (f"--workers must be from 1 to {MAX_WORKERS} on this machine (4 per CPU core, "
+                f"never above 64), not {c.workers}")
+    if not _positive(c.store_timeout) or c.store_timeout > 60:
+        return f"--store-timeout must be a number of seconds above 0 and at most 60, not " \
+               f"{c.store_timeout}"
+    for name, value in (("--idempotency-max-keys", c.idempotency_max_keys),
+                        ("--max-containers", c.max_containers)):
+        if not isinstance(value, int) or not 100 <= value <= 10_000_000:
+            return f"{name} must be a whole number from 100 to 10000000, not {value}"
     token = c.admin_token
     if token is not None and (not token or not all(0x21 <= ord(ch) <= 0x7E for ch in token)):
         # An HTTP header carries ASCII: a token with other characters could never match.
         return ("the admin token must be printable ASCII without spaces (an HTTP header "
                 "cannot carry anything else), and not empty")
+    if token is not None and len(token) < MIN_TOKEN_LENGTH:
+        return (f"the admin token must have at least {MIN_TOKEN_LENGTH} characters (it guards "
+                f"the control API; e.g. `openssl rand -hex 16`), not {len(token)}")
     return None
 
 
 def _read_token(path: Path) -> str:
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise ConfigError(f"--admin-token-file {path}: cannot read it ({exc})") from None
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise ConfigError(f"--admin-token-file {path}: other users may read it (mode "
+                          f"{stat.S_IMODE(mode):04o}); chmod 600 it")
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:

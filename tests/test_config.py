@@ -18,12 +18,13 @@ def test_every_option_field_is_a_flag_and_round_trips():
                            "--stage-seconds", "0.5", "--clock", "manual", "--reset",
                            "--retention", "60", "--idempotency-ttl", "5", "--workers", "2",
                            "--fixtures", "f.yaml", "--validate-responses",
-                           "--log-level", "info", "--admin-token", "t"])
+                           "--log-level", "info", "--admin-token", "a-long-enough-token-1"])
     config = from_args(args)
     assert config == Config(host="0.0.0.0", port=0, store="sqlite:///x.db", stage_seconds=0.5,
                             clock="manual", reset_on_start=True, retention_seconds=60.0,
                             idempotency_ttl=5.0, workers=2, fixtures=Path("f.yaml"),
-                            validate_responses=True, log_level="info", admin_token="t")
+                            validate_responses=True, log_level="info",
+                            admin_token="a-long-enough-token-1")
     options = {f.name for f in fields(Config) if "help" in f.metadata}
     assert options <= set(vars(args))
 

@@ -111,9 +111,9 @@ def test_the_deadline_index_empties_as_jobs_end(counted):
         demo.generate(ids.PRJ_AUTO)
     service.clock.advance(10)
     demo.generate(ids.PRJ_AUTO)  # settles the five, indexes one
-    index = service.store.atomic(lambda tx: tx.get(jobs.DUE, DEMO))
+    index = service.store.atomic(lambda tx: jobs.indexed(tx, DEMO))
     # Left: the new job, and the fixtures' hour-long running job.
-    assert len(index["jobs"]) == 2
+    assert len(index) == 2
 
 
 def test_the_deadline_index_is_one_document_per_org(counted):
@@ -125,9 +125,9 @@ def test_the_deadline_index_is_one_document_per_org(counted):
     _, b = Api(service, ids.OTHER).generate(ids.PRJ_OTHER)
     assert (a["status"], b["status"]) == ("running", "running")
     other_org = service.authenticate(ids.OTHER, None).org_id
-    due = service.store.atomic(lambda tx: (tx.get(jobs.DUE, DEMO), tx.get(jobs.DUE, other_org)))
-    assert a["jobId"] in due[0]["jobs"] and a["jobId"] not in due[1]["jobs"]
-    assert b["jobId"] in due[1]["jobs"] and b["jobId"] not in due[0]["jobs"]
+    due = service.store.atomic(lambda tx: (jobs.indexed(tx, DEMO), jobs.indexed(tx, other_org)))
+    assert a["jobId"] in due[0] and a["jobId"] not in due[1]
+    assert b["jobId"] in due[1] and b["jobId"] not in due[0]
     assert service.store.atomic(lambda tx: tx.get(jobs.DUE, "schedule")) is None
 
 

@@ -195,7 +195,8 @@ def test_the_installed_commands_come_from_the_wheel_and_know_their_version(venv,
     assert absent.stdout.strip() == "[]", absent.stdout + absent.stderr
     for command in ("layers-mock", "layers-conformance"):
         out = _run(venv, command, "--version", cwd=empty)
-        assert (out.returncode, out.stdout.strip()) == (0, f"{command} {VERSION}")
+        assert out.returncode == 0 and re.fullmatch(  # the package's and the contract's version
+            rf"{command} {re.escape(VERSION)} \(contract \d+\.\d+\.\d+\)", out.stdout.strip())
     contract = _run(venv, "layers-contract", "version", cwd=empty)  # reads the packaged spec
     assert contract.returncode == 0, contract.stderr
     assert re.fullmatch(r"\d+\.\d+\.\d+\S*", contract.stdout.strip()), contract.stdout
@@ -303,7 +304,9 @@ def _check_as_a_partner(venv: Path, folder: Path, *, expected: str) -> None:
     assert re.search(r"\b5 passed\b", out.stdout), out.stdout[-2000:]
     for command in ("layers-mock", "layers-conformance"):
         out = _run(venv, command, "--version", cwd=folder)
-        assert (out.returncode, out.stdout.strip()) == (0, f"{command} {VERSION}"), out.stderr
+        assert out.returncode == 0 and re.fullmatch(  # the package's and the contract's version
+            rf"{command} {re.escape(VERSION)} \(contract \d+\.\d+\.\d+\)", out.stdout.strip()
+        ), out.stderr
     _assert_pip_check(venv, folder)
 
 

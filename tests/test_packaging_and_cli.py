@@ -26,7 +26,9 @@ def test_version_is_the_distribution_version(module, prog):
     version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
     out = subprocess.run([sys.executable, "-m", module, "--version"], capture_output=True,
                          text=True, timeout=60)
-    assert (out.returncode, out.stdout.strip()) == (0, f"{prog} {version}")
+    contract = re.search(r"^info:\n(?:\s+.*\n)*?\s+version: (\S+)",
+                         (ROOT / "openapi.yaml").read_text(), re.M).group(1)
+    assert (out.returncode, out.stdout.strip()) == (0, f"{prog} {version} (contract {contract})")
 
 
 def test_readme_shows_the_partner_fixture_test_verbatim():
@@ -76,9 +78,10 @@ def test_control_api_is_off_beyond_loopback_without_a_token(host):
 
 
 def test_admin_token_guards_the_control_api():
-    with TestClient(create_app(Config(host="0.0.0.0", admin_token="s3cret"))) as c:
+    token_ok = "s3cret-long-enough-token"
+    with TestClient(create_app(Config(host="0.0.0.0", admin_token=token_ok))) as c:
         assert c.post("/__mock/reset", json={}).status_code == 401
-        for token, status in (("nope", 401), ("s3cret", 200)):
+        for token, status in (("nope", 401), (token_ok, 200)):
             r = c.post("/__mock/reset", json={}, headers={"X-Admin-Token": token})
             assert r.status_code == status
 

@@ -281,11 +281,13 @@ def test_transactions_are_awaitable_off_the_loop(store):
 
 
 def test_redis_regenerate_stays_within_its_round_trip_budget(redis_server):
-    """A regenerate with an Idempotency-Key, through the whole web stack, over Redis: 7 round
-    trips today (fault check; the key, the org's deadline index, the container, the org and
-    one commit: the key's lookup, the operation and its record are one transaction; journal),
-    where WATCH/MULTI transactions took about 19; a getJob 3 (fault check, the job,
-    journal)."""
+    """A regenerate with an Idempotency-Key, through the whole web stack, over Redis: 8 round
+    trips today (fault check; the documents read for the first time: the key, the API key's
+    list of keys, the org's deadline index and its queue, the container, the org; one commit:
+    the key's lookup, the operation and its record are one transaction; journal; documents
+    already cached cost nothing), where WATCH/MULTI transactions took about 19; a getJob 3
+    (fault check, the job, journal). The bounded lists (idempotency keys, deadline queues) are
+    paged: a few more documents, each of a bounded size, where one document grew without end."""
     from starlette.testclient import TestClient
 
     from layers_kit.mock.config import Config
@@ -310,7 +312,7 @@ def test_redis_regenerate_stays_within_its_round_trip_budget(redis_server):
         store.clear()
         store.close()
     print(f"redis round trips: regenerate {regenerate}, getJob {get_job}")
-    assert regenerate <= 7, regenerate
+    assert regenerate <= 8, regenerate
     assert get_job <= 3, get_job
 
 

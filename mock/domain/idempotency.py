@@ -7,6 +7,11 @@ writes (an acknowledged 202 and its replay record land together or not at all); 
 is not kept releases the claim so that a corrected retry runs. A claim whose process died lapses
 after a lease, so the key is not stuck.
 
+Bounded: an API key's records are listed in order of creation (a paged list, `fifo.py`), and
+past `limit` records (`--idempotency-max-keys`, 10,000) the oldest page of 32 is forgotten
+first; each record also expires after the TTL. A client minting a new key per retry added
+10 MiB/s of records kept for a day.
+
 The response is opaque here (`Stored`: status, headers, body text, made by the web layer): this
 module decides what is kept and when, not what an answer looks like.
 """
@@ -21,6 +26,7 @@ from typing import Any, TypeVar
 
 import orjson
 
+from layers_kit.mock.domain import fifo
 from layers_kit.mock.domain.errors import (
     STORED_ERROR_CODES,
     ApiError,
@@ -30,6 +36,8 @@ from layers_kit.mock.domain.errors import (
 from layers_kit.mock.store.base import Nested, Store, Tx
 
 LEASE_SECONDS = 60.0
+MAX_KEYS = 10_000  # records per API key at most (the default of --idempotency-max-keys)
+KEYS = "idem-keys"  # the paged list of an API key's records, oldest first
 T = TypeVar("T")
 
 
@@ -79,22 +87,42 @@ def lookup_in(tx: Tx, claim: Claim, now: float) -> Stored | None:
     return Stored(r["status"], r["headers"], r["body"])
 
 
-def claim_in(tx: Tx, claim: Claim, ttl: float, now: float) -> Stored | None:
+def _put(tx: Tx, claim: Claim, doc: dict[str, Any], ttl: float, limit: int) -> None:
+    """Write a record; a new one is listed under its API key, and past `limit` records the
+    oldest page of them is forgotten (a record written again since keeps its newer slot)."""
+    prev = tx.get("idem", claim.doc_key)
+    if prev is not None and "slot" in prev:
+        doc["slot"] = prev["slot"]
+    else:
+        h = fifo.push(tx, KEYS, claim.scope, claim.doc_key, ttl=ttl)
+        doc["slot"] = h["last"]
+        if fifo.pages(h) > max(1, limit // fifo.PAGE) + 1:
+            first = h["first"]
+            for old in fifo.drop_first(tx, KEYS, claim.scope, h, ttl=ttl):
+                rec = tx.get("idem", old)
+                if rec is not None and rec.get("slot") == first and old != claim.doc_key:
+                    tx.delete("idem", old)
+    tx.put("idem", claim.doc_key, doc, ttl=ttl)
+
+
+def claim_in(tx: Tx, claim: Claim, ttl: float, now: float,
+             limit: int = MAX_KEYS) -> Stored | None:
     """Claim the key (`lookup_in`, then hold it while the operation runs elsewhere)."""
     replay = lookup_in(tx, claim, now)
     if replay is None:
-        tx.put("idem", claim.doc_key, {"fingerprint": claim.fingerprint, "state": "claimed",
-                                       "leaseUntil": now + LEASE_SECONDS}, ttl=ttl)
+        _put(tx, claim, {"fingerprint": claim.fingerprint, "state": "claimed",
+                         "leaseUntil": now + LEASE_SECONDS}, ttl, limit)
     return replay
 
 
-def record_in(tx: Tx, claim: Claim, response: Stored, ttl: float) -> None:
+def record_in(tx: Tx, claim: Claim, response: Stored, ttl: float,
+              limit: int = MAX_KEYS) -> None:
     """Keep the response for replays (inside the operation's own transaction)."""
-    tx.put("idem", claim.doc_key, {
+    _put(tx, claim, {
         "fingerprint": claim.fingerprint, "state": "done",
         "response": {"status": response.status, "headers": response.headers,
                      "body": response.body},
-    }, ttl=ttl)
+    }, ttl, limit)
 
 
 def release_in(tx: Tx, claim: Claim) -> None:
@@ -108,7 +136,8 @@ async def respond(store: Store, claim: Claim | None, ttl: float, *,
                   execute: Callable[[Tx], Stored],
                   on_error: Callable[[ApiError], Stored],
                   before: Callable[[], Awaitable[None]] | None = None,
-                  now: Callable[[], float] = time.time) -> tuple[Stored, bool]:
+                  now: Callable[[], float] = time.time,
+                  limit: int = MAX_KEYS) -> tuple[Stored, bool]:
     """Answer one request under D6; returns the response and whether it is a replay.
 
     `execute` runs the operation in a store transaction and renders its answer; an ApiError it
@@ -125,9 +154,9 @@ async def respond(store: Store, claim: Claim | None, ttl: float, *,
     """
     if claim is not None and before is None:
         return await store.transact(lambda tx: _at_once(tx, claim, ttl, now(), execute,
-                                                        on_error))
+                                                        on_error, limit))
     if claim is not None:
-        replay = await store.transact(lambda tx: claim_in(tx, claim, ttl, now()))
+        replay = await store.transact(lambda tx: claim_in(tx, claim, ttl, now(), limit))
         if replay is not None:
             return replay, True
     try:
@@ -137,7 +166,7 @@ async def respond(store: Store, claim: Claim | None, ttl: float, *,
         def run(tx: Tx) -> Stored:
             out = execute(tx)
             if claim is not None:
-                record_in(tx, claim, out, ttl)
+                record_in(tx, claim, out, ttl, limit)
             return out
 
         return await store.transact(run), False
@@ -145,7 +174,7 @@ async def respond(store: Store, claim: Claim | None, ttl: float, *,
         out = on_error(err)
         if claim is not None:
             if kept(err):
-                await store.transact(lambda tx: record_in(tx, claim, out, ttl))
+                await store.transact(lambda tx: record_in(tx, claim, out, ttl, limit))
             else:
                 await store.transact(lambda tx: release_in(tx, claim))
         return out, False
@@ -156,7 +185,7 @@ async def respond(store: Store, claim: Claim | None, ttl: float, *,
 
 
 def _at_once(tx: Tx, claim: Claim, ttl: float, now: float, execute: Callable[[Tx], Stored],
-             on_error: Callable[[ApiError], Stored]) -> tuple[Stored, bool]:
+             on_error: Callable[[ApiError], Stored], limit: int) -> tuple[Stored, bool]:
     """Look the key up, run the operation and keep its answer, in the caller's transaction.
     The operation runs nested, so a refusal leaves none of its writes behind."""
     replay = lookup_in(tx, claim, now)
@@ -168,10 +197,10 @@ def _at_once(tx: Tx, claim: Claim, ttl: float, now: float, execute: Callable[[Tx
     except ApiError as err:
         out = on_error(err)
         if kept(err):
-            record_in(tx, claim, out, ttl)
+            record_in(tx, claim, out, ttl, limit)
         return out, False
     op.commit()
-    record_in(tx, claim, out, ttl)
+    record_in(tx, claim, out, ttl, limit)
     return out, False
 
 

@@ -5,9 +5,15 @@ Whoever reads a job or its container first after a stage boundary moves it forwa
 inside the store transaction, so the completion effects happen exactly once.
 
 A job nobody reads must still end on time: its credits, its container's busy flag and its
-retention depend on it. Every job is entered in its org's deadline index when it starts (one
-`due` document per org, listing its running jobs and their deadlines), and `settle_due` ends
-an org's jobs whose deadline has passed. The service runs it for the caller's org before the
+retention depend on it. Every job is entered in its org's deadline index when it starts, and
+`settle_due` ends an org's jobs whose deadline has passed. The index is one `due` document per
+org naming its queues, one queue per job duration (5 stages, or 3 for a `job=fail`, of the
+stage length), each a paged first-in-first-out list (`fifo.py`) of (deadline, job id): jobs of
+one duration end in the order they started, so a queue is walked from its oldest page and the
+walk stops at the first deadline still ahead. A start appends to one page of at most 32
+entries: its cost does not grow with the jobs running (one document listing every running job
+was rewritten by every start: generates fell from 762 to 170 req/s with 8,700 jobs running).
+The service runs it for the caller's org before the
 operations that read balances (exactly), and `DueSweeper` for the other orgs whose deadlines
 have passed, and for every org at most once per `DueSweeper.interval` of clock time (so
 retention sees quiet orgs' jobs end too). Its cost is the number of due jobs, each settled
@@ -22,7 +28,7 @@ from typing import Any
 
 import orjson
 
-from layers_kit.mock.domain import effects
+from layers_kit.mock.domain import effects, fifo
 from layers_kit.mock.domain.clock import iso
 from layers_kit.mock.store.base import Tx
 
@@ -32,6 +38,7 @@ TERMINAL = frozenset({"completed", "failed", "canceled"})
 FAIL_AT_STAGE = STAGES.index("generating_visuals")
 UNCANCELABLE_STAGE = STAGES.index("finalizing")
 DUE = "due"  # the deadline index: one document per org, keyed by the org's id
+DUE_QUEUE = "dueq"  # its queues: paged FIFO lists named "<orgId>/<duration>"
 DUE_BUCKET_SECONDS = 1.0  # clock seconds between sweeps of every org's index, per process
 SETTLE_LIMIT = 50  # jobs settled per org per sweep; the rest wait for the next request
 
@@ -57,48 +64,112 @@ def deadline(job: dict[str, Any]) -> float:
     return job["t0"] + stages * job["stageSeconds"]
 
 
-def _index(tx: Tx, job: dict[str, Any]) -> None:
-    """Enter the job in its org's deadline index (`due/<orgId>`).
+def _duration(job: dict[str, Any]) -> str:
+    return f"{deadline(job) - job['t0']:.6f}"
 
-    One index document per org, not one for the store: a job start already writes its org
-    (the credits it reserves), so the index adds no document that two orgs' requests, or two
-    workers serving different orgs, both write. A single schedule document did: every job
-    start and every sweep wrote it, and concurrent optimistic transactions (Redis, several
-    workers) collided on it and ran again.
+
+def _queues(tx: Tx, org_id: str) -> dict[str, Any] | None:
+    """The org's index document, `{"queues": [duration, ...]}` (None when empty). A document
+    of the former shape (`{"jobs": {jobId: deadline}}`) is moved into queues once."""
+    doc = tx.get(DUE, org_id)
+    if doc is None or "queues" in doc:
+        return doc
+    new: dict[str, Any] = {"queues": []}
+    for job_id, at in sorted(doc.get("jobs", {}).items(), key=lambda kv: kv[1]):
+        job = tx.get("job", job_id)
+        dur = _duration(job) if job else "former"
+        if dur not in new["queues"]:
+            new["queues"].append(dur)
+        fifo.push(tx, DUE_QUEUE, f"{org_id}/{dur}", [at, job_id])
+    tx.put(DUE, org_id, new)
+    return new
+
+
+def _index(tx: Tx, job: dict[str, Any]) -> None:
+    """Enter the job in its org's deadline index: one page of one queue, and the org's
+    index document only when the queue is new.
+
+    One index per org, not one for the store: a job start already writes its org (the
+    credits it reserves), so the index adds no document that two orgs' requests, or two
+    workers serving different orgs, both write.
     """
-    doc = tx.get(DUE, job["orgId"]) or {"jobs": {}}
-    doc["jobs"][job["jobId"]] = deadline(job)
-    tx.put(DUE, job["orgId"], doc)
+    org, dur = job["orgId"], _duration(job)
+    doc = _queues(tx, org) or {"queues": []}
+    if dur not in doc["queues"]:
+        doc["queues"].append(dur)
+        tx.put(DUE, org, doc)
+    fifo.push(tx, DUE_QUEUE, f"{org}/{dur}", [deadline(job), job["jobId"]])
+
+
+def indexed(tx: Tx, org_id: str) -> dict[str, float]:
+    """Every job in the org's index and its deadline (for tests and tools: it reads it all)."""
+    out: dict[str, float] = {}
+    for dur in (_queues(tx, org_id) or {"queues": []})["queues"]:
+        name = f"{org_id}/{dur}"
+        h = fifo.head(tx, DUE_QUEUE, name)
+        for n in range(h["first"], h["last"] + 1) if h else ():
+            out.update({job_id: at for at, job_id in fifo.page(tx, DUE_QUEUE, name, n)})
+    return out
 
 
 def earliest_due(tx: Tx, org_id: str) -> float | None:
-    """The earliest deadline in the org's index (None when it is empty)."""
-    doc = tx.get(DUE, org_id)
-    return min(doc["jobs"].values(), default=None) if doc else None
+    """The earliest deadline in the org's index (None when it is empty): the oldest page of
+    each queue."""
+    found: float | None = None
+    for dur in (_queues(tx, org_id) or {"queues": []})["queues"]:
+        name = f"{org_id}/{dur}"
+        h = fifo.head(tx, DUE_QUEUE, name)
+        items = fifo.page(tx, DUE_QUEUE, name, h["first"]) if h else []
+        if items:
+            at = min(a for a, _ in items)
+            found = at if found is None else min(found, at)
+    return found
 
 
 def settle_due(tx: Tx, org_id: str, now: float,
                limit: int = SETTLE_LIMIT) -> tuple[bool, float | None]:
-    """End the org's indexed jobs whose deadline has passed (at most `limit`, earliest first).
+    """End the org's indexed jobs whose deadline has passed (at most `limit`), walking each
+    queue from its oldest page until a deadline still ahead.
 
     Returns whether more are due already, and the earliest deadline still waiting.
     """
-    doc = tx.get(DUE, org_id)
-    if not doc or not doc["jobs"]:
+    doc = _queues(tx, org_id)
+    if not doc or not doc["queues"]:
         return False, None
-    due = sorted((at, job_id) for job_id, at in doc["jobs"].items() if at <= now)
-    if not due:
-        return False, min(doc["jobs"].values())
-    for _, job_id in due[:limit]:
-        del doc["jobs"][job_id]
-        job = tx.get("job", job_id)
-        if job is not None and job["status"] == "running":
-            advance(tx, job, now)
-    if doc["jobs"]:
-        tx.put(DUE, org_id, doc)
-    else:
-        tx.delete(DUE, org_id)
-    return len(due) > limit, min(doc["jobs"].values(), default=None)
+    settled, more, earliest, emptied = 0, False, None, False
+    for dur in list(doc["queues"]):
+        name = f"{org_id}/{dur}"
+        h = fifo.head(tx, DUE_QUEUE, name)
+        while h is not None:
+            items = fifo.page(tx, DUE_QUEUE, name, h["first"])
+            keep = []
+            for at, job_id in items:
+                if at <= now and settled < limit:
+                    settled += 1
+                    job = tx.get("job", job_id)
+                    if job is not None and job["status"] == "running":
+                        advance(tx, job, now)
+                else:
+                    more = more or at <= now
+                    keep.append([at, job_id])
+            if keep:
+                if len(keep) != len(items):
+                    fifo.set_page(tx, DUE_QUEUE, name, h["first"], keep)
+                first = min(a for a, _ in keep)
+                earliest = first if earliest is None else min(earliest, first)
+                break
+            was_last = h["first"] >= h["last"]
+            fifo.drop_first(tx, DUE_QUEUE, name, h)
+            if was_last:
+                doc["queues"].remove(dur)
+                emptied = True
+                h = None
+    if emptied:
+        if doc["queues"]:
+            tx.put(DUE, org_id, doc)
+        else:
+            tx.delete(DUE, org_id)
+    return more, earliest
 
 
 class DueSweeper:

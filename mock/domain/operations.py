@@ -10,7 +10,16 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from layers_kit.mock.domain import assets, billing, ids, jobs, moderation, review, tenancy
+from layers_kit.mock.domain import (
+    assets,
+    billing,
+    fifo,
+    ids,
+    jobs,
+    moderation,
+    review,
+    tenancy,
+)
 from layers_kit.mock.domain.auth import Principal
 from layers_kit.mock.domain.clock import iso
 from layers_kit.mock.domain.errors import ApprovalRequired, Conflict, NotFound
@@ -26,6 +35,9 @@ class Settings:
     # page mentions); keeps a long-running mock's memory bounded.
     retention_seconds: float
     moderation_terms: tuple[str, ...] = moderation.DEFAULT_TERMS
+    # Containers created through the API kept per org (--max-containers); past it the oldest
+    # created that run no job are forgotten first (fixtures' containers are never).
+    max_containers: int = 5_000
 
 
 @dataclass(frozen=True)
@@ -46,6 +58,8 @@ class Reply:
 # Operations that read an org's balance: the service ends due jobs exactly before them
 # (jobs.settle_due), so credits of a job that ended unobserved are already settled.
 READS_BALANCE = frozenset({"regenerateContent", "generateContent"})
+MAX_SCHEDULED_POSTS = 100  # per container; one more is 409 CONFLICT
+CREATED = "created"  # the paged list of the containers an org created through the API
 
 
 # ---- lookups: another org's resource is exactly as missing as a missing one (D8, R12) -------
@@ -158,7 +172,45 @@ def generate_content(tx: Tx, ctx: Ctx, project_id: str, body: dict[str, Any]) ->
         stage_seconds=ctx.settings.stage_seconds, fail=ctx.fail_job, cost=cost, pending={},
         retention=ctx.settings.retention_seconds,
     )
+    for cid in container_ids:
+        _track_created(tx, project["orgId"], cid, ctx.settings.max_containers)
     return _accepted(job)
+
+
+def _track_created(tx: Tx, org_id: str, cid: str, limit: int) -> None:
+    """List a container the API created, in order; past `limit` of them, forget the oldest
+    page (32) of those that run no job (a running one goes to the end of the list). Each
+    container remembers its page (`slot`): an id created again since keeps its newer one."""
+    def track(c: dict[str, Any]) -> None:
+        h = fifo.push(tx, CREATED, org_id, c["id"])
+        c["slot"] = h["last"]
+        tenancy.put_container(tx, c)
+
+    c = tenancy.get_container(tx, org_id, cid)
+    track(c)
+    h = fifo.head(tx, CREATED, org_id)
+    if fifo.pages(h) <= max(1, limit // fifo.PAGE) + 1:
+        return
+    first = h["first"]
+    for old in fifo.drop_first(tx, CREATED, org_id, h):
+        c = tenancy.get_container(tx, org_id, old)
+        if c is None or c.get("slot") != first:
+            continue
+        if c["currentJobId"]:
+            track(c)
+        else:
+            forget_container(tx, c)
+
+
+def forget_container(tx: Tx, c: dict[str, Any]) -> None:
+    """Remove a container with its current assets and scheduled posts (superseded assets
+    expire with their retention); its project's pending count is kept in step."""
+    review.set_approval(tx, c, "not_required")
+    for aid in c["assetIds"]:
+        tenancy.delete_asset(tx, c["orgId"], aid)
+    for pid in c["scheduledPostIds"]:
+        tx.delete("post", pid)
+    tenancy.delete_container(tx, c["orgId"], c["id"])
 
 
 def new_container(cid: str, project: dict[str, Any], fmt: str, brief: dict[str, Any],
@@ -209,6 +261,11 @@ def schedule_content(tx: Tx, ctx: Ctx, container_id: str, body: dict[str, Any]) 
         raise Conflict("This container has no completed generation to schedule.")
     if c["approvalStatus"] in ("pending", "rejected"):
         raise ApprovalRequired()
+    if len(c["scheduledPostIds"]) >= MAX_SCHEDULED_POSTS:
+        # Bounded: the container lists its posts, and getContent answers that list (after
+        # 23,000 posts it answered 983 KB, and scheduling ran at half speed).
+        raise Conflict(f"This container has {MAX_SCHEDULED_POSTS} scheduled posts, the most "
+                       "the mock keeps per container; schedule another container.")
     post = {"id": ids.uuid_id("sp"), "orgId": c["orgId"], "containerId": c["id"],
             "status": "scheduled", "scheduledFor": body["scheduledFor"],
             "caption": c["caption"], "createdAt": iso(ctx.now)}

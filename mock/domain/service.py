@@ -45,7 +45,8 @@ class MockService:
         self.keyring = Keyring(fx.keys)
         self.settings = Settings(stage_seconds=config.stage_seconds,
                                  retention_seconds=config.retention_seconds,
-                                 moderation_terms=fx.moderation_terms)
+                                 moderation_terms=fx.moderation_terms,
+                                 max_containers=config.max_containers)
         self.idempotency_ttl = config.idempotency_ttl
         # Orgs come from the fixtures only; each has its own deadline index.
         self.due = jobs.DueSweeper([o["id"] for o in fx.data["orgs"]])

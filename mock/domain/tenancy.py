@@ -38,3 +38,11 @@ def get_asset(tx: Tx, org_id: str, aid: str) -> dict[str, Any] | None:
 
 def put_asset(tx: Tx, org_id: str, asset: dict[str, Any], ttl: float | None = None) -> None:
     tx.put(ASSET, _key(org_id, asset["assetId"]), asset, ttl=ttl)
+
+
+def delete_container(tx: Tx, org_id: str, cid: str) -> None:
+    tx.delete(CONTAINER, _key(org_id, cid))
+
+
+def delete_asset(tx: Tx, org_id: str, aid: str) -> None:
+    tx.delete(ASSET, _key(org_id, aid))

@@ -26,7 +26,7 @@ from layers_kit.mock.domain.errors import ApiError
 
 T = TypeVar("T")
 
-STORE_TIMEOUT = 2.0  # seconds a store call may take before the request gets a 503
+STORE_TIMEOUT = 2.0  # seconds a store call may take before the request gets a 503 (default)
 
 
 class StoreUnavailable(ApiError):
@@ -112,6 +112,9 @@ class Store(Protocol):
         """`journal_append`, awaited: off the event loop when the backend does I/O."""
     async def peek(self, kind: str, key: str) -> Doc | None:
         """One document read outside any transaction (a cheap check, e.g. armed faults)."""
+    async def call(self, fn: Callable[[], T]) -> T:
+        """A blocking call on the store (reset, the journal), awaited off the event loop and
+        at most the store timeout (StoreUnavailable after it)."""
     def journal_append(self, entry: Doc) -> None: ...
     def journal(self, limit: int = 100) -> list[Doc]:
         """The newest `limit` entries, newest first."""
@@ -132,15 +135,20 @@ class Inline:
     async def peek(self, kind: str, key: str) -> Doc | None:
         return self._peek(kind, key)  # type: ignore[attr-defined]
 
+    async def call(self, fn: Callable[[], T]) -> T:
+        return fn()
+
 
 Clock = Callable[[], float]
 WALL: Clock = time.time
 
 
-def open_store(url: str, *, journal_size: int = JOURNAL_SIZE, now: Clock = WALL) -> Store:
+def open_store(url: str, *, journal_size: int = JOURNAL_SIZE, now: Clock = WALL,
+               timeout: float = STORE_TIMEOUT) -> Store:
     """A store from its URL: `memory`, `sqlite:///path.db` or `redis://host:port/db`.
 
-    `now` is the clock of expiry (Redis expires keys on its own clock and ignores it).
+    `now` is the clock of expiry (Redis expires keys on its own clock and ignores it);
+    `timeout` the seconds a request waits for the store before its 503 (none for memory).
     """
     if url in ("memory", "memory://"):
         from layers_kit.mock.store.memory import MemoryStore
@@ -149,11 +157,11 @@ def open_store(url: str, *, journal_size: int = JOURNAL_SIZE, now: Clock = WALL)
     if url.startswith("sqlite:///"):
         from layers_kit.mock.store.sqlite import SqliteStore
 
-        return SqliteStore(url, journal_size=journal_size, now=now)
+        return SqliteStore(url, journal_size=journal_size, now=now, timeout=timeout)
     if url.startswith(("redis://", "rediss://", "unix://")):
         from layers_kit.mock.store.redis import RedisStore
 
-        return RedisStore(url, journal_size=journal_size)
+        return RedisStore(url, journal_size=journal_size, timeout=timeout)
     raise ValueError(
         f"unknown store {url!r}: use memory, sqlite:///path/to/file.db or redis://host:port/db"
     )

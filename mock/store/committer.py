@@ -6,6 +6,14 @@ idle; under load each `sqlite3` call released the GIL and waited for the loop to
 Here the loop queues work and one thread takes everything queued, runs it as one batch (one
 commit for the lot) and wakes the loop once per batch. Under load a batch holds several
 requests' transactions and journal entries; alone, a request is a batch of one.
+
+Bounded under a stall. The loop waits for an item at most `timeout` seconds (the store
+timeout): then the request gets `StoreUnavailable` (503 INTERNAL with Retry-After), and an
+item the thread has not started yet is abandoned (skipped when its turn comes). While the
+store is stalled (a wait timed out, or the last batch failed for want of the store, and no
+batch succeeded since) journal entries are queued without waiting, so a request that needs no
+store (`/openapi.yaml`) never waits on one. The queue holds at most `max_queue` items: past
+it, a transaction is refused at once (503) and a journal entry dropped.
 """
 
 from __future__ import annotations
@@ -16,31 +24,78 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from layers_kit.mock.store.base import STORE_TIMEOUT, StoreUnavailable
+
 T = TypeVar("T")
 MAX_BATCH = 64  # items per batch at most: bounds a batch's latency and a commit's size
+MAX_QUEUE = 10_000  # items waiting at most; past it the store answers 503 at once
+JOURNAL_WAIT = 0.5  # seconds a response waits for its journal entry at most
 
 Item = tuple[str, Any]  # ("tx", fn) or ("journal", entry)
 Outcome = tuple[bool, Any]  # (True, result) or (False, exception)
 
 
+class _Ticket:
+    """One queued item's fate: started by the thread, or abandoned by its waiter first."""
+
+    __slots__ = ("abandoned", "started")
+
+    def __init__(self) -> None:
+        self.started = False
+        self.abandoned = False
+
+
 class GroupCommitter:
     """Runs `run_batch(items) -> outcomes` on its own thread; `submit` awaits one item's
-    outcome. Items are run in the order they were submitted."""
+    outcome, at most `timeout` seconds. Items are run in the order they were submitted."""
 
-    def __init__(self, run_batch: Callable[[list[Item]], list[Outcome]], name: str) -> None:
+    def __init__(self, run_batch: Callable[[list[Item]], list[Outcome]], name: str, *,
+                 timeout: float = STORE_TIMEOUT, max_queue: int = MAX_QUEUE) -> None:
         self._run_batch = run_batch
         self._name = name
-        self._queue: queue.SimpleQueue[tuple[Item, asyncio.Future, asyncio.AbstractEventLoop]
-                                       | None] = queue.SimpleQueue()
+        self.timeout = timeout
+        self.max_queue = max_queue
+        self._queue: queue.SimpleQueue[tuple[Item, asyncio.Future | None,
+                                             asyncio.AbstractEventLoop, _Ticket] | None] = \
+            queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
+        self._tickets = threading.Lock()  # started / abandoned, decided once per item
+        self.stalled = False  # a wait timed out or a batch lost the store; none succeeded since
+        self.dropped_journal = 0  # journal entries dropped (queue full)
 
-    async def submit(self, item: Item) -> Any:
+    def _unavailable(self, why: str) -> StoreUnavailable:
+        return StoreUnavailable(f"{self._name.removeprefix('store-')}: {why}")
+
+    async def submit(self, item: Item, *, wait: bool = True,
+                     timeout: float | None = None) -> Any:
+        """Queue an item and await its outcome (StoreUnavailable after the timeout). With
+        `wait=False` the item is queued and nobody awaits it (a journal entry while the store
+        is stalled)."""
+        if self._queue.qsize() >= self.max_queue:
+            if item[0] == "journal":
+                self.dropped_journal += 1
+                return None
+            raise self._unavailable(f"{self.max_queue} operations already wait for it")
         loop = asyncio.get_running_loop()
-        future = loop.create_future()
+        ticket = _Ticket()
         self._ensure_thread()
-        self._queue.put((item, future, loop))
-        return await future
+        if not wait:
+            self._queue.put((item, None, loop, ticket))
+            return None
+        future = loop.create_future()
+        self._queue.put((item, future, loop, ticket))
+        limit = self.timeout if timeout is None else timeout
+        try:
+            return await asyncio.wait_for(asyncio.shield(future), limit)
+        except TimeoutError:
+            future.add_done_callback(_consume)  # its outcome, when it comes, is nobody's
+            with self._tickets:
+                if not ticket.started:
+                    ticket.abandoned = True  # never run: the client is told 503
+            if limit >= self.timeout:
+                self.stalled = True
+            raise self._unavailable(f"no answer within {limit:g} s") from None
 
     def _ensure_thread(self) -> None:
         if self._thread is None:
@@ -50,12 +105,20 @@ class GroupCommitter:
                                                     daemon=True)
                     self._thread.start()
 
+    def _take(self, entry) -> bool:
+        """Claim an item for the batch; False when its waiter gave up already."""
+        with self._tickets:
+            if entry[3].abandoned:
+                return False
+            entry[3].started = True
+            return True
+
     def _loop(self) -> None:
         while True:
             first = self._queue.get()
             if first is None:
                 return
-            pending = [first]
+            pending = [first] if self._take(first) else []
             stop = False
             while len(pending) < MAX_BATCH:
                 try:
@@ -65,14 +128,23 @@ class GroupCommitter:
                 if nxt is None:
                     stop = True
                     break
-                pending.append(nxt)
+                if self._take(nxt):
+                    pending.append(nxt)
+            if not pending:
+                if stop:
+                    return
+                continue
             try:
-                outcomes = self._run_batch([item for item, _, _ in pending])
+                outcomes = self._run_batch([item for item, _, _, _ in pending])
+                self.stalled = False
             except BaseException as exc:  # the batch as a whole failed (its commit, say)
+                if isinstance(exc, StoreUnavailable):
+                    self.stalled = True
                 outcomes = [(False, exc)] * len(pending)
             by_loop: dict[asyncio.AbstractEventLoop, list] = {}
-            for (_, future, loop), outcome in zip(pending, outcomes, strict=True):
-                by_loop.setdefault(loop, []).append((future, outcome))
+            for (_, future, loop, _), outcome in zip(pending, outcomes, strict=True):
+                if future is not None:
+                    by_loop.setdefault(loop, []).append((future, outcome))
             for loop, settled in by_loop.items():
                 try:
                     loop.call_soon_threadsafe(_settle, settled)  # one wake-up per batch
@@ -86,6 +158,11 @@ class GroupCommitter:
             self._queue.put(None)
             self._thread.join(timeout=10)
             self._thread = None
+
+
+def _consume(future: asyncio.Future) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 def _settle(settled: list[tuple[asyncio.Future, Outcome]]) -> None:
@@ -120,8 +197,39 @@ class Batched:
         _value(self._run_batch([("journal", entry)])[0])
 
     async def record(self, entry: dict[str, Any]) -> None:
-        """`journal_append`, awaited: in the next batch's commit."""
-        await self._committer.submit(("journal", entry))
+        """`journal_append`, awaited: in the next batch's commit, waited for at most
+        JOURNAL_WAIT seconds, and not at all while the store is stalled."""
+        committer = self._committer
+        await committer.submit(("journal", entry), wait=not committer.stalled,
+                               timeout=min(JOURNAL_WAIT, committer.timeout))
+
+    async def call(self, fn: Callable[[], T]) -> T:
+        """A blocking store call (reset, the journal's read) on a thread of its own, awaited
+        at most the store timeout: the control API never blocks the event loop."""
+        return await off_loop(fn, self._committer.timeout, self._committer._name)
+
+
+_CALLS: Any = None  # the executor of blocking store calls (made on first use)
+_CALLS_LOCK = threading.Lock()
+
+
+async def off_loop(fn: Callable[[], T], timeout: float, name: str) -> T:
+    """Run `fn` on a small pool of threads (4: a stall pins at most those) and await it at
+    most `timeout` seconds; StoreUnavailable after that (the call may still finish)."""
+    global _CALLS
+    if _CALLS is None:
+        with _CALLS_LOCK:
+            if _CALLS is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                _CALLS = ThreadPoolExecutor(max_workers=4, thread_name_prefix="store-call")
+    future = asyncio.get_running_loop().run_in_executor(_CALLS, fn)
+    try:
+        return await asyncio.wait_for(asyncio.shield(future), timeout)
+    except TimeoutError:
+        future.add_done_callback(_consume)  # its outcome, when it comes, is nobody's
+        raise StoreUnavailable(f"{name.removeprefix('store-')}: no answer within "
+                               f"{timeout:g} s") from None
 
 
 def _value(outcome: Outcome) -> Any:

@@ -40,7 +40,7 @@ log = logging.getLogger("layers.mock")
 _PREFIX = "layers-mock:"
 _JOURNAL = f"{_PREFIX}journal"
 _MAX_RETRIES = 200
-_CACHE_SIZE = 50_000  # documents; past it the cache starts again empty
+_CACHE_SIZE = 10_000  # documents; past it the cache starts again empty (bounds the RSS)
 
 # KEYS: the documents read, then the documents written, then the journal.
 # ARGV: reads, writes, journal entries, journal size; then what each read returned ("" when
@@ -118,11 +118,11 @@ def _bounded(method: Callable[..., T]) -> Callable[..., T]:
 class RedisStore(Batched):
     shared = True
 
-    def __init__(self, url: str, *, journal_size: int) -> None:
+    def __init__(self, url: str, *, journal_size: int, timeout: float = STORE_TIMEOUT) -> None:
         self.url = url
         # Timeouts on every call: a paused Redis answered nothing, for any request, forever.
-        self._client = redis.Redis.from_url(url, socket_timeout=STORE_TIMEOUT,
-                                            socket_connect_timeout=STORE_TIMEOUT)
+        self._client = redis.Redis.from_url(url, socket_timeout=timeout,
+                                            socket_connect_timeout=timeout)
         self._client.ping()
         self._commit = self._client.register_script(_COMMIT)
         self._journal_size = journal_size
@@ -130,7 +130,7 @@ class RedisStore(Batched):
         self._lock = threading.Lock()  # the cache, and one batch at a time
         self._cache: dict[str, bytes | None] = {}
         self._fresh: set[str] = set()  # read with a GET in this attempt, not from the cache
-        self._committer = GroupCommitter(self._run_batch, "store-redis")
+        self._committer = GroupCommitter(self._run_batch, "store-redis", timeout=timeout)
         self._warn_without_persistence()
 
     def _get(self, k: str) -> bytes | None:
@@ -204,6 +204,11 @@ class RedisStore(Batched):
             tx = _RedisTx(self, read, written)
             try:
                 outcomes.append((True, payload(tx)))
+            except (redis.TimeoutError, redis.ConnectionError):
+                # The store, not the function, failed (a GET of a missing document timed
+                # out): the whole batch is StoreUnavailable, never one function's outcome
+                # (which made every request after the first stalled one a 500).
+                raise
             except Exception as exc:  # its writes are dropped; its reads are still checked
                 outcomes.append((False, exc))
                 continue

@@ -27,7 +27,14 @@ from pathlib import Path
 
 import orjson
 
-from layers_kit.mock.store.base import WALL, BufferedTx, Clock, Doc, StoreUnavailable
+from layers_kit.mock.store.base import (
+    STORE_TIMEOUT,
+    WALL,
+    BufferedTx,
+    Clock,
+    Doc,
+    StoreUnavailable,
+)
 from layers_kit.mock.store.committer import Batched, GroupCommitter, Item, Outcome
 
 log = logging.getLogger("layers.mock")
@@ -42,7 +49,7 @@ CREATE TABLE IF NOT EXISTS journal (id INTEGER PRIMARY KEY AUTOINCREMENT, entry 
 """
 _UPSERT = ("INSERT INTO docs(kind,key,doc,expires) VALUES(?,?,?,?) ON CONFLICT(kind,key) "
            "DO UPDATE SET doc=excluded.doc, expires=excluded.expires")
-_CACHE_SIZE = 50_000  # documents; past it the cache starts again empty
+_CACHE_SIZE = 10_000  # documents; past it the cache starts again empty (bounds the RSS)
 _SWEEP_EVERY = 1000  # batches between deletions of expired documents
 
 Row = tuple[str, float | None] | None  # (doc text, expires) or None: absent
@@ -78,7 +85,8 @@ class _SqliteTx(BufferedTx):
 class SqliteStore(Batched):
     shared = True
 
-    def __init__(self, url: str, *, journal_size: int, now: Clock = WALL) -> None:
+    def __init__(self, url: str, *, journal_size: int, now: Clock = WALL,
+                 timeout: float = STORE_TIMEOUT) -> None:
         self.url = url
         self.now = now
         self.path = Path(url.removeprefix("sqlite:///"))
@@ -89,21 +97,24 @@ class SqliteStore(Batched):
         self._readers = threading.local()  # plain reads: a connection per thread
         self._conns: list[sqlite3.Connection] = []
         self._lock = threading.Lock()  # the writer connection, the cache and the counters
-        self._writer = self._connect()
+        # The writer waits for another process's write lock as long as a request waits for
+        # the store (then the batch is StoreUnavailable, 503), not 30 s: its thread would
+        # hold every queued request meanwhile.
+        self._writer = self._connect(busy_ms=max(1, int(timeout * 1000)))
         self._writer.executescript(_SCHEMA)
         self._cache: dict[tuple[str, str], Row] = {}
         self._cache_version: int | None = None
         self._batches = 0
         self._journal_added = 0
-        self._committer = GroupCommitter(self._run_batch, "store-sqlite")
+        self._committer = GroupCommitter(self._run_batch, "store-sqlite", timeout=timeout)
 
-    def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(str(self.path), timeout=30, isolation_level=None,
+    def _connect(self, busy_ms: int = 30000) -> sqlite3.Connection:
+        conn = sqlite3.connect(str(self.path), timeout=busy_ms / 1000, isolation_level=None,
                                check_same_thread=False)
         conn.execute("PRAGMA journal_mode=WAL")
         # WAL with NORMAL sync survives a crash of the process (not of the machine).
         conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA busy_timeout=30000")
+        conn.execute(f"PRAGMA busy_timeout={busy_ms}")
         self._conns.append(conn)
         return conn
 
@@ -112,9 +123,11 @@ class SqliteStore(Batched):
         return self._writer
 
     def _reader(self) -> sqlite3.Connection:
+        """A connection of the calling thread for plain reads; it never waits for a lock (a
+        read on the event loop must not: a held lock froze every connection)."""
         conn = getattr(self._readers, "conn", None)
         if conn is None:
-            conn = self._readers.conn = self._connect()
+            conn = self._readers.conn = self._connect(busy_ms=0)
         return conn
 
     # ---- transactions -----------------------------------------------------------------
@@ -153,6 +166,8 @@ class SqliteStore(Batched):
                 tx = _SqliteTx(self, rows, now)
                 try:
                     outcomes.append((True, payload(tx)))
+                except sqlite3.Error:
+                    raise  # the store failed, not the function: the batch as a whole
                 except Exception as exc:  # this function's writes are dropped, not the batch's
                     outcomes.append((False, exc))
                     continue
@@ -187,7 +202,7 @@ class SqliteStore(Batched):
                     conn.execute("ROLLBACK")
                 except sqlite3.Error:
                     log.exception("ROLLBACK failed after %r", exc)
-            if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+            if isinstance(exc, sqlite3.OperationalError) and _busy(exc):
                 raise StoreUnavailable("sqlite: the database stayed locked") from exc
             raise
 
@@ -232,25 +247,44 @@ class SqliteStore(Batched):
 
     async def peek(self, kind: str, key: str) -> Doc | None:
         """On the event loop: a read in WAL mode takes no lock a writer holds and costs
-        ~10 us, where a hand-off to a thread and back cost far more."""
-        return self._peek(kind, key)
+        ~10 us, where a hand-off to a thread and back cost far more. When the database is
+        locked all the same (another process holding it in exclusive mode), the read never
+        waits on the loop: it goes to the store's thread, awaited at most the store timeout."""
+        try:
+            return self._peek(kind, key)
+        except sqlite3.OperationalError as exc:
+            if not _busy(exc):
+                raise
+            return await self.transact(lambda tx: tx.get(kind, key))
 
     def journal(self, limit: int = 100) -> list[Doc]:
         limit = min(limit, self._journal_size)
-        rows = self._reader().execute(
-            "SELECT entry FROM journal ORDER BY id DESC LIMIT ?", (limit,)
-        ).fetchall()
+        try:
+            rows = self._reader().execute(
+                "SELECT entry FROM journal ORDER BY id DESC LIMIT ?", (limit,)
+            ).fetchall()
+        except sqlite3.OperationalError as exc:
+            if _busy(exc):
+                raise StoreUnavailable("sqlite: the database is locked") from exc
+            raise
         return [orjson.loads(r[0]) for r in rows]
 
     def clear(self) -> None:
         with self._lock:
             conn = self._writer
-            conn.execute("BEGIN IMMEDIATE")
-            conn.execute("DELETE FROM docs")
-            conn.execute("DELETE FROM journal")
-            conn.execute("COMMIT")
             self._cache.clear()
             self._cache_version = None
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute("DELETE FROM docs")
+                conn.execute("DELETE FROM journal")
+                conn.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                if _busy(exc):
+                    raise StoreUnavailable("sqlite: the database stayed locked") from exc
+                raise
 
     def close(self) -> None:
         self._committer.close()

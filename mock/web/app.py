@@ -48,7 +48,8 @@ def is_loopback(host: str) -> bool:
 def build_service(config: Config, store: Store | None = None) -> MockService:
     """The domain side alone: store, clock, fixtures (seeded when the store is empty)."""
     fx = fixtures.load(config.fixtures)
-    store = store or open_store(config.store, journal_size=config.journal_size)
+    store = store or open_store(config.store, journal_size=config.journal_size,
+                                timeout=config.store_timeout)
     if config.clock not in ("real", "manual"):
         raise ValueError("--clock takes real or manual")
     clock = ManualClock(store) if config.clock == "manual" else RealClock()
@@ -99,6 +100,10 @@ class DocsApp:
 
     def __init__(self) -> None:
         self._app: ASGIApp | None = None
+        # /openapi.json's answer, per root path (the server's setting, not the client's): it
+        # was serialized again on every request, ~65 ms of CPU on the event loop each.
+        self._spec_json: dict[str, tuple[list, bytes]] = {}
+        self._spec_lock = asyncio.Lock()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -111,7 +116,39 @@ class DocsApp:
                     return
         if self._app is None:
             self._app = await asyncio.to_thread(_connexion_app)
+        if scope["type"] == "http" and scope["path"] == "/openapi.json" \
+                and scope["method"] in ("GET", "HEAD"):
+            await self._openapi_json(scope, receive, send)
+            return
         await self._app(scope, receive, send)
+
+    async def _openapi_json(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Connexion's /openapi.json, made once (per root path) and then sent as bytes."""
+        root = scope.get("root_path", "")
+        if root not in self._spec_json:
+            async with self._spec_lock:
+                if root not in self._spec_json:
+                    got: list[dict] = []
+
+                    async def keep(message) -> None:
+                        got.append(message)
+
+                    await self._app({**scope, "method": "GET"}, receive, keep)
+                    start = next(m for m in got if m["type"] == "http.response.start")
+                    body = b"".join(m.get("body", b"") for m in got
+                                    if m["type"] == "http.response.body")
+                    if start["status"] != 200:  # not cached: answered as it came
+                        for m in got:
+                            await send(m)
+                        return
+                    headers = [(k, v) for k, v in start.get("headers", [])
+                               if k.lower() != b"content-length"]
+                    self._spec_json[root] = (headers, body)
+        headers, body = self._spec_json[root]
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [*headers, (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body",
+                    "body": b"" if scope["method"] == "HEAD" else body})
 
 
 def create_app(config: Config | None = None, service: MockService | None = None) -> ASGIApp:
@@ -124,7 +161,8 @@ def create_app(config: Config | None = None, service: MockService | None = None)
     routed = RouteMiddleware(faults, registry)
     control = ControlMiddleware(routed, service,
                                 enabled=is_loopback(config.host) or config.admin_digest is not None,
-                                admin_digest=config.admin_digest, registry=registry)
+                                admin_digest=config.admin_digest, registry=registry,
+                                admin_key=config.admin_token_key)
     inner = CORSMiddleware(control, config.cors_origins, registry) if config.cors else control
     app = OuterMiddleware(HygieneMiddleware(inner), service)  # hygiene.py
     app.service = service  # type: ignore[attr-defined]  # for tests and the CLI

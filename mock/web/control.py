@@ -27,7 +27,6 @@ import re
 from pathlib import Path
 from typing import Any
 
-import anyio
 import orjson
 import yaml
 from jsonschema import Draft4Validator
@@ -36,6 +35,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from layers_kit.contract import spec
+from layers_kit.mock.config import admin_mac
 from layers_kit.mock.domain.clock import iso
 from layers_kit.mock.domain.errors import (
     ApiError,
@@ -48,6 +48,7 @@ from layers_kit.mock.domain.errors import (
 )
 from layers_kit.mock.domain.service import MockService
 from layers_kit.mock.web import faults
+from layers_kit.mock.web.reference import ReferencePage
 from layers_kit.mock.web.registry import Registry
 from layers_kit.mock.web.responses import dumps, error
 from layers_kit.mock.web.validation import describe
@@ -55,6 +56,7 @@ from layers_kit.mock.web.validation import describe
 CONTROL_SPEC = Path(__file__).resolve().parent.parent / "control.yaml"
 PREFIX = "/__mock/"
 MAX_CONTROL_BODY = 64 * 1024
+LAST_INSTANT = 253402300799.0  # 9999-12-31T23:59:59Z: the clock never moves past it
 _DIGITS = re.compile(r"[0-9]{1,9}")  # ASCII only: "²" is a digit to str.isdigit, not to int()
 
 
@@ -62,20 +64,6 @@ _DIGITS = re.compile(r"[0-9]{1,9}")  # ASCII only: "²" is a digit to str.isdigi
 def control_spec() -> dict[str, Any]:
     """The control API's OpenAPI document (package data beside openapi.yaml)."""
     return yaml.safe_load(CONTROL_SPEC.read_text(encoding="utf-8"))
-
-
-async def _reference() -> Response:
-    """The contract's offline reference page (D12), built by contract.page, never fetched."""
-    from layers_kit.contract import (
-        page,  # the publishing package; imported when the page is asked for
-    )
-
-    try:
-        body = await anyio.to_thread.run_sync(page.page_for, spec.spec_path())
-    except page.PageUnavailable as err:
-        return Response(f"The reference page is not available: {err}. Swagger UI is at /docs.\n",
-                        status_code=503, media_type="text/plain")
-    return Response(body, media_type="text/html; charset=utf-8")
 
 
 class _Route:
@@ -142,14 +130,19 @@ def _is_json(content_type: str | None) -> bool:
 
 class ControlMiddleware:
     def __init__(self, app: ASGIApp, service: MockService, *, enabled: bool,
-                 admin_digest: str | None, registry: Registry | None = None) -> None:
+                 admin_digest: str | None, registry: Registry | None = None,
+                 admin_key: str | None = None) -> None:
         self.app = app
         self.service = service
         self.registry = registry or Registry()  # the operations a fault may name
         self.enabled = enabled
-        # The token's SHA-256: workers never hold the token itself (Config.to_json). Digests
-        # compare in constant time; a non-ASCII token is refused at start (config).
+        # The token's HMAC-SHA256 under the run's random key (Config.admin_token_key): workers
+        # never hold the token itself (Config.to_json). MACs compare in constant time; a
+        # non-ASCII or short token is refused at start (config). Without a key: SHA-256.
         self.admin_digest = admin_digest
+        self.admin_key = admin_key
+        self.reference = ReferencePage()  # /reference: one build at a time (reference.py)
+        self._spec_yaml: bytes | None = None  # /openapi.yaml, read once
         self.handlers = {
             "controlSpec": self.control_spec, "reset": self.reset, "getClock": self.clock,
             "advanceClock": self.advance, "listRequests": self.requests,
@@ -163,11 +156,13 @@ class ControlMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
         if scope["type"] == "http" and path == "/openapi.yaml":
-            body = spec.spec_path().read_bytes()
+            if self._spec_yaml is None:
+                self._spec_yaml = spec.spec_path().read_bytes()
+            body = self._spec_yaml
             await Response(body, media_type="application/yaml")(scope, receive, send)
             return
         if scope["type"] == "http" and path == "/reference":
-            await (await _reference())(scope, receive, send)
+            await (await self.reference.response())(scope, receive, send)
             return
         if scope["type"] != "http" or not (path.startswith(PREFIX) or path == PREFIX[:-1]):
             await self.app(scope, receive, send)
@@ -185,7 +180,10 @@ class ControlMiddleware:
                            "--admin-token.")
         if self.admin_digest is not None:
             given = request.headers.get("x-admin-token", "")
-            digest = hashlib.sha256(given.encode("utf-8", "surrogateescape")).hexdigest()
+            if self.admin_key is not None:
+                digest = admin_mac(self.admin_key, given)
+            else:
+                digest = hashlib.sha256(given.encode("utf-8", "surrogateescape")).hexdigest()
             if not hmac.compare_digest(digest, self.admin_digest):
                 raise Unauthenticated("The control API needs the X-Admin-Token header.")
         else:
@@ -263,33 +261,46 @@ class ControlMiddleware:
     async def control_spec(self, request: Request, **_: Any) -> Response:
         return _json(control_spec())
 
-    async def reset(self, request: Request, **_: Any) -> Response:
-        self.service.reset()
-        return _json({"reset": True, "clock": self._clock()})
+    # Every store call of a handler runs off the event loop, bounded by the store timeout
+    # (Store.call, Store.transact): a paused Redis froze every connection 2 s per control
+    # call, and a SQLite lock held by another process froze `reset` for 5 s.
 
-    def _clock(self) -> dict[str, Any]:
-        now = self.service.clock.now()
+    async def reset(self, request: Request, **_: Any) -> Response:
+        await self.service.store.call(self.service.reset)
+        return _json({"reset": True, "clock": await self._clock()})
+
+    async def _clock(self) -> dict[str, Any]:
+        now = await self.service.store.call(self.service.clock.now)
         return {"kind": self.service.clock.kind, "now": iso(now)}
 
     async def clock(self, request: Request, **_: Any) -> Response:
-        return _json(self._clock())
+        return _json(await self._clock())
 
     async def advance(self, request: Request, body: dict[str, Any], **_: Any) -> Response:
+        seconds = float(body["seconds"])
+        clock = self.service.clock
+        if clock.kind == "manual":
+            now = await self.service.store.call(clock.now)
+            if now + seconds > LAST_INSTANT:  # a date-time has 4 digits of year (RFC 3339)
+                raise ValidationFailed([{"path": "body.seconds", "message": (
+                    f"would move the clock past 9999-12-31T23:59:59Z (it reads {iso(now)}); "
+                    "POST /__mock/reset starts it again from now")}])
         try:
-            self.service.clock.advance(float(body["seconds"]))
+            await self.service.store.call(lambda: clock.advance(seconds))
         except ValueError as exc:
             raise Conflict(str(exc).capitalize() + ".") from None
-        return _json(self._clock())
+        return _json(await self._clock())
 
     async def requests(self, request: Request, query: dict[str, Any], **_: Any) -> Response:
-        entries = self.service.store.journal(query["limit"])
+        limit = query["limit"]
+        entries = await self.service.store.call(lambda: self.service.store.journal(limit))
         op = query.get("operationId")
         if op:
             entries = [e for e in entries if e.get("operationId") == op]
         return _json({"requests": entries})
 
     async def list_faults(self, request: Request, **_: Any) -> Response:
-        return _json({"faults": faults.listing(self.service.store)})
+        return _json({"faults": await faults.listing(self.service.store)})
 
     async def add_fault(self, request: Request, body: dict[str, Any], **_: Any) -> Response:
         try:
@@ -300,9 +311,13 @@ class ControlMiddleware:
         if op_id and op_id not in self.registry.by_id:  # it would never fire
             raise ValidationFailed([{"path": "body.match.operationId",
                                      "message": "is not an operationId of the contract"}])
-        faults.add(self.service.store, fault)
+        try:
+            faults.check_contract(fault)
+        except ValueError as exc:
+            raise ValidationFailed([{"path": "body.status", "message": str(exc)}]) from None
+        await faults.add(self.service.store, fault)
         return _json(fault, 201)
 
     async def clear_faults(self, request: Request, **_: Any) -> Response:
-        faults.clear(self.service.store)
+        await faults.clear(self.service.store)
         return _json({"faults": []})

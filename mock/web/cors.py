@@ -72,6 +72,17 @@ def _unique(names: Iterable[str]) -> list[str]:
     return list(seen.values())
 
 
+def _with_vary_origin(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The headers with `Origin` in their Vary (added to one already there, or a new one)."""
+    for i, (k, v) in enumerate(headers):
+        if k.lower() == b"vary":
+            names = [n.strip().lower() for n in v.split(b",")]
+            if b"origin" not in names and b"*" not in names:
+                headers[i] = (k, v + b", Origin")
+            return headers
+    return [*headers, (b"vary", b"Origin")]
+
+
 def check_origin(origin: str) -> str:
     """An origin as browsers send it (scheme://host[:port]), or a clear error at start."""
     if origin == "*":
@@ -102,9 +113,9 @@ class CORSMiddleware:
         if self.any_origin:
             return [(b"access-control-allow-origin", b"*")]
         if origin.lower() not in self.origins:
-            return [(b"vary", b"Origin")]
+            return []
         return [(b"access-control-allow-origin", origin.encode("latin-1")),
-                (b"access-control-allow-credentials", b"true"), (b"vary", b"Origin")]
+                (b"access-control-allow-credentials", b"true")]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"].startswith(EXCLUDED_PREFIX):
@@ -117,16 +128,16 @@ class CORSMiddleware:
                 "access-control-request-method" in headers:
             await self._preflight(scope, receive, send, allow)
             return
-        if not allow:
-            await self.app(scope, receive, send)
-            return
         expose = [(b"access-control-expose-headers", self.expose_headers.encode())] \
-            if any(k == b"access-control-allow-origin" for k, _ in allow) else []
+            if allow else []
 
         async def send_with_cors(message: Message) -> None:
+            # Vary: Origin on every answer, with an Origin or without: the CORS headers
+            # depend on it, so a cache must not hand one origin's answer (or an answer to
+            # no origin) to another.
             if message["type"] == "http.response.start":
-                message = {**message,
-                           "headers": [*message.get("headers", []), *allow, *expose]}
+                headers = [*message.get("headers", []), *allow, *expose]
+                message = {**message, "headers": _with_vary_origin(headers)}
             await send(message)
 
         await self.app(scope, receive, send_with_cors)
@@ -136,11 +147,11 @@ class CORSMiddleware:
         methods = self.registry.match(scope["method"], scope["path"]).allowed
         if not methods:  # not a route of the contract: the D5 404 (the preflight fails)
             response = error(NotFound("No such resource or route."))
-            response.raw_headers += allow
+            response.raw_headers = _with_vary_origin([*response.raw_headers, *allow])
             await response(scope, receive, send)
             return
-        headers = list(allow)
-        if any(k == b"access-control-allow-origin" for k, _ in allow):
+        headers = _with_vary_origin(list(allow))
+        if allow:
             headers += [
                 (b"access-control-allow-methods", ", ".join(methods).encode()),
                 (b"access-control-allow-headers", self.allow_headers.encode()),

@@ -9,31 +9,44 @@ D5, and the path is a pattern RE2 accepts. Patterns run on RE2, whose matching t
 in the path's length, so no pattern can backtrack catastrophically; and they run outside the
 store's transaction: `take` reads the armed faults, matches in Python, then uses up the chosen
 fault in a short transaction of its own (a worker that lost the race looks again).
+
+Bounded: at most `MAX_FAULTS` faults are armed at once (another is 409 CONFLICT), a pattern
+has at most `MAX_PATTERN` characters, and each pattern is compiled once per process (a cache
+of compiled programs by pattern, `2 * MAX_FAULTS` of them): every request matched every armed
+pattern compiled anew, and 130 faults made each request take 11-22 s.
+
+A fault answers only what the contract lets its operation answer (`check_contract`): a status
+the operation documents in openapi.yaml (500, 502, 503 and 504 are documented on every
+operation). A fault without `match.operationId` may only use a status that every operation it
+could hit documents: every operation of `match.method` when given, else every operation (its
+path pattern is not analysed).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from typing import Any
 
 import re2
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from layers_kit.contract import spec
+from layers_kit.contract import operations, spec
 from layers_kit.mock.domain import ids
-from layers_kit.mock.domain.errors import STATUS_BY_CODE, ApiError
+from layers_kit.mock.domain.errors import STATUS_BY_CODE, ApiError, Conflict
 from layers_kit.mock.store.base import Store, Tx
 from layers_kit.mock.web import state
 from layers_kit.mock.web.outer import DropConnection
 
 KIND, KEY = "faults", "active"
+MAX_FAULTS = 32  # armed at once; one more is 409 CONFLICT
+MAX_PATTERN = 200  # characters of match.path (control.yaml says so too)
 # D5 codes whose answer carries Retry-After (a fault must keep the contract it imitates).
 RETRY_AFTER_CODES = frozenset({"RATE_LIMITED", "IDEMPOTENCY_IN_PROGRESS"})
 _RE2_OPTIONS = re2.Options()
 _RE2_OPTIONS.log_errors = False  # a refused pattern is the caller's 422, not a log line
-_RE2_OPTIONS.max_mem = 8 << 20  # bounds the automaton a huge pattern could build
-
+_RE2_OPTIONS.max_mem = 1 << 20  # bounds the automaton a pattern may build (1 MiB each)
 
 
 class _QuietDrop(logging.Filter):
@@ -67,12 +80,20 @@ def compile_path(pattern: str) -> Any:
                          "backreferences or lookaround") from None
 
 
+@functools.lru_cache(maxsize=2 * MAX_FAULTS)
+def program(pattern: str) -> Any:
+    """The compiled program of an armed pattern, compiled once per process."""
+    return compile_path(pattern)
+
+
 def normalize(spec: dict[str, Any]) -> dict[str, Any]:
     """Complete a fault the control schema accepted; ValueError for what D5 forbids."""
     match = dict(spec.get("match") or {})
     if "method" in match:
         match["method"] = match["method"].upper()
     if "path" in match:
+        if len(match["path"]) > MAX_PATTERN:
+            raise ValueError(f"match.path has more than {MAX_PATTERN} characters")
         compile_path(match["path"])
     code, status = spec.get("code"), spec.get("status")
     if code is not None and status is not None:
@@ -95,28 +116,61 @@ def normalize(spec: dict[str, Any]) -> dict[str, Any]:
             "message": spec.get("message")}
 
 
-def add(store: Store, fault: dict[str, Any]) -> None:
+def documented(match: dict[str, Any]) -> tuple[frozenset[int], str]:
+    """The statuses a fault of this match may answer, and what they are documented by."""
+    table = operations.table()
+    op_id = match.get("operationId")
+    if op_id:
+        ops = [table.by_id[op_id]]
+        what = op_id
+    else:
+        method = match.get("method")
+        ops = [op for op in table if not method or op.method == method] or list(table)
+        what = (f"every {method} operation" if method and any(op.method == method
+                for op in table) else "every operation") + " (no match.operationId)"
+    sets = [frozenset(int(s) for s in op.statuses if s.isdigit()) for op in ops]
+    return frozenset.intersection(*sets), what
+
+
+def check_contract(fault: dict[str, Any]) -> None:
+    """ValueError when the fault would answer what the contract does not let the operations
+    it can hit answer (a 402 on getContent, a 413 on a GET, a 599 anywhere)."""
+    status = fault["status"]
+    if status is None:
+        return
+    allowed, what = documented(fault["match"])
+    if status not in allowed:
+        raise ValueError(f"status {status} is not documented by {what} in openapi.yaml; it "
+                         f"may answer {', '.join(str(s) for s in sorted(allowed))}")
+
+
+async def add(store: Store, fault: dict[str, Any]) -> None:
     def put(tx: Tx) -> None:
         doc = tx.get(KIND, KEY) or {"faults": []}
-        doc["faults"].append(fault)
+        armed = [f for f in doc["faults"] if f["remaining"] > 0]
+        if len(armed) >= MAX_FAULTS:
+            raise Conflict(f"{MAX_FAULTS} faults are armed already, the most the mock keeps; "
+                           "let some fire or disarm them (DELETE /__mock/faults).",
+                           {"limit": MAX_FAULTS})
+        doc["faults"] = [*armed, fault]
         tx.put(KIND, KEY, doc)
 
-    store.atomic(put)
+    await store.transact(put)
 
 
-def listing(store: Store) -> list[dict[str, Any]]:
-    return (store.atomic(lambda tx: tx.get(KIND, KEY)) or {"faults": []})["faults"]
+async def listing(store: Store) -> list[dict[str, Any]]:
+    return (await store.transact(lambda tx: tx.get(KIND, KEY)) or {"faults": []})["faults"]
 
 
-def clear(store: Store) -> None:
-    store.atomic(lambda tx: tx.delete(KIND, KEY))
+async def clear(store: Store) -> None:
+    await store.transact(lambda tx: tx.delete(KIND, KEY))
 
 
 def _matches(fault: dict[str, Any], method: str, path: str, op_id: str | None) -> bool:
     m = fault["match"]
     return ((not m.get("method") or m["method"] == method)
             and (not m.get("operationId") or m["operationId"] == op_id)
-            and (not m.get("path") or compile_path(m["path"]).search(path) is not None))
+            and (not m.get("path") or program(m["path"]).search(path) is not None))
 
 
 async def take(store: Store, method: str, path: str,
@@ -148,11 +202,14 @@ async def take(store: Store, method: str, path: str,
     return None
 
 
-def fault_error(fault: dict[str, Any]) -> ApiError:
+def fault_error(fault: dict[str, Any], allowed: tuple[str, ...] | None = None) -> ApiError:
     """The D5 answer of a fault, with Retry-After where the contract promises it (and on a
-    503, which tells when to come back as the mock's own store stalls do)."""
+    503, which tells when to come back as the mock's own store stalls do), and Allow on a
+    405 (the path's methods)."""
     retry = fault["code"] in RETRY_AFTER_CODES or fault["status"] == 503
     headers = {"Retry-After": "1"} if retry else {}
+    if fault["status"] == 405:
+        headers["Allow"] = ", ".join(allowed or ())
     return ApiError(fault.get("message") or None, spec.documented_error_details(fault["code"]),
                     code=fault["code"], status=fault["status"], headers=headers)
 
@@ -177,5 +234,5 @@ class FaultMiddleware:
                                 "headers": [(b"content-length", b"1000")]})
                     raise DropConnection()
                 if fault["code"]:
-                    raise fault_error(fault)
+                    raise fault_error(fault, st.allowed)
         await self.app(scope, receive, send)

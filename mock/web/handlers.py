@@ -12,7 +12,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from layers_kit.mock.domain import idempotency
+from layers_kit.mock.domain import idempotency, ids
 from layers_kit.mock.domain.errors import ApiError
 from layers_kit.mock.domain.idempotency import Stored
 from layers_kit.mock.store.base import Tx
@@ -20,6 +20,22 @@ from layers_kit.mock.web import prefer, responses
 from layers_kit.mock.web.registry import IDEMPOTENCY_HEADER
 from layers_kit.mock.web.state import RequestState
 from layers_kit.mock.web.validation import check_response
+
+_CANONICAL = {"containerId": ids.canonical_container_id,
+              "projectId": lambda raw: ids.canonical_prefixed(raw, "prj"),
+              "scheduledPostId": lambda raw: ids.canonical_prefixed(raw, "sp")}
+
+
+def canonical_path(template: str, params: dict[str, str], raw_path: str) -> str:
+    """The request's path with each id in its canonical form (D3: `cnt_<uuid>` and the bare
+    uuid, in any case, name one container), so that D6's fingerprint sees one request where
+    the client wrote the id two ways (they were IDEMPOTENCY_CONFLICT)."""
+    try:
+        return template.format(**{name: (_CANONICAL[name](value) or value)
+                                  if name in _CANONICAL else value
+                                  for name, value in params.items()})
+    except (KeyError, IndexError, ValueError):
+        return raw_path
 
 
 async def handle(st: RequestState, kwargs: dict[str, Any]) -> Response:
@@ -38,7 +54,8 @@ async def handle(st: RequestState, kwargs: dict[str, Any]) -> Response:
     key = kwargs.pop(IDEMPOTENCY_HEADER.replace("-", "_"), None)
     if key is not None and op.idempotent:
         claim = idempotency.Claim(st.principal.key_id, key, idempotency.fingerprint(
-            op.method, st.scope["path"], kwargs.get("body")))
+            op.method, canonical_path(op.path, st.path_params, st.scope["path"]),
+            kwargs.get("body")))
     checking = bool(op.responses)
 
     def execute(tx: Tx) -> Stored:
@@ -56,7 +73,8 @@ async def handle(st: RequestState, kwargs: dict[str, Any]) -> Response:
 
     answer, replayed = await idempotency.respond(
         service.store, claim, service.idempotency_ttl, execute=execute, on_error=on_error,
-        before=wait if prefs.latency_ms else None)
+        before=wait if prefs.latency_ms else None,
+        limit=service.config.idempotency_max_keys)
     if replayed:
         st.replayed = True
         # The replay is the first response: its request id is the one the client sees.

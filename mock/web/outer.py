@@ -7,16 +7,41 @@ from __future__ import annotations
 
 import logging
 import time
+from urllib.parse import unquote_plus
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from layers_kit.mock.domain.clock import iso
 from layers_kit.mock.domain.errors import ApiError
 from layers_kit.mock.domain.service import MockService
+from layers_kit.mock.store.base import StoreUnavailable
 from layers_kit.mock.web import state
 from layers_kit.mock.web.responses import error
 
 log = logging.getLogger("layers.mock")
+MAX_JOURNALED = 512  # characters of a journaled path or query string at most
+_SECRET_WORDS = ("key", "token", "secret", "password", "passwd", "auth", "signature", "sig",
+                 "credential", "session", "cookie")
+
+
+def _masked_query(raw: str) -> str:
+    """A query string for the journal: secret-looking parameters masked (by name, or an API
+    key's `lp_` value), and at most MAX_JOURNALED characters (one call returned 30 MB)."""
+    if not raw:
+        return raw
+    parts = []
+    for part in raw[: MAX_JOURNALED * 4].split("&"):
+        name, eq, value = part.partition("=")
+        lowered = unquote_plus(name).lower()
+        if eq and (any(w in lowered for w in _SECRET_WORDS) or
+                   unquote_plus(value).startswith("lp_")):
+            value = "***"
+        parts.append(f"{name}{eq}{value}")
+    return _bounded("&".join(parts))
+
+
+def _bounded(text: str) -> str:
+    return text if len(text) <= MAX_JOURNALED else text[:MAX_JOURNALED] + "…"
 
 
 class DropConnection(Exception):
@@ -91,12 +116,14 @@ class OuterMiddleware:
         try:
             await self.service.store.record({
                 "requestId": st.request_id, "at": iso(time.time()),
-                "method": scope.get("method"), "path": path,
-                "query": scope.get("query_string", b"").decode("latin-1"),
+                "method": scope.get("method"), "path": _bounded(path),
+                "query": _masked_query(scope.get("query_string", b"").decode("latin-1")),
                 "operationId": st.operation_id, "status": status,
                 "key": st.principal.masked if st.principal else None,
                 "replayed": st.replayed, **({"dropped": True} if dropped else {}),
                 "durationMs": round((time.perf_counter() - st.started) * 1000, 2),
             })
+        except StoreUnavailable:  # a stalled store: the answer goes out without its entry
+            pass
         except Exception:  # the journal must never break a response
             log.exception("journal write failed")
