@@ -93,9 +93,12 @@ def c1_retries_reuse_the_key(calls: list[Call]) -> tuple[int, list[Breach]]:
     for i, first in enumerate(calls):
         if first.operation not in JOB_STARTS or not _no_answer_or_5xx(first):
             continue
+        # the same request again (an answer given before the body was read has no
+        # fingerprint: then the same method and path make the retry)
         retry = next((c for c in calls[i + 1:] if c.operation == first.operation
                       and c.path == first.path and c.method == first.method
-                      and c.fingerprint == first.fingerprint
+                      and (None in (c.fingerprint, first.fingerprint)
+                           or c.fingerprint == first.fingerprint)
                       and c.at - first.at <= RETRY_WINDOW), None)
         if retry is None:
             continue

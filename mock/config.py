@@ -90,6 +90,19 @@ class Config:
     cors_origins: list[str] = option(
         [], "allow only this browser origin, e.g. http://localhost:3000 (repeatable; default: "
             "any origin)", flag="--cors-origin", action="append", metavar="ORIGIN")
+    client_report: bool = option(
+        False, "record in the journal what the client report needs (GET /__mock/client-report: "
+               "the client rules C1-C6); the layers_mock fixture turns it on")
+    chaos: float = option(
+        0.0, "answer this share of the API's requests with chaos (429, 503, latency or a "
+             "dropped connection), seeded; POST /__mock/chaos changes it at run time",
+        metavar="SHARE")
+    chaos_seed: int = option(0, "the chaos seed: the same seed and requests, the same faults",
+                             metavar="N")
+    chaos_kinds: str = option("429,503,latency,drop", "what chaos answers with, comma-separated",
+                              metavar="KINDS")
+    chaos_operations: str = option("", "operationIds chaos applies to, comma-separated (default: "
+                                       "every operation)", metavar="IDS")
     # Not options: fixed sizes a test may lower.
     journal_size: int = 1000
     # What worker processes get instead of the token (to_json): a random key of this run and
@@ -194,6 +207,11 @@ def _problem(c: Config) -> str | None:
     if not _positive(c.store_timeout) or c.store_timeout > 60:
         return f"--store-timeout must be a number of seconds above 0 and at most 60, not " \
                f"{c.store_timeout}"
+    if not isinstance(c.chaos, int | float) or not 0 <= c.chaos <= 1:
+        return f"--chaos must be a share from 0 to 1, not {c.chaos}"
+    kinds = [k.strip() for k in c.chaos_kinds.split(",") if k.strip()]
+    if not kinds or set(kinds) - {"429", "503", "latency", "drop"}:
+        return f"--chaos-kinds takes 429, 503, latency and drop, not {c.chaos_kinds!r}"
     for name, value in (("--idempotency-max-keys", c.idempotency_max_keys),
                         ("--max-containers", c.max_containers)):
         if not isinstance(value, int) or not 100 <= value <= 10_000_000:

@@ -6,6 +6,8 @@
         ...                       # call m.url with m.keys["full"]
         m.advance(5)              # a job's 5 stages pass
         m.requests(operationId="getJob")
+        m.chaos(0.2, seed=7)      # seeded 429, 503, latency and dropped connections
+        m.assert_client_behaves() # the client rules C1-C6, judged from the journal
 
 It runs `layers-mock` as a child process on a free loopback port (`mock.launcher`), so a
 client under test meets exactly what it will meet over HTTP, and it drives the mock only
@@ -109,6 +111,43 @@ class MockServer:
         """Disarm every fault."""
         self._call("DELETE", "/__mock/faults")
 
+    def chaos(self, rate: float, *, seed: int = 0, kinds: Sequence[str] | None = None,
+              operations: Sequence[str] | None = None, latency_ms: int = 500) -> dict[str, Any]:
+        """Answer a seeded share of the API's requests with chaos until `clear_chaos()` or
+        `reset()`: 429 and 503 (with Retry-After), added latency, dropped connections (after
+        the operation ran: a retry with the same Idempotency-Key gets its first answer).
+
+        `chaos(0.3, seed=7, kinds=["503", "drop"], operations=["regenerateContent"])`.
+        """
+        body: dict[str, Any] = {"rate": rate, "seed": seed, "latencyMs": latency_ms}
+        if kinds is not None:
+            body["kinds"] = list(kinds)
+        if operations is not None:
+            body["operations"] = list(operations)
+        return self._call("POST", "/__mock/chaos", body)
+
+    def clear_chaos(self) -> None:
+        """No chaos."""
+        self._call("DELETE", "/__mock/chaos")
+
+    def client_report(self, client: str | None = None) -> dict[str, Any]:
+        """How each client behaved since the last reset, judged by the contract's client
+        rules C1-C6: `{"clients": [{"client", "passed", "rules": [...]}], ...}`. A client is
+        its X-Client-Id header, else its API key."""
+        query = "?" + urllib.parse.urlencode({"client": client}) if client else ""
+        return self._call("GET", "/__mock/client-report" + query)
+
+    def assert_client_behaves(self, client: str | None = None,
+                              rules: Sequence[str] | None = None) -> None:
+        """Fail (AssertionError) naming each broken client rule and the exchanges that show it;
+        `rules` limits the judgement to those ids (e.g. ["C1", "C3"])."""
+        from layers_kit.mock.web.client_report import failures
+
+        found = failures(self.client_report(client), rules)
+        if found:
+            raise AssertionError("the client broke the contract's client rules:\n"
+                                 + "\n".join(found))
+
     def stop(self) -> int:
         """Stop the process (SIGTERM, then SIGKILL); its exit code. Stopping twice is harmless."""
         return self._process.stop()
@@ -128,7 +167,8 @@ def serve(*, clock: str = "manual", stage_seconds: float = 1.0, store: str = "me
     `layers-mock` flag, e.g. `("--validate-responses",)`.
     """
     keys = _test_keys(fixtures)
-    cmd = ["--clock", clock, "--stage-seconds", f"{stage_seconds:g}", "--store", store, *args]
+    cmd = ["--clock", clock, "--stage-seconds", f"{stage_seconds:g}", "--store", store,
+           "--client-report", *args]
     if fixtures is not None:
         cmd += ["--fixtures", str(fixtures)]
     server = MockServer(start_mock(*cmd, timeout=timeout), keys)

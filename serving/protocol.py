@@ -30,6 +30,7 @@ import orjson
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 DEFAULT_READ_TIMEOUT = 10.0
+ABORT = "layers.abort"  # the scope extension that cuts the connection (see on_headers_complete)
 MAX_HEAD_BYTES = 64 * 1024
 
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -89,7 +90,14 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._in_head, self._head_bytes = False, 0
+        # An ASGI extension: the application may cut the connection without any answer (the
+        # mock's dropped connections: no status line, as a crashed server or a network does).
+        self.scope.setdefault("extensions", {})[ABORT] = self._abort  # type: ignore[index]
         super().on_headers_complete()
+
+    def _abort(self) -> None:
+        if not self.transport.is_closing():
+            self.transport.abort()
 
     def on_message_complete(self) -> None:
         super().on_message_complete()

@@ -6,6 +6,7 @@ Layers, outermost first:
     CORSMiddleware       preflights and CORS headers, not on /__mock/ (left out with --no-cors)
     ControlMiddleware    /__mock/* and /openapi.yaml
     RouteMiddleware      our route lookup in the operation registry (built once from the spec)
+    ChaosMiddleware      seeded chaos (429, 503, latency, drops after the operation ran)
     FaultMiddleware      injected faults, before authentication
     ApiMiddleware        404/405, auth, body, validation, the handler (see dispatch.py)
     Connexion            only the docs page (/docs) and /openapi.json, with D5 error handlers,
@@ -26,6 +27,7 @@ from layers_kit.mock.domain import fixtures
 from layers_kit.mock.domain.clock import ManualClock, RealClock
 from layers_kit.mock.domain.service import MockService
 from layers_kit.mock.store.base import Store, open_store
+from layers_kit.mock.web import chaos
 from layers_kit.mock.web.control import ControlMiddleware
 from layers_kit.mock.web.cors import CORSMiddleware
 from layers_kit.mock.web.dispatch import ApiMiddleware, RouteMiddleware
@@ -158,11 +160,12 @@ def create_app(config: Config | None = None, service: MockService | None = None)
     registry = Registry(validate_responses=config.validate_responses)
     api = ApiMiddleware(DocsApp(), steps=[rate_limit])
     faults = FaultMiddleware(api)
-    routed = RouteMiddleware(faults, registry)
+    chaos_state = chaos.ChaosState(chaos.from_config(config))
+    routed = RouteMiddleware(chaos.ChaosMiddleware(faults, chaos_state), registry)
     control = ControlMiddleware(routed, service,
                                 enabled=is_loopback(config.host) or config.admin_digest is not None,
                                 admin_digest=config.admin_digest, registry=registry,
-                                admin_key=config.admin_token_key)
+                                admin_key=config.admin_token_key, chaos=chaos_state)
     inner = CORSMiddleware(control, config.cors_origins, registry) if config.cors else control
     app = OuterMiddleware(HygieneMiddleware(inner), service)  # hygiene.py
     app.service = service  # type: ignore[attr-defined]  # for tests and the CLI

@@ -53,6 +53,7 @@ async def read(st: RequestState, receive: Receive) -> None:
         more = message.get("more_body", False)
     body = b"".join(chunks)
     st.body_bytes = body
+    st.body_read = True
     st.body = None
     if not body:
         return

@@ -27,10 +27,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from layers_kit.mock.domain.errors import ApiError
 from layers_kit.mock.web import state
-from layers_kit.mock.web.outer import DropConnection
+from layers_kit.mock.web.outer import drop_connection
 
 KINDS = ("429", "503", "latency", "drop")
-ABORT = "layers.abort"  # the ASGI extension the serving protocol offers: cut the connection
 
 
 @dataclass(frozen=True)
@@ -68,6 +67,13 @@ def parse(body: dict[str, Any]) -> Chaos:
         raise ValueError("chaos rate is a share from 0 to 1")
     return Chaos(rate, int(body.get("seed", 0)), kinds, tuple(body.get("operations") or ()),
                  int(body.get("latencyMs", 500)))
+
+
+def from_config(config: Any) -> Chaos:
+    """The chaos a mock starts with (`--chaos`, `--chaos-seed`, ...)."""
+    return Chaos(float(config.chaos), int(config.chaos_seed),
+                 tuple(k.strip() for k in config.chaos_kinds.split(",") if k.strip()),
+                 tuple(o.strip() for o in config.chaos_operations.split(",") if o.strip()))
 
 
 @dataclass
@@ -122,12 +128,4 @@ class ChaosMiddleware:
             pass
 
         await self.app(scope, receive, swallow)
-        st = state.current()
-        st.dropped = True
-        abort = (scope.get("extensions") or {}).get(ABORT)
-        if abort is not None:
-            abort()  # the socket closes before any status line is written
-        else:  # no serving protocol to ask (an in-process client): a started, cut answer
-            await send({"type": "http.response.start", "status": 200,
-                        "headers": [(b"content-length", b"1000")]})
-        raise DropConnection()
+        await drop_connection(scope, send)

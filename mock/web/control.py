@@ -47,7 +47,10 @@ from layers_kit.mock.domain.errors import (
     ValidationFailed,
 )
 from layers_kit.mock.domain.service import MockService
-from layers_kit.mock.web import faults
+from layers_kit.mock.web import client_report, faults
+from layers_kit.mock.web.chaos import Chaos, ChaosState
+from layers_kit.mock.web.chaos import from_config as chaos_from_config
+from layers_kit.mock.web.chaos import parse as chaos_parse
 from layers_kit.mock.web.reference import ReferencePage
 from layers_kit.mock.web.registry import Registry
 from layers_kit.mock.web.responses import dumps, error
@@ -131,7 +134,7 @@ def _is_json(content_type: str | None) -> bool:
 class ControlMiddleware:
     def __init__(self, app: ASGIApp, service: MockService, *, enabled: bool,
                  admin_digest: str | None, registry: Registry | None = None,
-                 admin_key: str | None = None) -> None:
+                 admin_key: str | None = None, chaos: ChaosState | None = None) -> None:
         self.app = app
         self.service = service
         self.registry = registry or Registry()  # the operations a fault may name
@@ -141,13 +144,16 @@ class ControlMiddleware:
         # non-ASCII or short token is refused at start (config). Without a key: SHA-256.
         self.admin_digest = admin_digest
         self.admin_key = admin_key
+        self.chaos = chaos or ChaosState()  # the chaos in force (chaos.py), per process
         self.reference = ReferencePage()  # /reference: one build at a time (reference.py)
         self._spec_yaml: bytes | None = None  # /openapi.yaml, read once
         self.handlers = {
             "controlSpec": self.control_spec, "reset": self.reset, "getClock": self.clock,
             "advanceClock": self.advance, "listRequests": self.requests,
             "listFaults": self.list_faults, "addFault": self.add_fault,
-            "clearFaults": self.clear_faults,
+            "clearFaults": self.clear_faults, "getChaos": self.get_chaos,
+            "setChaos": self.set_chaos, "clearChaos": self.clear_chaos,
+            "clientReport": self.client_report,
         }
         missing = {r.operation_id for r in _routes().values()} - set(self.handlers)
         if missing:  # load once, fail fast: the document and the code must agree
@@ -267,6 +273,7 @@ class ControlMiddleware:
 
     async def reset(self, request: Request, **_: Any) -> Response:
         await self.service.store.call(self.service.reset)
+        self.chaos.arm(chaos_from_config(self.service.config))  # the chaos the mock began with
         return _json({"reset": True, "clock": await self._clock()})
 
     async def _clock(self) -> dict[str, Any]:
@@ -298,6 +305,36 @@ class ControlMiddleware:
         if op:
             entries = [e for e in entries if e.get("operationId") == op]
         return _json({"requests": entries})
+
+    async def get_chaos(self, request: Request, **_: Any) -> Response:
+        return _json(self.chaos.chaos.as_dict())
+
+    async def set_chaos(self, request: Request, body: dict[str, Any], **_: Any) -> Response:
+        try:
+            armed = chaos_parse(body)
+        except ValueError as exc:
+            raise ValidationFailed([{"path": "body", "message": str(exc)}]) from None
+        unknown = [o for o in armed.operations if o not in self.registry.by_id]
+        if unknown:
+            raise ValidationFailed([{"path": "body.operations",
+                                     "message": f"no operation {', '.join(unknown)} in "
+                                                "openapi.yaml"}])
+        self.chaos.arm(armed)
+        return _json(armed.as_dict())
+
+    async def clear_chaos(self, request: Request, **_: Any) -> Response:
+        self.chaos.arm(Chaos())
+        return _json(Chaos().as_dict())
+
+    async def client_report(self, request: Request, query: dict[str, Any],
+                            **_: Any) -> Response:
+        """How each client behaved (client_report.py), from the journal: JSON or JUnit."""
+        entries = await self.service.store.call(
+            lambda: self.service.store.journal(self.service.config.journal_size))
+        data = client_report.report(reversed(entries), query.get("client"))
+        if query.get("format") == "junit":
+            return Response(client_report.junit(data), media_type="application/xml")
+        return _json(data)
 
     async def list_faults(self, request: Request, **_: Any) -> Response:
         return _json({"faults": await faults.listing(self.service.store)})

@@ -37,7 +37,7 @@ from layers_kit.mock.domain import ids
 from layers_kit.mock.domain.errors import STATUS_BY_CODE, ApiError, Conflict
 from layers_kit.mock.store.base import Store, Tx
 from layers_kit.mock.web import state
-from layers_kit.mock.web.outer import DropConnection
+from layers_kit.mock.web.outer import DropConnection, drop_connection
 
 KIND, KEY = "faults", "active"
 MAX_FAULTS = 32  # armed at once; one more is 409 CONFLICT
@@ -226,13 +226,8 @@ class FaultMiddleware:
             if fault is not None:
                 if fault["delayMs"]:
                     await asyncio.sleep(fault["delayMs"] / 1000)
-                if fault["drop"]:
-                    # A started response that never delivers its body: the server can only
-                    # cut the connection (the journal records it as dropped, status 0).
-                    st.dropped = True
-                    await send({"type": "http.response.start", "status": 200,
-                                "headers": [(b"content-length", b"1000")]})
-                    raise DropConnection()
+                if fault["drop"]:  # no answer at all: no status line (chaos.py)
+                    await drop_connection(scope, send)
                 if fault["code"]:
                     raise fault_error(fault, st.allowed)
         await self.app(scope, receive, send)

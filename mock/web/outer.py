@@ -7,15 +7,19 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 from urllib.parse import unquote_plus
 
+import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from layers_kit.mock.domain import idempotency, ids
 from layers_kit.mock.domain.clock import iso
 from layers_kit.mock.domain.errors import ApiError
 from layers_kit.mock.domain.service import MockService
 from layers_kit.mock.store.base import StoreUnavailable
 from layers_kit.mock.web import state
+from layers_kit.mock.web.handlers import canonical_path
 from layers_kit.mock.web.responses import error
 
 log = logging.getLogger("layers.mock")
@@ -44,8 +48,73 @@ def _bounded(text: str) -> str:
     return text if len(text) <= MAX_JOURNALED else text[:MAX_JOURNALED] + "…"
 
 
+_JOB_FACTS = frozenset({"getJob", "regenerateContent", "generateContent"})
+
+
+def client_facts(st: state.RequestState, status: int, headers: list[tuple[bytes, bytes]],
+                 body: bytes) -> dict[str, Any]:
+    """What the client rules (C1-C6, client_report.py) read of one call: who, its key and
+    fingerprint, If-None-Match; the answer's ETag, Retry-After, error code and job. Recorded
+    with --client-report only (the JSON of getJob's and job starts' answers is parsed)."""
+    answer = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in headers}
+    op = st.operation_id
+    client = st.headers.get("x-client-id") or (st.principal.masked if st.principal else None)
+    facts: dict[str, Any] = {
+        "t": time.time(), "client": _bounded(client) if client else None,
+        "idempotencyKey": (st.headers.get("idempotency-key") or "")[:255] or None,
+        "ifNoneMatch": "if-none-match" in st.headers, "etag": answer.get("etag"),
+        "rateClass": st.rate_class, "containerId": None, "jobId": None, "jobStatus": None,
+        "errorCode": None, "retryAfter": None, "fingerprint": None}
+    if st.operation is not None and st.scope is not None and st.body_read:
+        facts["fingerprint"] = idempotency.fingerprint(
+            st.operation.method, canonical_path(st.operation.path, st.path_params,
+                                                st.scope["path"]), st.body)
+    try:
+        facts["retryAfter"] = float(answer["retry-after"]) if "retry-after" in answer else None
+    except ValueError:
+        pass
+    if "containerId" in st.path_params:
+        facts["containerId"] = ids.canonical_container_id(st.path_params["containerId"])
+    if op == "getJob":
+        facts["jobId"] = st.path_params.get("jobId")
+    if body and (op in _JOB_FACTS or status >= 400):
+        try:
+            parsed = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            parsed = None
+        if isinstance(parsed, dict):
+            error = parsed.get("error")
+            if isinstance(error, dict):
+                facts["errorCode"] = error.get("code")
+                details = error.get("details")
+                if isinstance(details, dict) and isinstance(details.get("jobId"), str):
+                    facts["jobId"] = details["jobId"]
+            elif op == "getJob":
+                facts["jobStatus"] = parsed.get("status")
+            elif isinstance(parsed.get("jobId"), str):
+                facts["jobId"] = parsed["jobId"]
+    return facts
+
+
+ABORT = "layers.abort"  # the ASGI extension serving/protocol.py offers: cut the connection
+
+
 class DropConnection(Exception):
     """Raised after the response has started, so the server cuts the connection."""
+
+
+async def drop_connection(scope: Scope, send: Send) -> None:
+    """Cut the connection without an answer; raises DropConnection (the journal records the
+    request as dropped, status 0). Served by serving/protocol.py, the socket closes before any
+    status line; an in-process client (no protocol to ask) gets a started answer cut short."""
+    state.current().dropped = True
+    abort = (scope.get("extensions") or {}).get(ABORT)
+    if abort is not None:
+        abort()
+    else:
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", b"1000")]})
+    raise DropConnection()
 
 
 def _is_drop(exc: BaseException | None) -> bool:
@@ -71,13 +140,20 @@ class OuterMiddleware:
         st = state.begin(self.service, scope)
         status: list[int] = []
 
+        judged = self.service.config.client_report
+        pending: list[list] = []  # --client-report: the answer's headers, until its body
+
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status.append(message["status"])
                 # The journal entry is written before the client can see the answer, so a
-                # client that reads the journal next finds it there.
+                # client that reads the journal next finds it there (with --client-report,
+                # before the body's first bytes: the report reads the answer's job and code).
                 if not st.dropped:
-                    await self._journal(scope, st, message["status"])
+                    if judged:
+                        pending.append(list(message.get("headers", [])))
+                    else:
+                        await self._journal(scope, st, message["status"])
                 headers = list(message.get("headers", []))
                 names = {k.lower() for k, _ in headers}
                 if b"x-request-id" not in names:
@@ -85,6 +161,9 @@ class OuterMiddleware:
                 if st.rate_class and b"x-ratelimit-endpoint-class" not in names:
                     headers.append((b"x-ratelimit-endpoint-class", st.rate_class.encode()))
                 message = {**message, "headers": headers}
+            elif message["type"] == "http.response.body" and pending:
+                await self._journal(scope, st, status[0], facts=client_facts(
+                    st, status[0], pending.pop(), message.get("body", b"")))
             await send(message)
 
         try:
@@ -103,13 +182,14 @@ class OuterMiddleware:
             await error(ApiError(code="INTERNAL"), st.request_id)(scope, receive,
                                                                   send_with_headers)
         finally:
+            facts = client_facts(st, 0, [], b"") if judged else None
             if st.dropped:  # an injected fault cut the connection: no answer was given
-                await self._journal(scope, st, 0, dropped=True)
+                await self._journal(scope, st, 0, dropped=True, facts=facts)
             elif not status:  # no answer at all (the client went away first)
-                await self._journal(scope, st, 0)
+                await self._journal(scope, st, 0, facts=facts)
 
     async def _journal(self, scope: Scope, st: state.RequestState, status: int,
-                       dropped: bool = False) -> None:
+                       dropped: bool = False, facts: dict[str, Any] | None = None) -> None:
         path = scope.get("path", "")
         if path.startswith("/__mock/"):
             return
@@ -122,6 +202,7 @@ class OuterMiddleware:
                 "key": st.principal.masked if st.principal else None,
                 "replayed": st.replayed, **({"dropped": True} if dropped else {}),
                 "durationMs": round((time.perf_counter() - st.started) * 1000, 2),
+                **(facts or {}),
             })
         except StoreUnavailable:  # a stalled store: the answer goes out without its entry
             pass

@@ -36,6 +36,7 @@ class RequestState:
     scope: dict | None = None  # the ASGI scope
     headers: dict[str, str] = field(default_factory=dict)  # lower-cased names, parsed once
     body: Any = None  # the request's JSON body, parsed once by the body guard
+    body_read: bool = False  # the body guard read it (an early answer never does)
     body_bytes: bytes = b""
 
     @property
