@@ -33,6 +33,7 @@ from pathlib import Path
 from layers_kit.contract.catalogue import (
     API_RULE,
     CATALOGUE,
+    CLIENT_RULE,
     PRODUCT_SECTION,
     REGENERATE_RULE,
     Entry,
@@ -46,6 +47,7 @@ _HEADINGS = {
     REGENERATE_RULE: "Regenerate rules (R1-R12)",
     API_RULE: "API rules",
     PRODUCT_SECTION: "Product sections",
+    CLIENT_RULE: "Client rules (C1-C6)",
 }
 
 
@@ -148,6 +150,11 @@ def _entry(entry: Entry, checks: list[Described]) -> list[str]:
     if entry.family == PRODUCT_SECTION:
         out.append("A part of the product, not a rule of the API: no check holds it.")
         return out
+    if entry.family == CLIENT_RULE:
+        out += ["Judged from a client's calls over time by the mock's client report "
+                "(`GET /__mock/client-report`, `layers_mock.assert_client_behaves()`) and, on "
+                "live traffic, by the validating proxy (client side), with one judge "
+                "(`layers_kit.contract.behaviour`).", ""]
     if not checks:
         out.append(f"No check holds it: {entry.unchecked or 'no reason given'}.")
         return out
@@ -175,11 +182,12 @@ def render() -> str:
            "is defined here. The statements come from `layers_kit.contract.catalogue`, the "
            "checks from the registries of `layers-conformance run` "
            "(`layers_kit.conformance.registry`) and of `layers-conformance proxy` "
-           "(`layers_kit.conformance.proxy.checks`). Three families:", "",
+           "(`layers_kit.conformance.proxy.checks`). Four families:", "",
            "- **regenerate rule** (R1-R12): what `regenerateContent` does;",
            "- **API rule**: what every operation does (D2 operations, D5 errors, D6 "
            "idempotency, D7 jobs and time, D8 auth and tenancy, D16 approval and "
            "scheduling, SCHEMA conformance to `openapi.yaml`);",
+           "- **client rule** (C1-C6): how a well-behaved client acts over time;",
            "- **product section**: a part of this product that code cites, not a rule of the "
            "API.", "",
            "| id | family | title | checks (run) | checks (proxy) |", "|---|---|---|---|---|"]
@@ -189,7 +197,7 @@ def render() -> str:
         proxy = len(checks) - run
         out.append(f"| [{entry.id}](#{_anchor(entry)}) | {entry.family} | "
                    f"{_cell(entry.title)} | {run} | {proxy} |")
-    for family in (REGENERATE_RULE, API_RULE, PRODUCT_SECTION):
+    for family in (REGENERATE_RULE, API_RULE, CLIENT_RULE, PRODUCT_SECTION):
         out += ["", f"## {_HEADINGS[family]}"]
         for entry in CATALOGUE.values():
             if entry.family == family:

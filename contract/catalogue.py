@@ -25,14 +25,17 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from layers_kit.contract import behaviour
+
 REGENERATE_RULE = "regenerate rule"
 API_RULE = "API rule"
 PRODUCT_SECTION = "product section"
-FAMILIES = (REGENERATE_RULE, API_RULE, PRODUCT_SECTION)
+CLIENT_RULE = "client rule"
+FAMILIES = (REGENERATE_RULE, API_RULE, CLIENT_RULE, PRODUCT_SECTION)
 
 # The shape of a rule id where code or prose cites one (word boundaries keep `d5(...)` method
 # names, hex digests and `SCHEMATHESIS` out).
-ID_PATTERN = re.compile(r"\b(?:R(?:1[0-2]|[1-9])|D(?:1[0-6]|[1-9])|SCHEMA)\b")
+ID_PATTERN = re.compile(r"\b(?:R(?:1[0-2]|[1-9])|D(?:1[0-6]|[1-9])|C[1-6]|SCHEMA)\b")
 
 
 @dataclass(frozen=True)
@@ -224,6 +227,25 @@ _ENTRIES = [
           "`docs/`, whose command blocks the suite runs.",
           PRODUCT_SECTION),
 ]
+
+# The client rules: how a well-behaved client acts over time (contract/behaviour.py holds
+# their judges and thresholds; the contract's description states them).
+_CLIENT_STATEMENTS = {
+    "C1": "A job start that got a 5xx, a timeout or no answer is retried with the same "
+          "`Idempotency-Key`: the first attempt may have started a job, and only the key "
+          "makes the server replay it instead of starting (and charging) a second one.",
+    "C2": "An `Idempotency-Key` is never reused for another request (another method, path or "
+          "body).",
+    "C3": "After a 429, or a 503 with `Retry-After`, nothing of that endpoint class is sent "
+          "before `Retry-After` has passed.",
+    "C4": f"A job is polled at most once per {behaviour.MIN_POLL_INTERVAL:g} s, and every poll "
+          "after the first sends `If-None-Match` with the last `ETag`.",
+    "C5": "A job is not polled again once it was seen `completed`, `failed` or `canceled`.",
+    "C6": "A 409 `CONFLICT` on regenerate is followed by waiting on the running job "
+          f"(`details.jobId`), not by another regenerate within {behaviour.CONFLICT_WAIT:g} s.",
+}
+_ENTRIES += [Entry(rule, title, _CLIENT_STATEMENTS[rule], CLIENT_RULE)
+             for rule, title in behaviour.RULES.items()]
 
 CATALOGUE: dict[str, Entry] = {entry.id: entry for entry in _ENTRIES}
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import signal
 import socket
-import time
 import uuid
 import xml.etree.ElementTree as ET
 
@@ -22,7 +21,7 @@ from layers_kit.conformance.proxy.ledger import SERVER, Finding, Ledger
 from layers_kit.conformance.proxy.memory import Memory
 from tests.broken.proxy_targets import BROKEN
 from tests.support.process import start_mock
-from tests.support.proxy import start_broken_target, start_proxy
+from tests.support.proxy import start_broken_target, start_proxy, violations
 
 pytestmark = pytest.mark.e2e
 
@@ -43,16 +42,6 @@ def mock():
 def _client(url: str, key: str | None = "lp_test_full") -> httpx.Client:
     return httpx.Client(base_url=url, headers={"X-Api-Key": key} if key else {}, timeout=30)
 
-
-def violations(url: str) -> dict:
-    """GET /__proxy/violations once every exchange sent so far has its verdict (the proxy
-    answers at once and says how many are still pending)."""
-    deadline = time.monotonic() + 60
-    while True:
-        found = httpx.get(url + "/__proxy/violations", timeout=30).json()
-        if found["pending"] == 0 or time.monotonic() > deadline:
-            return found
-        time.sleep(0.05)
 
 
 def _stop(proc) -> int:

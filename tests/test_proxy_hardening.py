@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.support.process import start_mock
-from tests.support.proxy import start_proxy
+from tests.support.proxy import start_proxy, violations
 
 pytestmark = pytest.mark.e2e
 
@@ -28,17 +28,6 @@ def mock():
     m = start_mock("--clock", "manual")
     yield m
     m.stop()
-
-
-def _violations(url: str) -> dict:
-    import time
-
-    deadline = time.monotonic() + 120
-    while True:
-        found = httpx.get(url + "/__proxy/violations", timeout=30).json()
-        if found["pending"] == 0 or time.monotonic() > deadline:
-            return found
-        time.sleep(0.05)
 
 
 # ---- 5: D6 judged by what the server answered, not by arrival order -------------------------
@@ -69,7 +58,7 @@ def test_concurrent_duplicate_pairs_are_no_server_violation(mock, tmp_path):
 
     try:
         asyncio.run(flood())
-        found = _violations(proxy.url)
+        found = violations(proxy.url)
     finally:
         code = proxy.stop(signal.SIGTERM, timeout=60)
     assert len(statuses) == 2 * pairs
@@ -120,13 +109,13 @@ def test_the_judges_memory_stays_bounded_by_distinct_large_bodies(tmp_path):
         with httpx.Client(base_url=proxy.url, timeout=60,
                           headers={"X-Api-Key": "lp_test_full"}) as c:
             c.get(f"/v1/content/{NOT_REQUIRED}").raise_for_status()
-            _violations(proxy.url)
+            violations(proxy.url)
             before = _judge_rss_mib(proxy.pid)
             for i in range(150):
                 r = c.get(f"/v1/content/{NOT_REQUIRED}",
                           headers={"X-Big-Body": str(900_000 + i)})
                 assert r.status_code == 200
-            found = _violations(proxy.url)
+            found = violations(proxy.url)
             after = _judge_rss_mib(proxy.pid)
         assert found["server"] == [] and found["counts"]["checked"] == 151, found
         assert after - before < 80, f"the judge grew from {before:.0f} to {after:.0f} MiB"
@@ -161,7 +150,7 @@ def test_the_backlog_bound_is_exact_and_a_mostly_unjudged_run_could_not_judge(mo
         statuses = _flood(proxy.url, 300, 100, f"/v1/content/{NOT_REQUIRED}")
         answered = statuses.count(200)
         assert answered >= 295 and set(statuses) <= {200, -1}, statuses
-        found = _violations(proxy.url)
+        found = violations(proxy.url)
     finally:
         code = proxy.stop(signal.SIGTERM, timeout=60)
     assert found["maxPending"] == 4 and 0 < found["pendingPeak"] <= 4, found
@@ -314,7 +303,7 @@ def test_request_targets_headers_and_the_proxys_own_endpoint():
             seen = {k.lower(): v for k, v in r.json()}
             assert "x-hop-in" not in seen and seen["x-end"] == "kept", seen
             assert "x-hop-out" not in r.headers and r.headers["x-end-to-end"] == "kept"
-            found = _violations(proxy.url)
+            found = violations(proxy.url)
             assert found["server"] == [], found["server"]
     finally:
         server.stop()
@@ -341,7 +330,7 @@ def test_the_proxys_own_endpoint_answers_its_own_host_names_only(mock):
     assert code == 0
 
 
-def test_a_full_pool_and_a_slow_target_answer_quickly_and_are_not_violations(tmp_path):
+def test_a_full_pool_and_a_slow_target_answer_quickly_and_are_notviolations(tmp_path):
     """Slow answers occupy the pool: the next request waits --pool-timeout, then gets 503 with
     Retry-After; an answer slower than --timeout is a 504; neither is a server violation."""
     import threading
@@ -374,7 +363,7 @@ def test_a_full_pool_and_a_slow_target_answer_quickly_and_are_not_violations(tmp
             t.join(30)
         r = httpx.get(proxy.url + path, headers={**headers, "X-Slow": "5"}, timeout=30)
         assert r.status_code == 504 and "timeout" in r.json()["error"]["message"].lower()
-        found = _violations(proxy.url)
+        found = violations(proxy.url)
         assert found["server"] == [] and found["transport"]["kinds"] == {"pool": 1,
                                                                           "timeout": 1}
     finally:

@@ -26,6 +26,8 @@ from layers_kit.conformance.contract import Contract
 from layers_kit.conformance.proxy.exchange import Exchange
 from layers_kit.conformance.proxy.ledger import CLIENT, SERVER, Finding
 from layers_kit.conformance.proxy.memory import Memory
+from layers_kit.contract import behaviour
+from layers_kit.contract.behaviour import Call
 from layers_kit.contract.operations import IDEMPOTENT_METHODS, Operations
 
 
@@ -78,16 +80,20 @@ class View:
         return f"{self.credential}|{key}"
 
     @cached_property
+    def fingerprint(self) -> str:
+        """The request's D6 fingerprint: method, path and the canonical JSON of the body."""
+        body = self.request_json
+        canonical = json.dumps(body, sort_keys=True, separators=(",", ":")).encode() \
+            if body is not None else (self.ex.request_body or b"")
+        return hashlib.sha256(self.ex.method.encode() + b" " + self.ex.path.encode() + b"\n"
+                              + canonical).hexdigest()
+
+    @cached_property
     def idempotency(self) -> tuple[str, str] | None:
         """(the key's scope, the request's D6 fingerprint) when an Idempotency-Key came."""
         if self.key_scope is None:
             return None
-        body = self.request_json
-        canonical = json.dumps(body, sort_keys=True, separators=(",", ":")).encode() \
-            if body is not None else (self.ex.request_body or b"")
-        fp = hashlib.sha256(self.ex.method.encode() + b" " + self.ex.path.encode() + b"\n"
-                            + canonical).hexdigest()
-        return self.key_scope, fp
+        return self.key_scope, self.fingerprint
 
     @cached_property
     def answer(self) -> judges.Answer:
@@ -101,6 +107,49 @@ class View:
 
     def header(self, name: str) -> str | None:
         return self.ex.header(name)
+
+    @cached_property
+    def call(self) -> Call | None:
+        """This exchange as the client rules read it (contract/behaviour.py); None outside
+        the contract's operations."""
+        if self.operation is None:
+            return None
+        op = self.operations[self.operation]
+        body = self.json if isinstance(self.json, dict) else {}
+        error = body.get("error") if isinstance(body.get("error"), dict) else None
+        params = self.operations.match(self.ex.method, self.ex.path).params
+        job_id = params.get("jobId") if self.operation == "getJob" else None
+        if error and isinstance(error.get("details"), dict):
+            job_id = error["details"].get("jobId") or job_id
+        elif self.ex.status == 202 and isinstance(body.get("jobId"), str):
+            job_id = body["jobId"]
+        retry = self.ex.header("retry-after")
+        key = self.ex.header("idempotency-key", response=False)
+        return Call(
+            at=self.ex.started, client=self.ex.header("x-client-id", response=False)
+            or self.credential or "anonymous", method=self.ex.method, path=self.ex.path,
+            operation=self.operation, status=self.ex.status or 0, idempotency_key=key,
+            fingerprint=self.fingerprint if self.ex.request_body is not None or key else None,
+            if_none_match=self.ex.header("if-none-match", response=False) is not None,
+            etag=self.ex.header("etag"),
+            retry_after=float(retry) if retry and retry.isdigit() else None,
+            rate_class=op.rate_class, error_code=error.get("code") if error else None,
+            job_id=job_id, job_status=body.get("status") if self.operation == "getJob"
+            and self.ex.status == 200 else None, container_id=params.get("containerId"),
+            request_id=self.ex.header("x-request-id"))
+
+    @cached_property
+    def client_breaches(self) -> dict[str, list[behaviour.Breach]]:
+        """The client rules this exchange breaks, judged over the client's recent calls."""
+        call = self.call
+        if call is None:
+            return {}
+        calls = [*self.memory.calls_of(call.client), call]
+        out: dict[str, list[behaviour.Breach]] = {}
+        for rule, judge in behaviour.JUDGES.items():
+            _, breaches = judge(calls)
+            out[rule] = [b for b in breaches if b.calls[-1] is call]
+        return out
 
     @property
     def replayed(self) -> bool:
@@ -206,6 +255,29 @@ def key_reuse(v: View) -> Iterator[Finding]:
                        "the Idempotency-Key was used earlier with another method, path or body",
                        expected="a fresh key for a new request", received=v.ex.header(
                            "idempotency-key", response=False))
+
+
+def _client_rule(rule: str) -> None:
+    name = f"client.behaviour-{rule.lower()}"
+
+    def judge(v: View) -> Iterator[Finding]:
+        for b in v.client_breaches.get(rule, ()):
+            yield _finding(name, b.message, expected=behaviour.RULES[rule],
+                           received=" then ".join(
+                               f"{c.method} {c.path} -> {c.status or 'no answer'}"
+                               for c in b.calls))
+
+    judge.__name__ = f"client_behaviour_{rule.lower()}"
+    judge.__doc__ = (f"Watches each client's calls over time (its X-Client-Id, else its key) "
+                     f"with the judge of client rule {rule} (contract/behaviour.py), the same "
+                     f"one the mock's client report uses.\n\nFails when {rule} breaks: "
+                     f"{behaviour.RULES[rule].lower()} does not hold for this call and the "
+                     "ones before it.")
+    check(CLIENT, rule, name, behaviour.RULES[rule])(judge)
+
+
+for _rule in behaviour.RULES:
+    _client_rule(_rule)
 
 
 # ---- server side --------------------------------------------------------------------------

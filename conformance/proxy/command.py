@@ -56,6 +56,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--junit-xml", type=Path, help="write JUnit XML here on stop")
     p.add_argument("--report", type=Path, action="append", default=[],
                    help="write a report on stop: .md, .html or .json (repeatable)")
+    p.add_argument("--client-rules", action="store_true",
+                   help="also judge each client's behaviour over time by the client rules "
+                        "C1-C6 (retries keep their Idempotency-Key, Retry-After honoured, "
+                        "polls paced with If-None-Match, ...): reported as client violations")
     p.add_argument("--fail-on-client-violations", action="store_true",
                    help="exit 1 when a client broke the contract too (default: only the "
                         "server's violations fail)")
@@ -161,7 +165,8 @@ def run(args: argparse.Namespace) -> int:
         return 2
     settings = tls_settings(args)
     # a worker process that has loaded the contract
-    judge = Judge(target, args.examples, max_pending=args.max_pending)
+    judge = Judge(target, args.examples, max_pending=args.max_pending,
+                  client_rules=args.client_rules)
     app = ProxyApp(target, judge, timeout=args.timeout, tls_settings=settings,
                    max_connections=args.max_connections, pool_timeout=args.pool_timeout,
                    own_hosts=[host, *args.allow_host])

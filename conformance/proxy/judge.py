@@ -33,6 +33,7 @@ from layers_kit.conformance.proxy.checks import CHECKS, View
 from layers_kit.conformance.proxy.exchange import Exchange
 from layers_kit.conformance.proxy.ledger import Ledger, Verdict
 from layers_kit.conformance.proxy.memory import Memory
+from layers_kit.contract.behaviour import RULES as CLIENT_RULES
 from layers_kit.contract.operations import IDEMPOTENT_METHODS
 
 log = logging.getLogger("layers.proxy")
@@ -44,10 +45,11 @@ MAX_PENDING_BYTES = 64 * 1024 * 1024
 class Judging:
     """The judge itself (in the worker process): the contract and the checks' memory."""
 
-    def __init__(self, target: str) -> None:
+    def __init__(self, target: str, client_rules: bool = False) -> None:
         self.contract = Contract(target)
         self.operations = self.contract.operations
-        self.memory = Memory()
+        self.memory = Memory(track_clients=client_rules)
+        self.client_rules = client_rules  # --client-rules: judge C1-C6 over time too
 
     def _view(self, ex: Exchange) -> View:
         route = self.operations.match(ex.method, ex.path)
@@ -80,6 +82,8 @@ class Judging:
                 continue
             if ex.error and c.name != "server.answers":
                 continue
+            if c.rule in CLIENT_RULES and not self.client_rules:
+                continue
             out.judged(c.name)
             for finding in c.fn(v):
                 shown = shown or ex.shown()
@@ -104,13 +108,13 @@ def _preflight(ex: Exchange) -> bool:
 _judging: Judging | None = None
 
 
-def _start(target: str) -> None:
+def _start(target: str, client_rules: bool = False) -> None:
     # The proxy stops on SIGINT/SIGTERM sent to its whole process group; the judge must live on
     # until the proxy has asked for the final ledger.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     global _judging
-    _judging = Judging(target)
+    _judging = Judging(target, client_rules)
 
 
 def _call(method: str, *args: Any, lost_keys: bool = False) -> Any:
@@ -133,12 +137,12 @@ class Judge:
     """The forwarding side's handle on the judging process, and the ledger of its verdicts."""
 
     def __init__(self, target: str, examples_per_check: int = 5, *,
-                 max_pending: int | None = None) -> None:
+                 max_pending: int | None = None, client_rules: bool = False) -> None:
         self.ledger = Ledger(examples_per_check)
         self.max_pending = MAX_PENDING if max_pending is None else max_pending
         self._pool = ProcessPoolExecutor(
             max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-            initializer=_start, initargs=(target,))
+            initializer=_start, initargs=(target, client_rules))
         self._lock = threading.Lock()
         self._pending = 0
         self._pending_bytes = 0

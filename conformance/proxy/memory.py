@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from layers_kit.conformance.judges import Answer, JobRead
+from layers_kit.contract.behaviour import Call
 
 if TYPE_CHECKING:
     from layers_kit.conformance.proxy.checks import View
@@ -50,6 +51,29 @@ class Memory:
     # job id -> its last reads: (when the answer ended, what it showed)
     _jobs: OrderedDict[str, deque[tuple[float, JobRead]]] = field(default_factory=OrderedDict)
     forgot_keys: bool = False
+    # client -> its last calls, for the client rules C1-C6 (contract/behaviour.py)
+    track_clients: bool = False  # only with --client-rules
+    max_clients: int = 1_000
+    client_window: int = 100
+    _clients: OrderedDict[str, deque[Call]] = field(default_factory=OrderedDict)
+
+    def calls_of(self, client: str) -> list[Call]:
+        """The client's last calls, oldest first (at most `client_window`)."""
+        return list(self._clients.get(client, ()))
+
+    def _learn_call(self, v: View) -> None:
+        if not self.track_clients:
+            return
+        call = v.call
+        if call is None:
+            return
+        calls = self._clients.get(call.client)
+        if calls is None:
+            calls = self._clients[call.client] = deque(maxlen=self.client_window)
+        self._clients.move_to_end(call.client)
+        calls.append(call)
+        while len(self._clients) > self.max_clients:
+            self._clients.popitem(last=False)
 
     def started(self, v: View) -> None:
         """A request reached the proxy (called in arrival order, before any answer is judged):
@@ -98,6 +122,7 @@ class Memory:
         return None
 
     def learn(self, v: View) -> None:
+        self._learn_call(v)  # a call without an answer counts for the client rules too
         if v.ex.status is None:
             return
         self._learn_key(v)

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Mapping
+
+import httpx
 
 from layers_kit.mock.launcher import RunningMock, start_process
 
@@ -33,3 +36,15 @@ def start_broken_target(*args: str) -> RunningMock:
     if "--certfile" in args:
         server.url = server.url.replace("http://", "https://", 1)
     return server
+
+
+def violations(url: str) -> dict:
+    """GET /__proxy/violations once every exchange sent so far has its verdict (the proxy
+    answers at once and says how many are still pending)."""
+    deadline = time.monotonic() + 120
+    while True:
+        found = httpx.get(url + "/__proxy/violations", timeout=30).json()
+        if found["pending"] == 0 or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
+
