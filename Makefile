@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: mock test lint system-deps fuzz bench soak conformance clean publish release
+.PHONY: mock test lint system-deps fuzz bench soak conformance clean publish release bump docs image
 
 $(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -50,16 +50,41 @@ fuzz: $(STAMP)
 publish: $(STAMP) $(NODE_STAMP)
 	$(BIN)/layers-contract publish --out dist/contract/$$($(BIN)/layers-contract version)
 
-# Snapshot openapi.yaml as its version's release (contract/releases/<version>/); the version
-# needs its section in contract/CHANGELOG.md first.
+# Snapshot openapi.yaml as its version's release (contract/releases/<version>/). Refuses, writing
+# nothing, whatever the release gate in `make test` refuses (tests/test_contract_release.py):
+# the version's section in contract/CHANGELOG.md with Added, Changed and Deprecated; no
+# breaking change since the release before unless the major version rose; a released version
+# never changes (ARGS=--force only before it was published).
 release: $(STAMP)
 	$(BIN)/layers-contract release $(ARGS)
+
+# Raise info.version in openapi.yaml (PART=major|minor|patch) and write the new version's empty
+# section in contract/CHANGELOG.md; then change the contract, fill the section, `make release`.
+PART ?= minor
+bump: $(STAMP)
+	$(BIN)/layers-contract bump $(PART)
+
+# The documentation site (mkdocs + material) into build/site/: docs/ with the CLI references and the
+# diff rules generated from the code at build time (docs/hooks/generated.py). Offline: no web
+# fonts, no CDN; tests/test_docs.py checks it in Chromium.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --quiet --strict
+	@echo "build/site/index.html"
+
+# The container image layers-mock:<version> (Containerfile) with podman: the wheel with its
+# reference page, then a multi-stage build; the base (ARG BASE, default python:3.11-slim) is made
+# from the Debian mirror where no registry is reachable (containers/build-image.sh). BASE=...
+image: $(STAMP) $(NODE_STAMP)
+	PYTHON=$(BIN)/python BASE=$(BASE) containers/build-image.sh
 
 conformance: $(STAMP)
 	$(BIN)/layers-conformance run --mock $(ARGS)
 
-# A bounded soak of the real mock on loopback (about 3 minutes; not in the suite): req/s at the
-# start and end, RSS slope per 1,000 requests. SOAK_ARGS="--seconds 60 --store sqlite:///x.db".
+# A bounded soak of the real mock on loopback (3 minutes per store; not in the suite): a mixed
+# load (generates, keyed retries, regenerates, schedules, reads) against the mock at its default
+# settings except TTLs of 60 s; req/s and RSS per 10-s window; fails on a 5xx, an RSS slope of
+# 1 MiB per 10,000 requests after the first TTL, or a last window beyond 15 % of the first.
+# SOAK_ARGS="--store sqlite" (or redis, or all: the three, 9 minutes; --seconds 60).
 soak: $(STAMP)
 	nice $(BIN)/python bench/soak.py $(SOAK_ARGS)
 

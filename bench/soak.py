@@ -24,14 +24,24 @@ then every kind of record the load makes has started to expire). It exits 1 on a
 keyed retry that did not replay, on a slope of 1 MiB per 10,000 requests or more, or when the
 last window's throughput is not within 15 % of the first's (`--tolerance`).
 
+With `--proxy` the same load goes through the validating proxy in front of the mock
+(`python -m layers_kit.conformance proxy --target <mock> --listen 127.0.0.1:0`, its URL read from
+its banner as tests/support/proxy.py does). Each window then also samples the proxy's RSS and
+CPU (its process and its descendants: the judge process), the proxy's RSS slope is held to the
+same bound as the mock's, and at the end the proxy gets SIGTERM, writes its JSON report (in
+the run's temporary directory) and exits; the run also fails when that exit status is not 0
+(1: the mock broke the contract; 2: the proxy could not judge, e.g. its judge fell behind).
+
 Everything runs on 127.0.0.1, is bounded in time (`--seconds` at most 900) and stops every
-process it started (the mock, and the Redis server `--store redis` starts) by its pid.
+process it started (the mock, the proxy, and the Redis server `--store redis` starts) by its
+process group.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import random
 import shutil
@@ -46,7 +56,7 @@ from pathlib import Path
 
 import httpx
 
-from layers_kit.mock.launcher import start_mock
+from layers_kit.mock.launcher import RunningMock, start_mock, start_process
 
 KEY = {"X-Api-Key": "lp_test_full"}
 PROJECT = "prj_00000000-0000-4000-8000-000000000002"  # auto_approve: containers can be scheduled
@@ -55,13 +65,25 @@ TTL = 60  # --idempotency-ttl and --retention of the soaked mock
 STAGE = 2.0  # the mock's default --stage-seconds: a job takes 10 s
 
 
+def family(pid: int) -> list[int]:
+    """The process and all its descendants (the mock's workers; the proxy's judge process and
+    the helpers multiprocessing starts), from /proc."""
+    found, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        found.append(p)
+        try:
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except FileNotFoundError:
+            continue
+    return found
+
+
 def cpu_seconds(pid: int) -> float:
-    """CPU time (user and system) of the process and its children (workers)."""
+    """CPU time (user and system) of the process and its descendants."""
     total = 0.0
-    pids = [pid]
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        pids += [int(p) for p in (task / "children").read_text().split()]
-    for p in pids:
+    for p in family(pid):
         try:
             fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
         except FileNotFoundError:
@@ -71,12 +93,9 @@ def cpu_seconds(pid: int) -> float:
 
 
 def rss_kib(pid: int) -> int:
-    """RSS of the process and its children (workers), KiB."""
+    """RSS of the process and its descendants, KiB."""
     total = 0
-    pids = [pid]
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        pids += [int(p) for p in (task / "children").read_text().split()]
-    for p in pids:
+    for p in family(pid):
         try:
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
@@ -184,8 +203,10 @@ def slope_per_10000(points: list[tuple[int, int]]) -> float:
     return (sxy / sxx) * 10000 / 1024 if sxx else float("nan")
 
 
-async def soak(url: str, pid: int, seconds: float, window: float, clients: int,
-               tolerance: float, label: str, warmup: float) -> int:
+async def soak(url: str, watched: list[tuple[str, int]], seconds: float, window: float,
+               clients: int, tolerance: float, label: str, warmup: float) -> int:
+    """The load against `url`; `watched` names the processes sampled per window (the mock,
+    and with --proxy the proxy too), each judged by the RSS slope."""
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
         load = Load(client)
@@ -193,39 +214,47 @@ async def soak(url: str, pid: int, seconds: float, window: float, clients: int,
         until = start + warmup + seconds
         tasks = [asyncio.create_task(load.worker(until)) for _ in range(clients)]
         await asyncio.sleep(warmup)  # the load runs; the windows start after it
-        samples: list[tuple[float, int, int]] = []  # (t, requests, rss KiB)
-        last_t, last_n, last_cpu = time.monotonic(), load.done, cpu_seconds(pid)
+        samples: dict[str, list[tuple[float, int, int]]] = {name: [] for name, _ in watched}
+        last_t, last_n = time.monotonic(), load.done
+        last_cpu = {name: cpu_seconds(pid) for name, pid in watched}
         rates: list[float] = []
         while time.monotonic() < until:
             await asyncio.sleep(min(window, max(0.0, until - time.monotonic())))
             now = time.monotonic()
-            n, rss, cpu = load.done, rss_kib(pid), cpu_seconds(pid)
+            n = load.done
             rate = (n - last_n) / max(now - last_t, 1e-9)
             rates.append(rate)
-            samples.append((now - start, n, rss))
+            shown = []
+            for name, pid in watched:
+                rss, cpu = rss_kib(pid), cpu_seconds(pid)
+                samples[name].append((now - start, n, rss))
+                shown.append(f"{name} RSS {rss / 1024:7.1f} MiB, CPU "
+                             f"{(cpu - last_cpu[name]) * 1000 / max(n - last_n, 1):5.2f} "
+                             "ms/request")
+                last_cpu[name] = cpu
             print(f"  [{label}] t={now - start:6.1f}s  requests={n:7d}  {rate:7.0f} req/s  "
-                  f"RSS {rss / 1024:7.1f} MiB  server CPU "
-                  f"{(cpu - last_cpu) * 1000 / max(n - last_n, 1):5.2f} ms/request  "
-                  f"5xx {load.server_errors}", flush=True)
-            last_t, last_n, last_cpu = now, n, cpu
+                  f"{'  '.join(shown)}  5xx {load.server_errors}", flush=True)
+            last_t, last_n = now, n
         await asyncio.gather(*tasks)
-    after_ttl = [(n, rss) for t, n, rss in samples if t >= TTL]
-    slope = slope_per_10000(after_ttl)
     ratio = rates[-1] / rates[0] if rates and rates[0] else float("nan")
     print(f"soak [{label}]: {load.done} requests in {seconds:.0f} s, {load.generated} "
           f"generates, {load.replays} keyed retries ({load.bad_replays} bad replays), "
           f"statuses {dict(sorted(load.statuses.items()))}")
     print(f"soak [{label}]: req/s first window {rates[0]:.0f}, last window {rates[-1]:.0f} "
-          f"(last/first {ratio:.2f}; median {sorted(rates)[len(rates) // 2]:.0f}); RSS "
-          f"{samples[0][2] / 1024:.1f} -> {samples[-1][2] / 1024:.1f} MiB; slope after the "
-          f"first TTL ({TTL} s) {slope:.3f} MiB per 10,000 requests", flush=True)
+          f"(last/first {ratio:.2f}; median {sorted(rates)[len(rates) // 2]:.0f})", flush=True)
     failed = []
     if load.server_errors:
         failed.append(f"{load.server_errors} answers were 5xx or cut")
     if load.bad_replays:
         failed.append(f"{load.bad_replays} keyed retries replayed other bytes")
-    if not slope < 1.0:
-        failed.append(f"RSS grew {slope:.2f} MiB per 10,000 requests after the first TTL")
+    for name, points in samples.items():
+        slope = slope_per_10000([(n, rss) for t, n, rss in points if t >= TTL])
+        print(f"soak [{label}]: {name} RSS {points[0][2] / 1024:.1f} -> "
+              f"{points[-1][2] / 1024:.1f} MiB; slope after the first TTL ({TTL} s) "
+              f"{slope:.3f} MiB per 10,000 requests", flush=True)
+        if not slope < 1.0:
+            failed.append(f"the {name}'s RSS grew {slope:.2f} MiB per 10,000 requests after "
+                          "the first TTL")
     if not abs(ratio - 1) <= tolerance:
         failed.append(f"the last window's throughput is {ratio:.2f}x the first's "
                       f"(allowed: within {tolerance:.0%})")
@@ -271,6 +300,43 @@ class OwnRedis:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+def start_proxy(target: str, report: Path) -> RunningMock:
+    """`layers-conformance proxy` in front of `target` on a free loopback port; its URL is read
+    from its banner (`listening on http://...`), as tests/support/proxy.py does."""
+    return start_process([sys.executable, "-m", "layers_kit.conformance", "proxy",
+                          "--target", target, "--listen", "127.0.0.1:0",
+                          "--report", str(report)], what="the proxy")
+
+
+def stop_proxy(proxy: RunningMock, report: Path, label: str) -> int:
+    """SIGTERM (it writes its reports, then exits); 1 when it found server violations or
+    could not judge (its exit status 1 or 2), else 0."""
+    status = proxy.stop(signal.SIGTERM, timeout=60)
+    said = [line.rstrip() for line in proxy.output
+            if line.startswith("layers-conformance proxy stopped")]
+    print(f"soak [{label}]: proxy exit status {status}: "
+          f"{said[-1] if said else 'no summary printed'}", flush=True)
+    try:
+        data = json.loads(report.read_text())
+        counts = data["counts"]
+        print(f"soak [{label}]: proxy report: {data['verdict']}; "
+              f"{counts.get('exchanges', 0)} exchanges, {counts.get('checked', 0)} checked, "
+              f"{data['unjudged']} unjudged, {data['serverViolations']} server violations, "
+              f"{data['clientViolations']} client violations, {data['transportFailures']} "
+              f"transport failures, pending peak {data['pendingPeak']}", flush=True)
+        for why in data["couldNotJudge"]:
+            print(f"soak [{label}]: proxy could not judge: {why}", flush=True)
+    except (OSError, ValueError, KeyError) as e:
+        print(f"soak [{label}]: proxy report not readable: {e}", file=sys.stderr, flush=True)
+        status = status or 2
+    if status != 0:
+        print(f"soak [{label}]: FAILED: the proxy exited {status} (1: a server violation; "
+              "2: it could not judge)", file=sys.stderr, flush=True)
+        if os.environ.get("SOAK_SHOW_OUTPUT") is None:
+            print("".join(proxy.output[-40:]), file=sys.stderr)
+    return 1 if status != 0 else 0
+
+
 def run_one(store: str, args: argparse.Namespace) -> int:
     tmp = tempfile.mkdtemp(prefix="layers-soak-")
     redis_server = None
@@ -280,16 +346,33 @@ def run_one(store: str, args: argparse.Namespace) -> int:
     elif store == "redis":
         redis_server = OwnRedis()
         url = redis_server.url
+    label = store.split(":")[0] + ("+proxy" if args.proxy else "")
     try:
         mock = start_mock("--store", url, "--idempotency-ttl", str(TTL), "--retention", str(TTL),
                           "--reset", *args.mock_arg)
-        print(f"soak: {mock.url} (pid {mock.pid}), store {url}, default settings except "
-              f"--idempotency-ttl {TTL} --retention {TTL}, {args.clients} clients, "
-              f"{args.seconds:.0f} s", flush=True)
+        proxy = None
         try:
-            return asyncio.run(soak(mock.url, mock.pid, args.seconds, args.window, args.clients,
-                                    args.tolerance, store.split(":")[0], args.warmup))
+            watched = [("mock", mock.pid)]
+            target = mock.url
+            if args.proxy:
+                report = Path(tmp) / "proxy.json"
+                proxy = start_proxy(mock.url, report)
+                watched.append(("proxy", proxy.pid))
+                target = proxy.url
+            print(f"soak: {mock.url} (pid {mock.pid}), store {url}, default settings except "
+                  f"--idempotency-ttl {TTL} --retention {TTL}, {args.clients} clients, "
+                  f"{args.seconds:.0f} s" + (f", through the proxy {proxy.url} (pid "
+                                             f"{proxy.pid})" if proxy else ""), flush=True)
+            result = asyncio.run(soak(target, watched, args.seconds, args.window, args.clients,
+                                      args.tolerance, label, args.warmup))
+            if proxy is not None:
+                result = max(result, stop_proxy(proxy, report, label))
+            return result
         finally:
+            if proxy is not None:
+                proxy.stop(signal.SIGKILL)  # only if an error came first: stop_proxy has run
+                if os.environ.get("SOAK_SHOW_OUTPUT"):
+                    print("".join(proxy.output))
             mock.stop()
             if os.environ.get("SOAK_SHOW_OUTPUT"):
                 print("".join(mock.output))
@@ -313,6 +396,9 @@ def main(argv: list[str] | None = None) -> int:
                         "length at the default stage, so every window ends jobs)")
     p.add_argument("--tolerance", type=float, default=0.15,
                    help="how far the last window's req/s may be from the first's (default 0.15)")
+    p.add_argument("--proxy", action="store_true",
+                   help="send the load through the validating proxy (layers-conformance proxy) "
+                        "in front of the mock, and judge its RSS too")
     p.add_argument("--mock-arg", action="append", default=[],
                    help="one more argument for the mock (repeatable)")
     args = p.parse_args(argv)

@@ -4,7 +4,10 @@
     layers-contract diff BASE NEW [--format text|json|junit] [--output FILE]
                                               exit 1 on a breaking change unless NEW's major rose
     layers-contract lint                      Spectral and Redocly; exit 1 unless all clean
-    layers-contract release [--force]         snapshot the contract: contract/releases/<version>/
+    layers-contract bump major|minor|patch    raise info.version in openapi.yaml and write the
+                                              version's empty section in contract/CHANGELOG.md
+    layers-contract release [--force]         snapshot the contract: contract/releases/<version>/,
+                                              refusing what the release gate refuses
     layers-contract version                   the contract's info.version
 
 BASE or NEW may be `latest` (the newest release kept in contract/releases) or `current` (the
@@ -17,11 +20,11 @@ import argparse
 import sys
 from pathlib import Path
 
+from layers_kit.contract import changelog, page, publish, releases, report
 from layers_kit.contract import lint as lint_mod
-from layers_kit.contract import page, publish, releases, report
 from layers_kit.contract.diff import diff
 from layers_kit.contract.document import ContractError, load
-from layers_kit.contract.version import version as kit_version
+from layers_kit.contract.version import version_line
 
 
 def _current() -> Path:
@@ -45,7 +48,7 @@ def _resolve(name: str) -> Path:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="layers-contract", description=__doc__.split("\n")[0])
-    p.add_argument("--version", action="version", version=f"%(prog)s {kit_version()}")
+    p.add_argument("--version", action="version", version=f"%(prog)s {version_line()}")
     sub = p.add_subparsers(dest="command", required=True)
     pub = sub.add_parser("publish", help="write the release files of the current contract")
     pub.add_argument("--out", type=Path, required=True, help="folder to write into")
@@ -58,10 +61,23 @@ def _parser() -> argparse.ArgumentParser:
     d.add_argument("--breaking-only", action="store_true", help="text: list breaking changes only")
     li = sub.add_parser("lint", help="run Spectral and Redocly with the project's rulesets")
     li.add_argument("--spec", default="current")
-    r = sub.add_parser("release", help="snapshot the contract as its info.version's release")
+    r = sub.add_parser(
+        "release", help="snapshot the contract as its info.version's release",
+        description="Snapshot openapi.yaml into contract/releases/<info.version>/. Refused, with "
+        "nothing written, when the release gate (make test) would fail: the version needs its "
+        "section in contract/CHANGELOG.md with Added, Changed and Deprecated; no breaking "
+        "change since the release before it unless the major version rose; a released version "
+        "never changes; and only a checkout is written to, never an installed package.")
     r.add_argument("--spec", default="current")
     r.add_argument("--force", action="store_true",
                    help="replace an existing snapshot of the same version (before publishing it)")
+    b = sub.add_parser(
+        "bump", help="raise info.version and write the changelog section to fill",
+        description="Raise info.version in openapi.yaml (only that line changes) and write the "
+        "new version's empty section in contract/CHANGELOG.md (Added, Changed, Deprecated; "
+        "Removed too for a major). From a version not yet released, counts from the latest "
+        "release and renames that version's section.")
+    b.add_argument("part", choices=releases.PARTS, help="which part of the version to raise")
     v = sub.add_parser("version", help="print the contract's info.version")
     v.add_argument("--spec", default="current")
     return p
@@ -113,10 +129,23 @@ def _release(args: argparse.Namespace) -> int:
     return 0
 
 
+def _bump(args: argparse.Namespace) -> int:
+    releases.require_checkout(what="bump")
+    spec = _current()
+    old, new = releases.bump(spec, args.part)
+    if old == new:
+        print(f"info.version is already {new}")
+        return 0
+    print(f"{changelog.shown(spec)}: info.version {old} -> {new}")
+    print(f"{changelog.shown(changelog.CHANGELOG)}: write what partners see change under "
+          f"`## {new}`, then `layers-contract release`")
+    return 0
+
+
 def _version(args: argparse.Namespace) -> int:
     print(load(_resolve(args.spec)).version)
     return 0
 
 
 _COMMANDS = {"publish": _publish, "diff": _diff, "lint": _lint, "release": _release,
-             "version": _version}
+             "bump": _bump, "version": _version}

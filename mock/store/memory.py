@@ -3,6 +3,13 @@
 Expired documents are forgotten a few at a time: a heap orders the expiries, and each
 transaction drops those already due. (A sweep of the whole store every 1,000 writes cost a pause
 that grew with the store: tens of milliseconds in the benchmark, at the p99.)
+
+Each document is kept as an exact-size copy of the bytes `orjson.dumps` returned: orjson
+(3.13 here) hands back a bytes object still holding its 8 KiB write buffer, whatever the
+length of the JSON (`sys.getsizeof` shows the length, tracemalloc and the RSS the 8 KiB). Kept
+as they came, a 600-byte container cost 8 KiB of RSS, every stored document about twelve
+times its size, and the soak's RSS grew 2.3 MiB per 10,000 requests as the store filled up
+to its bounds; the copy costs about 0.3 microseconds per written document.
 """
 
 from __future__ import annotations
@@ -19,6 +26,11 @@ from layers_kit.mock.store.base import WALL, BufferedTx, Clock, Doc, Inline
 
 T = TypeVar("T")
 _DROP_PER_TX = 64  # expired documents forgotten per transaction at most
+
+
+def _compact(text: bytes) -> bytes:
+    """An exact-size copy (orjson's bytes keep their whole write buffer: see the docstring)."""
+    return bytes(memoryview(text))
 
 
 class _MemoryTx(BufferedTx):
@@ -57,7 +69,7 @@ class MemoryStore(Inline):
                 else:
                     text, ttl = entry
                     expires = None if ttl is None else now + ttl
-                    self._data[k] = (text, expires)
+                    self._data[k] = (_compact(text), expires)
                     if expires is not None:
                         heapq.heappush(self._expiries, (expires, k))
             self._forget_expired(now)
