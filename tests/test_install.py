@@ -233,7 +233,7 @@ def test_the_installed_plugin_runs_the_readme_example(venv, empty):
     out = _run(venv, "python", "-m", "pytest", "-q", "-p", "no:cacheprovider",
                "test_my_client.py", cwd=empty)
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
-    assert re.search(r"\b3 passed\b", out.stdout), out.stdout[-2000:]
+    assert re.search(r"\b4 passed\b", out.stdout), out.stdout[-2000:]
 
 
 # -- the installed names collide with nothing ---------------------------------------------
@@ -301,7 +301,7 @@ def _check_as_a_partner(venv: Path, folder: Path, *, expected: str) -> None:
     out = _run(venv, "python", "-m", "pytest", "-q", "-p", "no:cacheprovider",
                "test_my_client.py", "test_whose_mock.py", cwd=folder)
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-4000:]
-    assert re.search(r"\b5 passed\b", out.stdout), out.stdout[-2000:]
+    assert re.search(r"\b6 passed\b", out.stdout), out.stdout[-2000:]
     for command in ("layers-mock", "layers-conformance"):
         out = _run(venv, command, "--version", cwd=folder)
         assert out.returncode == 0 and re.fullmatch(  # the package's and the contract's version

@@ -47,3 +47,14 @@ def test_one_503_then_the_retry_succeeds(api, layers_mock):
     url = "/v1/content/cnt_00000000-0000-4000-8000-000000000103"
     assert api.get(url).status_code == 503
     assert api.get(url).status_code == 200
+
+
+def test_a_lost_answer_is_retried_with_the_same_key(api, layers_mock):
+    layers_mock.chaos(1.0, kinds=["drop"], operations=["regenerateContent"])
+    url, key = "/v1/content/cnt_00000000-0000-4000-8000-000000000103/regenerate", str(uuid.uuid4())
+    with pytest.raises(httpx.TransportError):  # no answer, but the job did start
+        api.post(url, json={}, headers={"Idempotency-Key": key})
+    layers_mock.clear_chaos()
+    again = api.post(url, json={}, headers={"Idempotency-Key": key})  # the retry: same key
+    assert again.status_code == 202 and again.headers["Idempotent-Replayed"] == "true"
+    layers_mock.assert_client_behaves()  # the client rules C1-C6, judged from the journal
