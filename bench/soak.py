@@ -33,8 +33,8 @@ the run's temporary directory) and exits; the run also fails when that exit stat
 (1: the mock broke the contract; 2: the proxy could not judge, e.g. its judge fell behind).
 
 Everything runs on 127.0.0.1, is bounded in time (`--seconds` at most 900) and stops every
-process it started (the mock, the proxy, and the Redis server `--store redis` starts) by its
-process group.
+process it started by its pid: the mock and the proxy with their process groups (workers, the
+judge), and the Redis server `--store redis` starts.
 """
 
 from __future__ import annotations
