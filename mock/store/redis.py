@@ -151,7 +151,9 @@ class RedisStore(Batched):
     def _remember(self, values: dict[str, bytes | None]) -> None:
         if len(self._cache) + len(values) > _CACHE_SIZE:
             self._cache.clear()
-        self._cache.update(values)
+        # Exact-size copies: orjson's bytes keep their 8 KiB write buffer (memory.py says why).
+        self._cache.update({k: None if v is None else bytes(memoryview(v))
+                            for k, v in values.items()})
 
     def _warn_without_persistence(self) -> None:
         """A Redis that keeps nothing on disk forgets the world when it restarts; the mock
