@@ -46,15 +46,6 @@ ALL_RULES = {f"R{i}" for i in range(1, 13)} | {"D5", "D6", "D7", "D8", "D16", "S
 NEEDS_CREDITS = {"r11_cancel_releases_credits"}
 
 
-@dataclasses.dataclass(frozen=True)
-class CreditsTarget(Target):
-    """A target with the input that makes credits observable (r11_cancel_releases_credits):
-    a key of an org with a small known balance and a completed container of it."""
-
-    credits_key: str | None = None
-    credits_container_id: str | None = None
-
-
 CREDITS_KEY = "lp_test_thrifty"
 CREDITS_CONTAINER = "cnt_00000000-0000-4000-8000-000000000501"
 
@@ -84,10 +75,12 @@ def _credits_fixtures() -> str:
     return path
 
 
-def _credits_target(url: str, **overrides) -> CreditsTarget:
-    base = bundled.target_for(url, **overrides)
-    return CreditsTarget(**{f.name: getattr(base, f.name) for f in dataclasses.fields(base)},
-                         credits_key=CREDITS_KEY, credits_container_id=CREDITS_CONTAINER)
+def _credits_target(url: str, **overrides) -> Target:
+    """The bundled mock's target plus the input that makes credits observable
+    (r11_cancel_releases_credits): a key of an org with a small known balance and a completed
+    container of it."""
+    return dataclasses.replace(bundled.target_for(url, **overrides), credits_key=CREDITS_KEY,
+                               credits_container_id=CREDITS_CONTAINER)
 
 
 def kit(*args: str, timeout: float = 300, cwd: Path | None = None,
