@@ -365,35 +365,6 @@ def test_slow_connections_are_closed_after_the_read_timeout():
 
 # ---- Redis: stalls and restarts ------------------------------------------------------------
 
-@pytest.fixture
-def own_redis(tmp_path):
-    """A Redis of this test's own (it is paused: never CI's shared one), without persistence."""
-    import shutil
-    import signal
-    import time
-
-    import redis
-
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed (make system-deps)")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no", "--dir", str(tmp_path)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{port}/0"
-    for _ in range(200):
-        try:
-            redis.Redis.from_url(url).ping()
-            break
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    yield url, proc
-    os.kill(proc.pid, signal.SIGCONT)
-    proc.terminate()
-    proc.wait(10)
 
 
 def test_a_paused_redis_gets_a_bounded_503_and_the_mock_recovers(own_redis):

@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import os
-import shutil
 import signal
-import socket
 import sqlite3
-import subprocess
 import time
 import uuid
 
@@ -29,31 +26,6 @@ STORE_TIMEOUT = 2.0
 BOUND = STORE_TIMEOUT + 1.5  # the answer comes within the store timeout, plus a margin
 
 
-@pytest.fixture
-def own_redis(tmp_path):
-    """A Redis of this test's own (it is paused: never a shared one), without persistence."""
-    import redis
-
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed (make system-deps)")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen([binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-                             "--appendonly", "no", "--dir", str(tmp_path)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"redis://127.0.0.1:{port}/0"
-    for _ in range(200):
-        try:
-            redis.Redis.from_url(url).ping()
-            break
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    yield url, proc
-    os.kill(proc.pid, signal.SIGCONT)
-    proc.terminate()
-    proc.wait(10)
 
 
 def timed(c: httpx.Client, method: str, path: str, **kw) -> tuple[httpx.Response, float]:

@@ -47,6 +47,18 @@ def set_policy(ctx: Ctx, policy: dict[str, Any], project_id: str | None = None) 
            received=f"{r.status_code} {r.text[:200]}", response=r)
 
 
+def pending_container(ctx: Ctx) -> tuple[str, dict[str, Any]]:
+    """A container generated while the project's policy is review_all (the caller set it), and
+    its state: pending approval, else the check is inconclusive."""
+    cid = ctx.generate()
+    state = ctx.api.content(cid)
+    if state.get("approvalStatus") != "pending":
+        raise Inconclusive(f"a container generated under review_all is "
+                           f"{state.get('approvalStatus')!r}, not 'pending'",
+                           needed="a container pending approval")
+    return cid, state
+
+
 @contextmanager
 def policy(ctx: Ctx, wanted: dict[str, Any]) -> Iterator[None]:
     """Run a block under `wanted` as --project-id's review policy, then restore the policy
@@ -109,12 +121,7 @@ def d16_schedule_pending(ctx: Ctx) -> None:
     not `pending` under review_all.
     """
     with policy(ctx, {"policy": "review_all"}):
-        cid = ctx.generate()
-        before = ctx.api.content(cid)
-        if before.get("approvalStatus") != "pending":
-            raise Inconclusive(f"a container generated under review_all is "
-                               f"{before.get('approvalStatus')!r}, not 'pending'",
-                               needed="a container pending approval")
+        cid, before = pending_container(ctx)
         r = ctx.api.post(f"/v1/content/{cid}/schedule", json={"scheduledFor": future_date()},
                          headers={"Idempotency-Key": new_key()})
         expect(r.status_code == 409 and _code(r) == "APPROVAL_REQUIRED",

@@ -13,10 +13,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from layers_kit.conformance.checks.approval import future_date, policy, policy_path
+from layers_kit.conformance.checks.approval import (
+    future_date,
+    pending_container,
+    policy,
+    policy_path,
+)
 from layers_kit.conformance.client import new_key
 from layers_kit.conformance.context import GENERATE_BODY, Ctx
-from layers_kit.conformance.failures import Inconclusive, expect
+from layers_kit.conformance.failures import expect
 from layers_kit.conformance.registry import check
 
 FUTURE = "<a year ahead>"  # replaced by future_date() when sent
@@ -127,12 +132,7 @@ def d5_invalid_bodies_approval_and_policy(ctx: Ctx) -> None:
     """
     project = ctx.target.project_id
     with policy(ctx, {"policy": "review_all"}):
-        cid = ctx.generate()
-        before = ctx.api.content(cid)
-        if before.get("approvalStatus") != "pending":
-            raise Inconclusive(f"a container generated under review_all is "
-                               f"{before.get('approvalStatus')!r}, not 'pending'",
-                               needed="a container pending approval")
+        cid, before = pending_container(ctx)
         _refused(ctx, "POST", f"/v1/content/{cid}/approve", "approveContent")
         _refused(ctx, "POST", f"/v1/content/{cid}/schedule", "scheduleContent")
         _refused(ctx, "PATCH", policy_path(project), "updateReviewPolicy")
