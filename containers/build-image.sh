@@ -21,7 +21,10 @@ start=$(date +%s)
 rm -rf dist/image
 "$PYTHON" -m build --wheel --no-isolation --outdir dist/image . >/dev/null
 wheel=$(ls dist/image/*.whl)
-if ! "$PYTHON" -m zipfile -l "$wheel" | grep -q "layers_kit/contract/reference.html"; then
+# The listing is read whole first: `grep -q` stops at the first match, and with pipefail the
+# listing's broken pipe would fail the test though the page is there.
+listing=$("$PYTHON" -m zipfile -l "$wheel")
+if ! grep -q "layers_kit/contract/reference.html" <<<"$listing"; then
   echo "make image: $wheel carries no reference page; run npm ci first" >&2
   exit 1
 fi
