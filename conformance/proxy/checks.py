@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
@@ -41,6 +41,7 @@ class View:
     memory: Memory
     known_path: bool = False
     operation: str | None = None
+    params: dict[str, str] = field(default_factory=dict)  # the route's, found once by the judge
 
     @cached_property
     def response(self):
@@ -117,7 +118,7 @@ class View:
         op = self.operations[self.operation]
         body = self.json if isinstance(self.json, dict) else {}
         error = body.get("error") if isinstance(body.get("error"), dict) else None
-        params = self.operations.match(self.ex.method, self.ex.path).params
+        params = self.params
         job_id = params.get("jobId") if self.operation == "getJob" else None
         if error and isinstance(error.get("details"), dict):
             job_id = error["details"].get("jobId") or job_id

@@ -54,7 +54,7 @@ class Judging:
     def _view(self, ex: Exchange) -> View:
         route = self.operations.match(ex.method, ex.path)
         return View(ex, self.operations, self.contract, self.memory, route.known_path,
-                    route.operation_id)
+                    route.operation_id, route.params)
 
     def arrived(self, ex: Exchange) -> None:
         if self.operations.in_contract(ex.path):

@@ -89,8 +89,12 @@ class ChaosState:
             self.chaos, self.rank = chaos, 0
 
     def next(self, operation_id: str | None) -> str | None:
+        # Without chaos (the usual case) no lock is taken: a request's hot path pays one
+        # attribute read. `chaos` is replaced whole by arm(), never changed in place.
+        if not self.chaos.applies(operation_id):
+            return None
         with self.lock:
-            if not self.chaos.applies(operation_id):
+            if not self.chaos.applies(operation_id):  # disarmed meanwhile
                 return None
             rank, self.rank = self.rank, self.rank + 1
             return self.chaos.decide(rank)
