@@ -80,7 +80,8 @@ class Config:
         flag="--retention", metavar="S")
     read_timeout: float = option(
         10.0, "seconds a client has to send a whole request, headers and body (slower "
-              "connections are closed)", metavar="S")
+              "connections are closed), and an idle keep-alive connection is kept",
+        metavar="S")
     log_level: str = option("warning", "log level; info adds an access log", choices=LOG_LEVELS)
     rate_limits: str = option(
         "off", "put every key on this rate-limit tier of the fixtures (lp_test_limited is "

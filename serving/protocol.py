@@ -14,6 +14,12 @@ one grew the proxy by 270 MiB). Past `MAX_HEAD_BYTES` without the end of the hea
 protocol answers 431 itself, in the D5 envelope with an `X-Request-Id` made by `request_id`
 (a class attribute: the mock sets its own generator), and closes the connection.
 
+An idle keep-alive connection is closed after the same `read_timeout` (uvicorn's own 5 s is
+replaced): longer than the idle expiry of common clients (httpx 5 s, undici 4 s), so such a
+client never sends a request on a connection the server is closing at that moment. With equal
+timers (httpx's 5 s against uvicorn's 5 s) a loaded machine lost requests to that race
+(`httpx.ReadError` on a POST in a 400-pair flood through the proxy).
+
 Both settings are class attributes, since uvicorn builds the protocol itself (and, with
 workers, imports it by name in each worker process): set them per process before serving.
 """
@@ -63,6 +69,10 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     _head_bytes = 0
     _in_head = True
     _discarding = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.timeout_keep_alive = self.read_timeout  # one idle rule: see the module's docstring
 
     def connection_made(self, transport: Any) -> None:  # type: ignore[override]
         super().connection_made(transport)

@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 import uuid
+import time
 from pathlib import Path
 
 import httpx
@@ -364,6 +365,42 @@ def test_slow_connections_are_closed_after_the_read_timeout():
 
 
 # ---- Redis: stalls and restarts ------------------------------------------------------------
+
+def test_an_idle_keep_alive_connection_lives_past_common_client_expiry_then_closes():
+    """uvicorn closed idle connections after 5 s, the very moment httpx (5 s) reuses them: a
+    request sent on a connection being closed was lost (httpx.ReadError under load). The idle
+    limit is the read timeout (10 s by default), longer than httpx's 5 s and undici's 4 s."""
+    mp = start_mock("--read-timeout", "7")
+    try:
+        host, port = mp.url.removeprefix("http://").rsplit(":", 1)
+        request = (f"GET /v1/content/{ids.CNT_NOT_REQUIRED} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                   "X-Api-Key: lp_test_full\r\n\r\n").encode()
+
+        def answer(s: socket.socket) -> bytes:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                more = s.recv(65536)
+                assert more, "the mock closed the connection instead of answering"
+                data += more
+            head, body = data.split(b"\r\n\r\n", 1)
+            length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                              if line.lower().startswith(b"content-length:")))
+            while len(body) < length:
+                body += s.recv(65536)
+            return head
+
+        with socket.create_connection((host, int(port)), timeout=15) as s:
+            s.sendall(request)
+            assert answer(s).startswith(b"HTTP/1.1 200 ")
+            time.sleep(5.5)  # a network timer of the server under test: no clock to inject
+            s.sendall(request)  # reused past 5 s: still answered
+            assert answer(s).startswith(b"HTTP/1.1 200 ")
+            started = time.monotonic()
+            assert s.recv(100) == b""  # then closed when idle for the read timeout
+            assert 6 < time.monotonic() - started < 12
+    finally:
+        assert mp.stop() == 0
+
 
 
 
