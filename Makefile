@@ -36,11 +36,13 @@ lint: $(STAMP)
 # stages, process starts): on 2 cores the tests older than the stores' group commit took
 # 139 s on 2 workers, 123 s on 3, 125 s on 4 (PYTEST_WORKERS=0: one process). loadscope hands
 # out whole modules and classes (module fixtures start once), slow ones first
-# (tests/conftest.py).
+# (tests/conftest.py). --tb=native: pytest's own traceback format parses each frame's source
+# with `ast`, and on CPython 3.11.7 that raised `SystemError: AST constructor recursion depth
+# mismatch` while reporting a failure, which crashed the xdist worker and hid the failing test.
 PYTEST_WORKERS ?= $(shell echo $$(( $$(nproc) + 1 )))
 test: $(STAMP) $(NODE_STAMP) system-deps lint
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadscope --no-loadscope-reorder \
-	  --durations=15 $(PYTEST_ARGS)
+	  --durations=15 --tb=native $(PYTEST_ARGS)
 
 # Long property-based run against a fresh mock; bounded by FUZZ_EXAMPLES and FUZZ_SECONDS.
 fuzz: $(STAMP)
