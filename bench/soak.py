@@ -14,7 +14,11 @@ warm-up: 3 minutes):
                        of scheduled posts per container)
     reads        70 %  jobs, containers, assets, review policies, and 404s
 
-After a warm-up of one job's length (`--warmup`, 10 s: before it no job has ended, so the
+First the org is filled to its bound of containers (`--max-containers`, 5,000: 1,000
+generates of 5 variants sent straight to the mock, `--no-fill` skips it), so that the windows
+measure the steady state of a mock that has run for a while and not the filling of that
+documented bound (at 100 req/s, through the proxy, the load alone reaches it only after about
+170 s). After a warm-up of one job's length (`--warmup`, 10 s: before it no job has ended, so the
 first window would measure a lighter load than every later one), every `--window` seconds it
 prints the requests done, req/s, the server's RSS and its CPU per request (its process and
 workers, from /proc; the CPU per request tells the mock's cost from the machine's load) and
@@ -24,13 +28,14 @@ then every kind of record the load makes has started to expire). It exits 1 on a
 keyed retry that did not replay, on a slope of 1 MiB per 10,000 requests or more, or when the
 last window's throughput is not within 15 % of the first's (`--tolerance`).
 
-With `--proxy` the same load goes through the validating proxy in front of the mock
-(`python -m layers_kit.conformance proxy --target <mock> --listen 127.0.0.1:0`, its URL read from
-its banner as tests/support/proxy.py does). Each window then also samples the proxy's RSS and
-CPU (its process and its descendants: the judge process), the proxy's RSS slope is held to the
-same bound as the mock's, and at the end the proxy gets SIGTERM, writes its JSON report (in
-the run's temporary directory) and exits; the run also fails when that exit status is not 0
-(1: the mock broke the contract; 2: the proxy could not judge, e.g. its judge fell behind).
+With `--proxy` the same load goes through the validating proxy in front of the mock (`python -m
+layers_kit.conformance proxy --target <mock> --listen 127.0.0.1:0 --idempotency-ttl 60
+--retention 60`: set as the mock is, so it forgets what the mock forgets; its URL read from its
+banner as tests/support/proxy.py does). Each window then also samples the proxy's RSS and CPU
+(its process and its descendants: the judge process), the proxy's RSS slope is held to the same
+bound as the mock's, and at the end the proxy gets SIGTERM, writes its JSON report (in the
+run's temporary directory) and exits; the run also fails when that exit status is not 0 (1: the
+mock broke the contract; 2: the proxy could not judge, e.g. its judge fell behind).
 
 Everything runs on 127.0.0.1, is bounded in time (`--seconds` at most 900) and stops every
 process it started by its pid: the mock and the proxy with their process groups (workers, the
@@ -63,6 +68,7 @@ PROJECT = "prj_00000000-0000-4000-8000-000000000002"  # auto_approve: containers
 SEED = ["cnt_00000000-0000-4000-8000-000000000103"]
 TTL = 60  # --idempotency-ttl and --retention of the soaked mock
 STAGE = 2.0  # the mock's default --stage-seconds: a job takes 10 s
+MAX_CONTAINERS = 5000  # the mock's default --max-containers per org
 
 
 def family(pid: int) -> list[int]:
@@ -191,6 +197,25 @@ class Load:
                 self.server_errors += 1
 
 
+async def fill(url: str, clients: int) -> None:
+    """Fill the org to its bound of containers, straight at the mock."""
+    started = time.monotonic()
+    body = {"brief": {"topic": "Fill"}, "variantCount": 5}
+    left = iter(range(MAX_CONTAINERS // 5))
+
+    async def one(c: httpx.AsyncClient) -> None:
+        for _ in left:
+            r = await c.post(f"/v1/projects/{PROJECT}/content", json=body,
+                             headers={**KEY, "Idempotency-Key": str(uuid.uuid4())})
+            if r.status_code != 202:
+                raise SystemExit(f"soak: filling got {r.status_code}: {r.text[:200]}")
+
+    async with httpx.AsyncClient(base_url=url, timeout=30) as c:
+        await asyncio.gather(*[one(c) for _ in range(clients)])
+    print(f"soak: filled the org to its {MAX_CONTAINERS} containers in "
+          f"{time.monotonic() - started:.1f} s", flush=True)
+
+
 def slope_per_10000(points: list[tuple[int, int]]) -> float:
     """Least-squares slope of RSS (KiB) against requests, in MiB per 10,000 requests."""
     n = len(points)
@@ -305,6 +330,7 @@ def start_proxy(target: str, report: Path) -> RunningMock:
     from its banner (`listening on http://...`), as tests/support/proxy.py does."""
     return start_process([sys.executable, "-m", "layers_kit.conformance", "proxy",
                           "--target", target, "--listen", "127.0.0.1:0",
+                          "--idempotency-ttl", str(TTL), "--retention", str(TTL),
                           "--report", str(report)], what="the proxy")
 
 
@@ -352,6 +378,8 @@ def run_one(store: str, args: argparse.Namespace) -> int:
                           "--reset", *args.mock_arg)
         proxy = None
         try:
+            if args.fill:
+                asyncio.run(fill(mock.url, args.clients))
             watched = [("mock", mock.pid)]
             target = mock.url
             if args.proxy:
@@ -399,6 +427,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--proxy", action="store_true",
                    help="send the load through the validating proxy (layers-conformance proxy) "
                         "in front of the mock, and judge its RSS too")
+    p.add_argument("--no-fill", dest="fill", action="store_false",
+                   help="do not fill the org to its bound of containers first")
     p.add_argument("--mock-arg", action="append", default=[],
                    help="one more argument for the mock (repeatable)")
     args = p.parse_args(argv)

@@ -11,8 +11,8 @@ import os
 import socket
 import subprocess
 import sys
-import uuid
 import time
+import uuid
 from pathlib import Path
 
 import httpx

@@ -12,6 +12,7 @@ import signal
 import socket
 import uuid
 import xml.etree.ElementTree as ET
+from collections import deque
 
 import httpx
 import pytest
@@ -342,6 +343,32 @@ def test_memory_forgets_the_oldest_and_never_calls_a_forgotten_key_new():
         memory.started(V(f"k{i}", float(i)))
     assert len(memory._first_use) == 2 and memory.forgot_keys
     assert memory.seen_before(V("k-never", 10.0))  # unsure after forgetting: not a violation
+
+
+def test_memory_forgets_keys_after_the_ttl_and_jobs_after_the_retention_without_overflow():
+    """A long run holds only what the target still keeps: keys past the idempotency TTL and
+    jobs unread for the retention go, and that is no overflow (keys stay judgeable)."""
+    from layers_kit.conformance.judges import JobRead
+    from layers_kit.conformance.proxy.exchange import Exchange
+    from layers_kit.conformance.proxy.memory import _Key
+
+    memory = Memory(ttl=60.0, retention=100.0)
+
+    class V:
+        def __init__(self, key: str | None, t: float) -> None:
+            self.key_scope = key
+            self.ex = Exchange("POST", "http://x/v1", "/v1", [], None, t)
+
+    for i in range(1000):
+        memory.started(V(f"k{i}", float(i)))
+        memory._keys[f"k{i}"] = _Key(float(i), "fp", None)
+        memory._jobs[f"j{i}"] = deque([(float(i), JobRead.__new__(JobRead))])
+    memory.started(V(None, 1000.0))
+    assert sorted(memory._first_use) == sorted(f"k{i}" for i in range(940, 1000))
+    assert len(memory._keys) == 60 and len(memory._jobs) == 100
+    assert not memory.forgot_keys
+    assert not memory.seen_before(V("k5", 1000.0))  # reused after the TTL: new again
+    assert memory.seen_before(V("k999", 1000.5))
 
 
 def test_a_judge_that_falls_behind_forwards_without_judging(monkeypatch):

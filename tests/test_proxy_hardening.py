@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import time
 import uuid
 import xml.etree.ElementTree as ET
 
@@ -138,6 +139,34 @@ def _flood(url: str, n: int, concurrency: int, path: str) -> list[int]:
                         return -1
             return await asyncio.gather(*[one() for _ in range(n)])
     return asyncio.run(run())
+
+
+def test_the_proxy_forgets_keys_with_the_targets_ttl():
+    """A target that keeps keys for a second (the mock's --idempotency-ttl 1) answers a key
+    reused after it with a fresh job. The proxy set like it (--idempotency-ttl 1) forgets the
+    key too, so its memory holds only what the target keeps, and the fresh job is no
+    violation; a proxy left at D6's 24 hours calls it one."""
+    target = start_mock("--idempotency-ttl", "1")
+    proxies = []
+    try:
+        proxies = [start_proxy(target.url, "--idempotency-ttl", "1"), start_proxy(target.url)]
+        body = {"format": "video_remix", "brief": {"topic": "ttl"}}
+        for proxy in proxies:
+            key = {"Idempotency-Key": str(uuid.uuid4()), "X-Api-Key": "lp_test_full"}
+            with httpx.Client(base_url=proxy.url, timeout=30, headers=key) as c:
+                first = c.post(f"/v1/projects/{DEMO}/content", json=body)
+                time.sleep(1.5)  # the target's own clock: real time in both processes
+                again = c.post(f"/v1/projects/{DEMO}/content", json=body)
+            assert first.status_code == again.status_code == 202
+            assert "idempotent-replayed" not in again.headers  # the target forgot the key
+            assert first.json()["jobId"] != again.json()["jobId"]
+        set_like_target, default = (violations(p.url)["server"] for p in proxies)
+        assert set_like_target == []
+        assert [v["rule"] for v in default] == ["D6"], default
+    finally:
+        for proxy in proxies:
+            proxy.stop(signal.SIGTERM, timeout=60)
+        target.stop()
 
 
 def test_the_backlog_bound_is_exact_and_a_mostly_unjudged_run_could_not_judge(mock, tmp_path):

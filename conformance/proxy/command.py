@@ -27,6 +27,7 @@ import uvicorn
 from layers_kit.conformance import options, tls
 from layers_kit.conformance.proxy.app import DEFAULT_MAX_CONNECTIONS, DEFAULT_POOL_TIMEOUT, ProxyApp
 from layers_kit.conformance.proxy.judge import MAX_PENDING, Judge
+from layers_kit.conformance.proxy.memory import IDEMPOTENCY_TTL, RETENTION
 from layers_kit.conformance.proxy.reports import (
     DEFAULT_MAX_UNJUDGED,
     REPORT_SUFFIXES,
@@ -86,6 +87,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    metavar="PERCENT", help="the share of exchanges that may go unjudged in a "
                    "run that passes; above it the run could not judge, exit 2 (default "
                    f"{DEFAULT_MAX_UNJUDGED:g})")
+    p.add_argument("--idempotency-ttl", type=float, default=IDEMPOTENCY_TTL, metavar="S",
+                   help="seconds the target remembers an Idempotency-Key (D6: 24 hours); set "
+                        "it as the target is set (the mock's --idempotency-ttl): a key reused "
+                        "after it is new, and the proxy forgets it then "
+                        f"(default {IDEMPOTENCY_TTL:g})")
+    p.add_argument("--retention", type=float, default=RETENTION, metavar="S",
+                   help="seconds the target keeps ended jobs (the mock's --retention); the "
+                        "proxy forgets a job's reads after so long without one "
+                        f"(default {RETENTION:g})")
     p.add_argument("--allow-host", action="append", default=[], metavar="NAME",
                    help="a Host name under which /__proxy/ answers, besides loopback names "
                         "and the listen address (repeatable)")
@@ -131,7 +141,7 @@ def _usage_errors(args: argparse.Namespace) -> list[str]:
                for path in args.report if path.suffix.lower() not in REPORT_SUFFIXES]
     if args.examples < 0:
         errors.append("--examples must be 0 or more")
-    for name in ("timeout", "read_timeout", "pool_timeout"):
+    for name in ("timeout", "read_timeout", "pool_timeout", "idempotency_ttl", "retention"):
         if getattr(args, name) <= 0:
             errors.append(f"--{name.replace('_', '-')} must be more than 0")
     if args.max_connections < 1 or args.max_pending < 1:
@@ -166,7 +176,8 @@ def run(args: argparse.Namespace) -> int:
     settings = tls_settings(args)
     # a worker process that has loaded the contract
     judge = Judge(target, args.examples, max_pending=args.max_pending,
-                  client_rules=args.client_rules)
+                  client_rules=args.client_rules, ttl=args.idempotency_ttl,
+                  retention=args.retention)
     app = ProxyApp(target, judge, timeout=args.timeout, tls_settings=settings,
                    max_connections=args.max_connections, pool_timeout=args.pool_timeout,
                    own_hosts=[host, *args.allow_host])

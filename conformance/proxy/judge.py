@@ -32,7 +32,7 @@ from layers_kit.conformance.contract import Contract
 from layers_kit.conformance.proxy.checks import CHECKS, View
 from layers_kit.conformance.proxy.exchange import Exchange
 from layers_kit.conformance.proxy.ledger import Ledger, Verdict
-from layers_kit.conformance.proxy.memory import Memory
+from layers_kit.conformance.proxy.memory import IDEMPOTENCY_TTL, RETENTION, Memory
 from layers_kit.contract.behaviour import RULES as CLIENT_RULES
 from layers_kit.contract.operations import IDEMPOTENT_METHODS
 
@@ -45,10 +45,11 @@ MAX_PENDING_BYTES = 64 * 1024 * 1024
 class Judging:
     """The judge itself (in the worker process): the contract and the checks' memory."""
 
-    def __init__(self, target: str, client_rules: bool = False) -> None:
+    def __init__(self, target: str, client_rules: bool = False, *,
+                 ttl: float = IDEMPOTENCY_TTL, retention: float = RETENTION) -> None:
         self.contract = Contract(target)
         self.operations = self.contract.operations
-        self.memory = Memory(track_clients=client_rules)
+        self.memory = Memory(track_clients=client_rules, ttl=ttl, retention=retention)
         self.client_rules = client_rules  # --client-rules: judge C1-C6 over time too
 
     def _view(self, ex: Exchange) -> View:
@@ -108,13 +109,14 @@ def _preflight(ex: Exchange) -> bool:
 _judging: Judging | None = None
 
 
-def _start(target: str, client_rules: bool = False) -> None:
+def _start(target: str, client_rules: bool = False, ttl: float = IDEMPOTENCY_TTL,
+           retention: float = RETENTION) -> None:
     # The proxy stops on SIGINT/SIGTERM sent to its whole process group; the judge must live on
     # until the proxy has asked for the final ledger.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     global _judging
-    _judging = Judging(target, client_rules)
+    _judging = Judging(target, client_rules, ttl=ttl, retention=retention)
 
 
 def _call(method: str, *args: Any, lost_keys: bool = False) -> Any:
@@ -137,12 +139,13 @@ class Judge:
     """The forwarding side's handle on the judging process, and the ledger of its verdicts."""
 
     def __init__(self, target: str, examples_per_check: int = 5, *,
-                 max_pending: int | None = None, client_rules: bool = False) -> None:
+                 max_pending: int | None = None, client_rules: bool = False,
+                 ttl: float = IDEMPOTENCY_TTL, retention: float = RETENTION) -> None:
         self.ledger = Ledger(examples_per_check)
         self.max_pending = MAX_PENDING if max_pending is None else max_pending
         self._pool = ProcessPoolExecutor(
             max_workers=1, mp_context=multiprocessing.get_context("spawn"),
-            initializer=_start, initargs=(target, client_rules))
+            initializer=_start, initargs=(target, client_rules, ttl, retention))
         self._lock = threading.Lock()
         self._pending = 0
         self._pending_bytes = 0

@@ -11,6 +11,14 @@ own answer ended (the arrival times of a key's first two requests are remembered
 Least recently used entries go first once a bound is reached; once a key has been forgotten
 (or an exchange with a key went unjudged), no key is called new any more (a forgotten key
 must not give a false alarm).
+
+Entries also expire as the target's own memory does, so a long run holds only what the
+target still keeps, whatever its traffic: a key after the idempotency TTL (`ttl`, D6: 24 h;
+the proxy's `--idempotency-ttl`), a job after no read for the retention (`retention`, 7 days;
+`--retention`). A key past the TTL is new again for the target too, so forgetting it is no
+overflow. Both are set like the target: a mock run with `--idempotency-ttl 60` reused keys
+after a minute, and a proxy that remembered them for a day would have called the fresh 202s
+D6 violations.
 """
 
 from __future__ import annotations
@@ -26,6 +34,7 @@ if TYPE_CHECKING:
     from layers_kit.conformance.proxy.checks import View
 
 IDEMPOTENCY_TTL = 24 * 3600.0  # D6: a key is remembered for 24 hours
+RETENTION = 7 * 24 * 3600.0  # how long a target keeps ended jobs (the mock's --retention)
 # D6: the outcomes a server keeps for a key; any other answer leaves the key unused.
 KEPT_CODES = frozenset({"NOT_FOUND", "CONFLICT", "APPROVAL_REQUIRED", "BILLING_EXHAUSTED",
                         "MODERATION_BLOCKED"})
@@ -44,6 +53,8 @@ class Memory:
 
     max_keys: int = 100_000
     max_jobs: int = 50_000
+    ttl: float = IDEMPOTENCY_TTL  # a key is forgotten after it (the target's idempotency TTL)
+    retention: float = RETENTION  # a job not read for this long is forgotten
     # key scope -> when its first request and its second (None until one came) reached the proxy
     _first_use: OrderedDict[str, tuple[float, float | None]] = field(
         default_factory=OrderedDict)
@@ -78,6 +89,7 @@ class Memory:
     def started(self, v: View) -> None:
         """A request reached the proxy (called in arrival order, before any answer is judged):
         remember when its Idempotency-Key was first used, and used again."""
+        self._expire(v.ex.started)
         scope = v.key_scope
         if scope is None:
             return
@@ -98,7 +110,7 @@ class Memory:
         if self.forgot_keys:
             return True
         known = self._first_use.get(v.key_scope)
-        if known is None:
+        if known is None or v.ex.started - known[0] > self.ttl:
             return False
         first, second = known
         if first < v.ex.started:
@@ -108,7 +120,7 @@ class Memory:
 
     def first_of(self, v: View) -> _Key | None:
         entry = self._keys.get(v.key_scope) if v.key_scope else None
-        if entry is not None and v.ex.started - entry.at > IDEMPOTENCY_TTL:
+        if entry is not None and v.ex.started - entry.at > self.ttl:
             return None
         return entry
 
@@ -120,6 +132,20 @@ class Memory:
             if ended < v.ex.started:
                 return read
         return None
+
+    def _expire(self, now: float) -> None:
+        """Forget, oldest first, the keys past the TTL and the jobs past the retention: the
+        first-use and kept-answer tables are in time order (nothing moves to their end), the
+        jobs in order of their last read."""
+        while self._first_use and now - next(iter(self._first_use.values()))[0] > self.ttl:
+            self._first_use.popitem(last=False)
+        while self._keys and now - next(iter(self._keys.values())).at > self.ttl:
+            self._keys.popitem(last=False)
+        while self._jobs:
+            reads = next(iter(self._jobs.values()))
+            if reads and now - reads[-1][0] <= self.retention:
+                break
+            self._jobs.popitem(last=False)
 
     def learn(self, v: View) -> None:
         self._learn_call(v)  # a call without an answer counts for the client rules too
