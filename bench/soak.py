@@ -1,7 +1,9 @@
 """`make soak`: a bounded soak of the real mock on loopback. Not part of the suite.
 
 Starts `layers-mock` with its default settings except `--idempotency-ttl 60 --retention 60`
-(one store per run: memory, sqlite or redis; `--store all` runs the three one after the other),
+(one store per run: memory, sqlite or redis; `--store all` runs the three one after the other;
+with redis, the Redis server's RSS is sampled and judged as the mock's is; with sqlite, the
+database files' sizes are printed at the end),
 then runs a mixed load from a few concurrent clients for `--seconds` (default 170, plus the
 warm-up: 3 minutes):
 
@@ -381,6 +383,8 @@ def run_one(store: str, args: argparse.Namespace) -> int:
             if args.fill:
                 asyncio.run(fill(mock.url, args.clients))
             watched = [("mock", mock.pid)]
+            if redis_server is not None:  # the store's memory is the mock's too
+                watched.append(("redis-server", redis_server.proc.pid))
             target = mock.url
             if args.proxy:
                 report = Path(tmp) / "proxy.json"
@@ -395,6 +399,10 @@ def run_one(store: str, args: argparse.Namespace) -> int:
                                       args.tolerance, label, args.warmup))
             if proxy is not None:
                 result = max(result, stop_proxy(proxy, report, label))
+            if store == "sqlite":
+                files = sorted(Path(tmp).glob("soak.db*"))
+                print(f"soak [{label}]: the database's files at the end: " + ", ".join(
+                    f"{f.name} {f.stat().st_size / 2**20:.1f} MiB" for f in files), flush=True)
             return result
         finally:
             if proxy is not None:
