@@ -93,9 +93,12 @@ class Client:
             headers = {"Authorization": f"Bearer {key}"} if bearer else {"X-Api-Key": key}
         # `transport`: an in-process target (tests feed the kit canned exchanges with it)
         self._client_cert = tls_settings.client_cert
+        # idle connections expire after 1 s, before common servers' idle timeouts (2-5 s) can
+        # close one under a request: a POST without a key lost that way is not repeatable
         self._http = httpx.Client(base_url=base_url.rstrip("/"), headers=headers,
                                   timeout=timeout, verify=tls.context(tls_settings),
-                                  transport=transport)
+                                  transport=transport,
+                                  limits=httpx.Limits(keepalive_expiry=1.0))
         self.contract = contract
         self.exchanges = exchanges
         self.observations = observations or Observations()

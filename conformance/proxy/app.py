@@ -48,6 +48,11 @@ HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"te"
                         b"proxy-authorization"})
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 DEFAULT_MAX_CONNECTIONS = 1000
+# An idle connection to the target is dropped after 1 s, before the idle timeout of common
+# servers closes it (gunicorn 2 s; uvicorn, Node and Apache 5 s, which is also httpx's default
+# expiry): a request sent on a connection the target is closing at that moment gets no answer,
+# and the proxy would have to call it a transport failure.
+KEEPALIVE_EXPIRY = 1.0
 DEFAULT_POOL_TIMEOUT = 5.0
 
 
@@ -102,7 +107,8 @@ class ProxyApp:
                                           pool=self.pool_timeout),
                     limits=httpx.Limits(max_connections=self.max_connections,
                                         max_keepalive_connections=min(self.max_connections,
-                                                                      200)))
+                                                                      200),
+                                        keepalive_expiry=KEEPALIVE_EXPIRY))
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 if self._client is not None:
