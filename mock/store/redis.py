@@ -23,8 +23,10 @@ cache, paid only by the documents both write.
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import math
+import os
 import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -42,17 +44,25 @@ _JOURNAL = f"{_PREFIX}journal"
 _MAX_RETRIES = 200
 _CACHE_SIZE = 10_000  # documents; past it the cache starts again empty (bounds the RSS)
 
+# Every value is a version and the document's JSON: b"\0", 16 bytes unique to that write (this
+# process's random prefix and a counter), then the JSON. The commit script compares versions,
+# not documents: a batch's reads no longer travel to Redis as whole documents to be compared
+# byte for byte (measured: see bench/README.md). A value without the leading b"\0" (written by
+# an older mock) is its own version, compared whole, as before.
+#
 # KEYS: the documents read, then the documents written, then the journal.
-# ARGV: reads, writes, journal entries, journal size; then what each read returned ("" when
-# absent); then per write: "d" (delete) or "s", the value, a TTL in ms (0: none); then the
-# journal entries. Returns {1} when applied; else {0, key, value, ...} for every read that
+# ARGV: reads, writes, journal entries, journal size; then the version of what each read returned
+# ("" when absent); then per write: "d" (delete) or "s", the value, a TTL in ms (0: none); then
+# the journal entries. Returns {1} when applied; else {0, key, value, ...} for every read that
 # changed ("" when now absent), and changes nothing.
 _COMMIT = """
 local reads, writes, entries = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local stale = {0}
 for i = 1, reads do
   local v = redis.call('GET', KEYS[i]) or ''
-  if v ~= ARGV[4 + i] then
+  local ver = v
+  if string.byte(v, 1) == 0 then ver = string.sub(v, 1, 17) end
+  if ver ~= ARGV[4 + i] then
     stale[#stale + 1] = KEYS[i]; stale[#stale + 1] = v
   end
 end
@@ -75,6 +85,18 @@ if entries > 0 then
 end
 return {1}
 """
+_VERSIONED = 0  # the first byte of a versioned value
+_VERSION_LEN = 17  # b"\0" and 16 bytes
+
+
+def _version(raw: bytes) -> bytes:
+    """What the commit script compares: a versioned value's version, an older value whole."""
+    return raw[:_VERSION_LEN] if raw and raw[0] == _VERSIONED else raw
+
+
+def _document(raw: bytes) -> bytes:
+    """The JSON of a stored value."""
+    return raw[_VERSION_LEN:] if raw[0] == _VERSIONED else raw
 
 
 def _key(kind: str, key: str) -> str:
@@ -89,19 +111,18 @@ class _RedisTx(BufferedTx):
                  written: dict[str, bytes | None]) -> None:
         super().__init__()
         self._store = store
-        self.read = read  # redis key -> raw value as the batch read it (b"" when absent)
+        self.read = read  # redis key -> the version the batch read (b"" when absent)
         self._written = written  # redis key -> raw value written earlier in the batch
 
     def _read(self, kind: str, key: str) -> Doc | None:
         k = _key(kind, key)
         if k in self._written:
             raw: bytes | None = self._written[k]
-        elif k in self.read:
-            raw = self.read[k] or None
         else:
             raw = self._store._cached(k)
-            self.read[k] = raw or b""
-        return None if raw is None else orjson.loads(raw)
+            if k not in self.read:
+                self.read[k] = b"" if raw is None else _version(raw)
+        return None if raw is None else orjson.loads(_document(raw))
 
 
 def _bounded(method: Callable[..., T]) -> Callable[..., T]:
@@ -129,9 +150,15 @@ class RedisStore(Batched):
         self.round_trips = 0
         self._lock = threading.Lock()  # the cache, and one batch at a time
         self._cache: dict[str, bytes | None] = {}
-        self._fresh: set[str] = set()  # read with a GET in this attempt, not from the cache
+        self._fresh: set[str] = set()
+        self._origin = b"\0" + os.urandom(8)  # versions this process writes start with it
+        self._writes = itertools.count()  # read with a GET in this attempt, not from the cache
         self._committer = GroupCommitter(self._run_batch, "store-redis", timeout=timeout)
         self._warn_without_persistence()
+
+    def _stamp(self) -> bytes:
+        """A new version: this process's random prefix and a counter (16 bytes after b"\\0")."""
+        return self._origin + next(self._writes).to_bytes(8, "big")
 
     def _get(self, k: str) -> bytes | None:
         self.round_trips += 1
@@ -151,9 +178,10 @@ class RedisStore(Batched):
     def _remember(self, values: dict[str, bytes | None]) -> None:
         if len(self._cache) + len(values) > _CACHE_SIZE:
             self._cache.clear()
-        # Exact-size copies: orjson's bytes keep their 8 KiB write buffer (memory.py says why).
-        self._cache.update({k: None if v is None else bytes(memoryview(v))
-                            for k, v in values.items()})
+        # Exact-size already: values read come from Redis's replies, values written are a
+        # version and orjson's bytes joined into a new object (orjson's own bytes keep their
+        # 8 KiB write buffer: memory.py says why).
+        self._cache.update(values)
 
     def _warn_without_persistence(self) -> None:
         """A Redis that keeps nothing on disk forgets the world when it restarts; the mock
@@ -216,8 +244,11 @@ class RedisStore(Batched):
                 continue
             for (doc_kind, key), entry in tx.writes.items():
                 k = _key(doc_kind, key)
-                written[k] = None if entry is None else entry[0]
-                ttls[k] = None if entry is None else entry[1]
+                if entry is None:
+                    written[k] = ttls[k] = None
+                else:
+                    written[k] = self._stamp() + entry[0]
+                    ttls[k] = entry[1]
         return outcomes, read, written, ttls
 
     def _apply(self, read: dict[str, bytes], written: dict[str, bytes | None],
