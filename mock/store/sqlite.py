@@ -34,6 +34,7 @@ from layers_kit.mock.store.base import (
     Clock,
     Doc,
     StoreUnavailable,
+    make_room,
 )
 from layers_kit.mock.store.committer import Batched, GroupCommitter, Item, Outcome
 
@@ -49,7 +50,7 @@ CREATE TABLE IF NOT EXISTS journal (id INTEGER PRIMARY KEY AUTOINCREMENT, entry 
 """
 _UPSERT = ("INSERT INTO docs(kind,key,doc,expires) VALUES(?,?,?,?) ON CONFLICT(kind,key) "
            "DO UPDATE SET doc=excluded.doc, expires=excluded.expires")
-_CACHE_SIZE = 10_000  # documents; past it the cache starts again empty (bounds the RSS)
+_CACHE_SIZE = 10_000  # documents; past it the oldest are forgotten (base.make_room)
 _SWEEP_EVERY = 1000  # batches between deletions of expired documents
 
 Row = tuple[str, float | None] | None  # (doc text, expires) or None: absent
@@ -186,8 +187,7 @@ class SqliteStore(Batched):
                     raise _NeedsWriteLock from exc
             conn.execute("COMMIT")
             if rows:
-                if len(self._cache) + len(rows) > _CACHE_SIZE:
-                    self._cache.clear()
+                make_room(self._cache, len(rows), _CACHE_SIZE)
                 self._cache.update(rows)
             return outcomes
         except _NeedsWriteLock:
@@ -215,6 +215,7 @@ class SqliteStore(Batched):
         found = self._writer.execute("SELECT doc, expires FROM docs WHERE kind=? AND key=?",
                                      k).fetchone()
         row: Row = None if found is None else (found[0], found[1])
+        make_room(self._cache, 1, _CACHE_SIZE)
         self._cache[k] = row
         return row
 
