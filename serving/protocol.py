@@ -154,7 +154,7 @@ class _OneWrite:
     but `write` and `close` goes to the real transport, so uvicorn's flow control and
     `is_closing()` are untouched."""
 
-    __slots__ = ("_transport", "_cycle", "_held")
+    __slots__ = ("_cycle", "_held", "_transport")
 
     def __init__(self, transport: Any, cycle: Any) -> None:
         self._transport = transport
