@@ -28,6 +28,7 @@ import logging
 import math
 import os
 import threading
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -162,7 +163,13 @@ class RedisStore(Batched):
         self._client = redis.Redis.from_url(url, socket_timeout=timeout,
                                             socket_connect_timeout=timeout)
         self._client.ping()
-        self._commit = self._client.register_script(_COMMIT)
+        self._sha = self._client.script_load(_COMMIT)
+        # The batches' own connection (GET, EVALSHA), used under `_lock` only: a command sent
+        # on it skips redis-py's pool and command dispatch, 72 against 112 us of CPU for a GET
+        # and 146 against 234 us for a commit script (with hiredis; 131 and 320 us before,
+        # without it), measured in process.
+        self._conn = self._client.connection_pool.get_connection()
+        self._check_after = 0.0  # monotonic time after which the connection is PINGed first
         self._journal_size = journal_size
         self.round_trips = 0
         self._lock = threading.Lock()  # the cache, and one batch at a time
@@ -179,7 +186,32 @@ class RedisStore(Batched):
 
     def _get(self, k: str) -> bytes | None:
         self.round_trips += 1
-        return self._client.get(k)
+        return self._command("GET", k)
+
+    def _command(self, *args: Any) -> Any:
+        """One command on the batches' connection; the connection is dropped (and opened
+        again by the next command) when the command did not complete."""
+        conn = self._conn
+        if time.monotonic() >= self._check_after:
+            # Idle for a second or more: Redis may have closed the connection meanwhile (an
+            # idle timeout, a restart). A PING finds out, and a closed connection is opened
+            # again, so that a command is never sent on it (a commit script's reply lost with
+            # the connection could not tell whether it ran).
+            try:
+                conn.send_command("PING", check_health=False)
+                conn.read_response()
+            except redis.ConnectionError:
+                conn.disconnect()
+        try:
+            conn.send_packed_command(conn.pack_command(*args), check_health=False)
+            reply = conn.read_response()
+            self._check_after = time.monotonic() + 1.0
+            return reply
+        except redis.ResponseError:
+            raise  # the reply was read whole: the connection is in step
+        except BaseException:
+            conn.disconnect()
+            raise
 
     def _cached(self, k: str) -> bytes | None:
         """A document's value through the cache (inside a batch, under `_lock`)."""
@@ -283,7 +315,11 @@ class RedisStore(Batched):
             keys.append(_JOURNAL)
             args.extend(journal)
         self.round_trips += 1
-        reply = self._commit(keys=keys, args=args)
+        try:
+            reply = self._command("EVALSHA", self._sha, len(keys), *keys, *args)
+        except redis.exceptions.NoScriptError:  # Redis restarted or SCRIPT FLUSH: load again
+            self._sha = self._command("SCRIPT", "LOAD", _COMMIT).decode()
+            reply = self._command("EVALSHA", self._sha, len(keys), *keys, *args)
         if reply[0] == 1:
             return {}
         pairs = reply[1:]
@@ -317,4 +353,7 @@ class RedisStore(Batched):
 
     def close(self) -> None:
         self._committer.close()
+        with self._lock:
+            self._conn.disconnect()
+            self._client.connection_pool.release(self._conn)
         self._client.close()
