@@ -294,10 +294,29 @@ class RedisStore(Batched):
                 k = _key(doc_kind, key)
                 if entry is None:
                     written[k] = ttls[k] = None
+                    continue
+                # A document written as it was (a list's head, the deadline index: three of
+                # a regenerate's twelve writes) keeps its version, and is not sent at all
+                # without a TTL to refresh: a new version would make the other workers'
+                # cached copy stale and their next batch run again, where the comparison of
+                # whole documents never saw such writes.
+                cur = written[k] if k in written else self._unchanged_base(k, read)
+                if cur is not None and _document(cur) == entry[0]:
+                    if entry[1] is None and k not in written:
+                        continue
+                    written[k] = cur
                 else:
                     written[k] = self._stamp() + entry[0]
-                    ttls[k] = entry[1]
+                ttls[k] = entry[1]
         return outcomes, read, written, ttls
+
+    def _unchanged_base(self, k: str, read: dict[str, bytes]) -> bytes | None:
+        """The value this attempt read for `k` (the commit script checks its version), or
+        None when it did not read it."""
+        if k not in read:
+            return None
+        raw = self._cache.get(k)
+        return raw if raw is not None and _version(raw) == read[k] else None
 
     def _apply(self, read: dict[str, bytes], written: dict[str, bytes | None],
                ttls: dict[str, float | None], journal: list[bytes]) -> dict[str, bytes | None]:
