@@ -3,17 +3,19 @@
 Transactions are optimistic, and queued by the event loop for one thread of the store's own,
 which runs whatever queued up meanwhile as one batch (`GroupCommitter`): the batch's functions
 run in order, each seeing the writes of those before it, reading documents from a cache this
-process keeps; then one Lua script checks that every document the batch read is still what it
-read, and applies all the writes and journal entries, or changes nothing and returns the
-current value of each document that had changed. The cache takes those values and the whole
-batch runs again. A function that raises leaves no write, and its reads are checked like the
-others' (its decision rests on them).
+process keeps; then one Lua script checks that every document the batch read is still at the
+version it read (each value carries one), and applies all the writes and journal entries, or
+changes nothing and returns the current value of each document that had changed. The cache
+takes those values and the whole batch runs again. A function that raises leaves no write, and
+its reads are checked like the others' (its decision rests on them).
 
-A document not in the cache is read with one GET. So a warm request costs its share of its
-batches' commit scripts (the fault check, the operation, the journal entry: three batches, each
-one round trip shared by the requests queued meanwhile), where one GET per document read plus a
-commit (and before that WATCH/MULTI, two per read plus two) cost 7 to 19. Two
-workers writing the same document (every job start writes its org's credits and deadline
+A document not in the cache is read with one GET (an Idempotency-Key's record is presumed
+absent instead, and checked by the script like any read). A document written unchanged keeps
+its version, so the other workers' cached copies stay valid. So a warm request costs its share
+of its batches' commit scripts (the fault check, the operation, the journal entry: three
+batches, each one round trip shared by the requests queued meanwhile), where one GET per
+document read plus a commit (and before that WATCH/MULTI, two per read plus two) cost 7 to 19.
+Two workers writing the same document (every job start writes its org's credits and deadline
 index) find it changed in their cache and run their batch twice; that is the price of the
 cache, paid only by the documents both write.
 
