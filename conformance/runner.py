@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from layers_kit.conformance.client import Client
-from layers_kit.conformance.context import Ctx
+from layers_kit.conformance.context import ContainerPool, Ctx
 from layers_kit.conformance.contract import Contract
 from layers_kit.conformance.failures import (
     Exchange,
@@ -31,6 +31,7 @@ from layers_kit.conformance.failures import (
 )
 from layers_kit.conformance.observations import Observations, Spend
 from layers_kit.conformance.options import DEFAULTS
+from layers_kit.conformance.pacing import Pacer
 from layers_kit.conformance.probes import (
     Refused,
     key_refused,
@@ -237,7 +238,8 @@ def preflight(target: Target, contract: Contract) -> Preflight:
 def run_check(check: Check, target: Target, contract: Contract,
               rotation: itertools.cycle, *, observations: Observations | None = None,
               problems: dict[str, str] | None = None,
-              waivers: list[Waiver] = (), today: dt.date | None = None) -> Outcome:
+              waivers: list[Waiver] = (), today: dt.date | None = None,
+              pool: ContainerPool | None = None, pacer: Pacer | None = None) -> Outcome:
     started = time.monotonic()
     waiver = find(list(waivers), check.rule, check.name, today or dt.date.today())
     if waiver is not None:
@@ -254,7 +256,8 @@ def run_check(check: Check, target: Target, contract: Contract,
         return Outcome(check.rule, check.name, check.title, INCONCLUSIVE,
                        message="; ".join(blocked), needed="; ".join(blocked))
     observations = observations if observations is not None else Observations()
-    ctx = Ctx(target, contract, rotation, observations=observations, check=check.name)
+    ctx = Ctx(target, contract, rotation, observations=observations, check=check.name,
+              pool=pool, pacer=pacer)
     o = Outcome(check.rule, check.name, check.title, PASSED)
     try:
         check.fn(ctx)
@@ -312,6 +315,8 @@ def run(target: Target, *, handlers: list[Handler] = (), only: list[str] | None 
     started = time.monotonic()
     outcomes: list[Outcome] = []
     rotation = itertools.cycle(target.container_ids) if target.container_ids else iter(())
+    containers = ContainerPool() if target.project_id else None
+    pacer = Pacer()
     lock = threading.Lock()
 
     def emit(o: Outcome) -> None:
@@ -322,21 +327,25 @@ def run(target: Target, *, handlers: list[Handler] = (), only: list[str] | None 
 
     def one(c: Check) -> Outcome:
         return run_check(c, target, contract, rotation, observations=observations,
-                         problems=pre.problems, waivers=waivers, today=today)
+                         problems=pre.problems, waivers=waivers, today=today,
+                         pool=containers, pacer=pacer)
 
     schema_box: dict[str, Any] = {}
 
     def schema_part() -> None:
         o, res = _schema_outcome(target, contract, schemathesis, profile,
                                  schemathesis_examples, seed, waivers, today, exclude_checks,
-                                 report_dir, observations)
+                                 report_dir, observations, containers, pacer)
         schema_box["result"] = res
         if pre.shared_state is not None and res is not None:
             _restore(target, contract, pre.shared_state, observations)
         emit(o)
 
     workers = (jobs or DEFAULTS.jobs) if target.project_id else 1
-    shared = [c for c in checks if not c.exclusive and not c.judge]
+    # Checks whose requests must reach the target at once go first, before the run has
+    # drained the target's rate-limit buckets (registry.Check.burst).
+    shared = sorted((c for c in checks if not c.exclusive and not c.judge),
+                    key=lambda c: not c.burst)
     # Schemathesis has containers of its own only with --project-id: then it runs alongside.
     alongside = with_schema and bool(target.project_id)
     schema_thread = threading.Thread(target=schema_part, daemon=True) if alongside else None
@@ -383,7 +392,8 @@ SCHEMA_TITLE = "Schemathesis: its phases and every check, against openapi.yaml"
 def _schema_outcome(target: Target, contract: Contract, enabled: bool, profile: str,
                     examples: int | None, seed: int | None, waivers: list[Waiver],
                     today: dt.date, exclude_checks: list[str], report_dir: Path | None,
-                    observations: Observations) -> tuple[Outcome, SchemaResult | None]:
+                    observations: Observations, pool: ContainerPool | None = None,
+                    pacer: Pacer | None = None) -> tuple[Outcome, SchemaResult | None]:
     waiver = find(list(waivers), "SCHEMA", "schemathesis", today)
     if waiver is not None:
         return Outcome("SCHEMA", "schemathesis", SCHEMA_TITLE, WAIVED,
@@ -395,7 +405,7 @@ def _schema_outcome(target: Target, contract: Contract, enabled: bool, profile: 
     started = time.monotonic()
     container = None
     try:
-        container = _schema_container(target, contract, observations)
+        container = _schema_container(target, contract, observations, pool, pacer)
     except (Violation, Inconclusive) as exc:
         container = None
         note = str(exc)
@@ -428,14 +438,17 @@ def _schema_outcome(target: Target, contract: Contract, enabled: bool, profile: 
                    seconds=round(time.monotonic() - started, 2)), res
 
 
-def _schema_container(target: Target, contract: Contract,
-                      observations: Observations) -> str | None:
+def _schema_container(target: Target, contract: Contract, observations: Observations,
+                      pool: ContainerPool | None = None,
+                      pacer: Pacer | None = None) -> str | None:
     """A container Schemathesis may regenerate, so that it goes beyond 404s: one of its own
-    with --project-id, else the first --container-id (then it runs after the checks)."""
+    with --project-id (from the run's pool when there is one), else the first --container-id
+    (then it runs after the checks)."""
     if not target.project_id:
         return target.container_ids[0] if target.container_ids else None
-    ctx = Ctx(target, contract, iter(()), observations=observations, check="schemathesis")
+    ctx = Ctx(target, contract, iter(()), observations=observations, check="schemathesis",
+              pool=pool, pacer=pacer)
     try:
-        return ctx.generate(wait=False)
+        return ctx.container() if pool is not None else ctx.generate(wait=False)
     finally:
         ctx.close()
