@@ -14,7 +14,7 @@ process group) when it overruns; the mock is stopped by pid after each run.
 
 Prints, per run: the wall time; the job-start requests (generateContent and
 regenerateContent, any answer but 429: each takes a token of the key's job_start bucket) and
-the job starts (202) of each check and of the Schemathesis phase; the seconds slept on
+the 202 answers (replays apart) of each check and of the Schemathesis phase; the seconds slept on
 Retry-After (checks and phase); the verdict of every check; then whether the runs' verdicts
 per check are identical. Not part of the test suite.
 """
@@ -61,6 +61,8 @@ def child(url: str, jobs: int | None, out: Path) -> None:
                 c["tokens"] += 1
             if response.status_code == 202:
                 c["202"] += 1
+                if response.headers.get("idempotent-replayed") == "true":
+                    c["replayed"] += 1
         return response
 
     def request(self, method, path, **kw):
@@ -140,19 +142,21 @@ def show(name: str, r: dict) -> None:
     starts = sum(c.get("202", 0) for c in checks.values())
     phase = r["schemathesis"] or {}
     print(f"\n== {name} (--jobs {r['jobs']}): {r['wall']:.1f} s wall, exit {r['exit']}")
-    print(f"job-start requests (tokens) / job starts (202): checks {tokens} / {starts}; "
-          f"Schemathesis phase {phase.get('tokens', 0)} / {phase.get('202', 0)}")
+    replays = sum(c.get("replayed", 0) for c in checks.values())
+    print(f"job-start requests (tokens) / 202 answers (of them replays): checks {tokens} / "
+          f"{starts} ({replays}); Schemathesis phase {phase.get('tokens', 0)} / "
+          f"{phase.get('202', 0)} (new jobs, from its HAR)")
     print(f"slept on Retry-After: checks {sum(r['slept'].values()):.1f} s (summed over "
           f"threads), Schemathesis {phase.get('waitedSeconds', 0):.1f} s")
-    print(f"{'check':<44} {'verdict':<13} {'secs':>6} {'tokens':>6} {'202':>4} {'429':>4} "
-          f"{'slept':>6}")
+    print(f"{'check':<44} {'verdict':<13} {'secs':>6} {'tokens':>6} {'202':>4} {'rep':>4} "
+          f"{'429':>4} {'slept':>6}")
     names = {n.split(" ", 1)[1]: n for n in r["verdicts"]}
     for check in sorted(set(names) | set(checks) | set(r["slept"])):
         full = names.get(check, check)
         c = checks.get(check, {})
         print(f"{check[:44]:<44} {r['verdicts'].get(full, '-'):<13} "
               f"{r['seconds'].get(full, 0):>6.1f} {c.get('tokens', 0):>6} {c.get('202', 0):>4} "
-              f"{c.get('429', 0):>4} {r['slept'].get(check, 0):>6.1f}")
+              f"{c.get('replayed', 0):>4} {c.get('429', 0):>4} {r['slept'].get(check, 0):>6.1f}")
     for check, message in r["messages"].items():
         print(f"  {check}: {message.splitlines()[0] if message else ''}")
 
@@ -161,24 +165,32 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--runs", default="default,jobs1",
                    help="comma-separated: default, jobs1 (default both)")
-    p.add_argument("--timeout", type=float, default=1500.0,
-                   help="seconds each kit run may take before it is stopped (default 1500)")
+    p.add_argument("--timeout", type=float, default=2400.0,
+                   help="seconds each kit run may take before it is stopped (default 2400)")
     p.add_argument("--out", type=Path, default=None, help="folder for the runs' JSON and logs")
+    p.add_argument("--compare", nargs=2, type=Path, metavar="JSON",
+                   help="show two runs saved earlier (their .json) and compare their verdicts")
     p.add_argument("--child", metavar="URL", help=argparse.SUPPRESS)
     p.add_argument("--jobs", type=int, default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
         child(args.child, args.jobs, Path(args.out))
         return 0
-    out_dir = args.out or Path(tempfile.mkdtemp(prefix="kit-pace-"))
-    out_dir.mkdir(parents=True, exist_ok=True)
     results = {}
-    for name in args.runs.split(","):
-        jobs = {"default": None, "jobs1": 1}[name]
-        r = one_run(name, jobs, args.timeout, out_dir)
-        if r is not None:
-            results[name] = r
-            show(name, r)
+    if args.compare:
+        for path in args.compare:
+            results[str(path)] = json.loads(path.read_text(encoding="utf-8"))
+            show(str(path), results[str(path)])
+        out_dir = args.compare[0].parent
+    else:
+        out_dir = args.out or Path(tempfile.mkdtemp(prefix="kit-pace-"))
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for name in args.runs.split(","):
+            jobs = {"default": None, "jobs1": 1}[name]
+            r = one_run(name, jobs, args.timeout, out_dir)
+            if r is not None:
+                results[name] = r
+                show(name, r)
     if len(results) == 2:
         a, b = results.values()
         same = a["verdicts"] == b["verdicts"]
