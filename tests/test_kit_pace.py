@@ -138,3 +138,17 @@ def test_the_schema_phase_budgets_job_starts_and_says_so(monkeypatch):
                               job_start_budget=False)
     assert "max-examples" not in seen["config"] and not res.limits
     assert json.loads(seen["env"]["LAYERS_SCHEMA_JOB_STARTS"]) == []
+
+
+def test_a_refused_batch_falls_back_to_a_container_of_the_check_s_own():
+    from layers_kit.conformance.failures import Inconclusive
+
+    class Refusing(_Ctx):
+        def generate_batch(self, n: int) -> list[str]:
+            raise Inconclusive("402 BILLING_EXHAUSTED for five variants")
+
+        def generate(self) -> str:
+            return "cnt_single"
+
+    pool = ContainerPool()
+    assert pool.take(Refusing()) == "cnt_single" and pool.made == 0
