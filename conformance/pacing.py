@@ -13,6 +13,14 @@ another, sequential run of the same target passed it. When the line empties, the
 free again.
 
 Waiting in the line counts towards the request's --max-wait like a Retry-After does.
+
+The Schemathesis phase runs in a process of its own on the same key. While a line of the
+checks is throttled, the pacer keeps a file named after its class in `signal_dir`; the
+phase's hooks hold back their requests of that class while it is there (schema_phase.HOOKS).
+So the checks, each a few requests that must land within --max-wait, go before the phase's
+hundreds, which have the phase's own time budget: without that, the phase, which sends its
+next request the moment it got a token, was always first to wake after a Retry-After, and a
+check waiting behind it ran out of --max-wait.
 """
 
 from __future__ import annotations
@@ -20,14 +28,17 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 
 class Line:
     """The queue of one (key, rate-limit class)."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic,
+                 signal: Callable[[bool], None] | None = None) -> None:
         self._cond = threading.Condition()
         self._clock = clock
+        self._signal = signal  # told when the line becomes throttled (True) and free (False)
         self._next = 0  # the next ticket to hand out
         self._head = 0  # the ticket whose turn it is
         self._gone: set[int] = set()  # tickets that left before their turn
@@ -49,6 +60,8 @@ class Line:
         """A 429 came: the bucket is throttled from now on; the caller's ticket (a new one
         when it had none: it joins the line)."""
         with self._cond:
+            if not self.throttled and self._signal is not None:
+                self._signal(True)
             self.throttled = True
             return self._take() if ticket is None else ticket
 
@@ -84,17 +97,22 @@ class Line:
                 self._head += 1
         elif ticket > self._head:
             self._gone.add(ticket)
-        if self._head >= self._next:  # nobody waits: the bucket is free again
+        if self._head >= self._next and self.throttled:  # nobody waits: free again
             self.throttled = False
+            if self._signal is not None:
+                self._signal(False)
         self._cond.notify_all()
 
 
 class Pacer:
-    """The lines of one run, per (base URL, key, rate-limit class)."""
+    """The lines of one run, per (base URL, key, rate-limit class); with `signal_dir`, the
+    file `signal_dir/<class>` exists while a line of that class is throttled."""
 
-    def __init__(self) -> None:
+    def __init__(self, signal_dir: Path | None = None) -> None:
         self._lock = threading.Lock()
         self._lines: dict[tuple[str, str, str], Line] = {}
+        self.signal_dir = signal_dir
+        self._throttled: dict[str, int] = {}  # class -> lines of it throttled
 
     def line(self, base_url: str, key: str | None, rate_class: str | None) -> Line | None:
         if not rate_class:
@@ -102,5 +120,20 @@ class Pacer:
         index = (base_url, key or "", rate_class)
         with self._lock:
             if index not in self._lines:
-                self._lines[index] = Line()
+                self._lines[index] = Line(signal=lambda on, c=rate_class: self._mark(c, on))
             return self._lines[index]
+
+    def _mark(self, rate_class: str, on: bool) -> None:
+        if self.signal_dir is None:
+            return
+        with self._lock:
+            n = self._throttled.get(rate_class, 0) + (1 if on else -1)
+            self._throttled[rate_class] = max(0, n)
+            marker = self.signal_dir / rate_class
+            try:
+                if n > 0:
+                    marker.touch()
+                else:
+                    marker.unlink(missing_ok=True)
+            except OSError:
+                pass  # the phase then only paces on its own 429s, as before

@@ -12,6 +12,8 @@ from __future__ import annotations
 import concurrent.futures as cf
 import datetime as dt
 import itertools
+import shutil
+import tempfile
 import threading
 import time
 import traceback
@@ -316,7 +318,10 @@ def run(target: Target, *, handlers: list[Handler] = (), only: list[str] | None 
     outcomes: list[Outcome] = []
     rotation = itertools.cycle(target.container_ids) if target.container_ids else iter(())
     containers = ContainerPool() if target.project_id else None
-    pacer = Pacer()
+    # The checks' rate-limit lines tell the Schemathesis phase (its own process, same key) to
+    # hold back while checks wait on a class (pacing.py).
+    signals = Path(tempfile.mkdtemp(prefix="layers-conformance-pace-"))
+    pacer = Pacer(signals)
     lock = threading.Lock()
 
     def emit(o: Outcome) -> None:
@@ -370,6 +375,7 @@ def run(target: Target, *, handlers: list[Handler] = (), only: list[str] | None 
     result = RunResult(target, outcomes, round(time.monotonic() - started, 2), observations,
                        schema_box.get("result"),
                        [w for w in waivers if not w.active(today)], profile, tuple(fail_on))
+    shutil.rmtree(signals, ignore_errors=True)
     for h in handlers:
         h.finished(result)
     return result
@@ -394,6 +400,8 @@ def _schema_outcome(target: Target, contract: Contract, enabled: bool, profile: 
                     today: dt.date, exclude_checks: list[str], report_dir: Path | None,
                     observations: Observations, pool: ContainerPool | None = None,
                     pacer: Pacer | None = None) -> tuple[Outcome, SchemaResult | None]:
+    """The SCHEMA outcome: Schemathesis on its own container (from the run's `pool`), holding
+    back while the checks wait their turn on a rate-limit class (`pacer`'s signals)."""
     waiver = find(list(waivers), "SCHEMA", "schemathesis", today)
     if waiver is not None:
         return Outcome("SCHEMA", "schemathesis", SCHEMA_TITLE, WAIVED,
@@ -416,7 +424,8 @@ def _schema_outcome(target: Target, contract: Contract, enabled: bool, profile: 
                                max_examples=examples, seed=seed, report_dir=report_dir,
                                project_id=target.project_id, container_id=container,
                                exclude_checks=list(exclude_checks), contract=contract,
-                               tls_settings=target.tls)
+                               tls_settings=target.tls,
+                               yield_dir=pacer.signal_dir if pacer is not None else None)
     except SchemaUnjudged as exc:  # inconclusive (no answer, nothing accepted) or error
         res = exc.result
         message = res.message + (f"\n(no container of its own: {note})" if note else "")

@@ -115,12 +115,29 @@ DEADLINE = float(os.environ.get("LAYERS_SCHEMA_DEADLINE") or 0) or None
 FUTURE = os.environ["LAYERS_SCHEMA_FUTURE"]
 FACTS = os.environ.get("LAYERS_SCHEMA_FACTS")
 JOB_STARTS = set(json.loads(os.environ.get("LAYERS_SCHEMA_JOB_STARTS") or "[]"))
+YIELD = os.environ.get("LAYERS_SCHEMA_YIELD")  # the kit's checks wait on a class: hold back
 COVERAGE_POSITIVES = int(os.environ.get("LAYERS_SCHEMA_COVERAGE_POSITIVES") or 0)
 _lock = threading.Lock()
 _blocked = {}   # endpoint class -> time.monotonic() when its bucket is open again
 _class_of = {}  # operation label -> endpoint class (X-RateLimit-Endpoint-Class)
 _facts = {"keys": 0, "dated": 0, "waited": {}, "waitedSeconds": 0.0, "unwaited": {},
-          "network": {}, "positives": {}, "dropped": {}}
+          "network": {}, "positives": {}, "dropped": {}, "yieldedSeconds": 0.0}
+
+
+def _yield(cls):
+    """While the kit's checks wait their turn on this class (the kit's pacer keeps a file
+    named after it), hold back: they go first. Bounded by the time budget."""
+    if not (YIELD and cls):
+        return
+    marker, started = os.path.join(YIELD, cls), time.monotonic()
+    while os.path.exists(marker):
+        left = _left()
+        if left is not None and left < 60:
+            break
+        time.sleep(0.2)
+    if time.monotonic() - started > 0.01:
+        with _lock:
+            _facts["yieldedSeconds"] += time.monotonic() - started
 
 
 def _left():
@@ -192,6 +209,7 @@ def before_call(context, case, kwargs):
         wait, left = _blocked.get(cls, 0) - time.monotonic(), _left()
         if wait > 0 and (left is None or wait < left * 0.5):
             time.sleep(wait)
+        _yield(cls)
 
 
 @schemathesis.hook
@@ -213,6 +231,7 @@ def after_call(context, case, response):
         with _lock:
             _facts["waitedSeconds"] += delay
         _bump("waited", label)
+        _yield(cls)
         try:
             with requests.Session() as session:
                 raw = session.send(response.request, timeout=30, verify=response.verify)
@@ -460,13 +479,15 @@ def run_schemathesis(base_url: str, api_key: str, *, profile: str = "default",
                      contract: Contract | None = None, prepare: bool = True,
                      raise_unjudged: bool = True,
                      tls_settings: tls.TlsSettings = tls.DEFAULT,
-                     job_start_budget: bool = True) -> SchemaResult:
+                     job_start_budget: bool = True,
+                     yield_dir: Path | None = None) -> SchemaResult:
     """Run the phase. `timeout` is its time budget. `prepare`: with a project, make the resources
     every operation needs to reach a 2xx (see `prepare_resources`). `raise_unjudged`: raise
     SchemaUnjudged when the verdict is inconclusive or error (its `result` holds everything),
     so that a caller that maps `ok` to passed or failed calls it neither.
     `job_start_budget`: send the operations of the rate-limit class job_start few positive
-    cases (JOB_START_EXAMPLES; the result's `limits` says so)."""
+    cases (JOB_START_EXAMPLES; the result's `limits` says so). `yield_dir`: the run's pacer's
+    signal folder (pacing.Pacer): the phase holds back a class while the checks wait on it."""
     settings = PROFILES[profile]
     limited = job_start_operations(contract) if job_start_budget else []
     started = time.time()
@@ -505,7 +526,8 @@ def run_schemathesis(base_url: str, api_key: str, *, profile: str = "default",
                "LAYERS_SCHEMA_DEADLINE": str(time.time() + budget * PACING_SHARE),
                "LAYERS_SCHEMA_FUTURE": future_date(), "LAYERS_SCHEMA_FACTS": str(facts_path),
                "LAYERS_SCHEMA_JOB_STARTS": json.dumps(_labels(contract, limited)),
-               "LAYERS_SCHEMA_COVERAGE_POSITIVES": str(COVERAGE_POSITIVES)}
+               "LAYERS_SCHEMA_COVERAGE_POSITIVES": str(COVERAGE_POSITIVES),
+               "LAYERS_SCHEMA_YIELD": str(yield_dir) if yield_dir else ""}
         for stale in (junit, har):
             stale.unlink(missing_ok=True)
         try:
@@ -636,7 +658,8 @@ def tally_lines(res: SchemaResult) -> list[str]:
     if f:
         lines.append(f"  fresh Idempotency-Keys {f.get('keys', 0)}, scheduleContent bodies "
                      f"dated {FUTURE_DAYS} days ahead {f.get('dated', 0)}, "
-                     f"{f.get('waitedSeconds', 0):.0f} s waited on Retry-After")
+                     f"{f.get('waitedSeconds', 0):.0f} s waited on Retry-After, "
+                     f"{f.get('yieldedSeconds', 0):.0f} s held back for the checks' turn")
     return lines
 
 

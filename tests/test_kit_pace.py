@@ -152,3 +152,17 @@ def test_a_refused_batch_falls_back_to_a_container_of_the_check_s_own():
 
     pool = ContainerPool()
     assert pool.take(Refusing()) == "cnt_single" and pool.made == 0
+
+
+def test_a_throttled_line_tells_the_schema_phase_to_hold_back(tmp_path):
+    pacer = Pacer(tmp_path)
+    a = pacer.line(BASE, "k1", "job_start")
+    b = pacer.line(BASE, "k2", "job_start")
+    first = a.throttle(None)
+    assert (tmp_path / "job_start").exists()
+    second = b.throttle(None)
+    a.leave(first)
+    assert (tmp_path / "job_start").exists()  # another line of the class still waits
+    b.leave(second)
+    assert not (tmp_path / "job_start").exists()
+    assert "def _yield(cls)" in sp.HOOKS and "LAYERS_SCHEMA_YIELD" in sp.HOOKS
