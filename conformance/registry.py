@@ -32,8 +32,9 @@ class Check:
     needs: tuple[str, ...] = ()
     exclusive: bool = False  # changes shared state (the project's policy): runs alone
     judge: bool = False  # judges what the whole run saw (D5, the spec): runs last
-    # sends requests at once that a throttled rate-limit bucket would spread out: starts
-    # first, while the target's buckets are still full
+    # needs requests to reach the target at once or right after each other (duplicates sent
+    # together; a second regenerate while the first job runs), which a throttled rate-limit
+    # bucket would spread out: starts first, while the target's buckets are still full
     burst: bool = False
 
     @property

@@ -166,3 +166,10 @@ def test_a_throttled_line_tells_the_schema_phase_to_hold_back(tmp_path):
     b.leave(second)
     assert not (tmp_path / "job_start").exists()
     assert "def _yield(cls)" in sp.HOOKS and "LAYERS_SCHEMA_YIELD" in sp.HOOKS
+
+
+def test_checks_that_need_requests_together_start_first():
+    from layers_kit.conformance.registry import all_checks
+
+    burst = {c.name for c in all_checks() if c.burst}
+    assert burst == {"d6_concurrent_duplicates", "r10_busy_conflict"}
