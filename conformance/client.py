@@ -26,6 +26,7 @@ from layers_kit.conformance.failures import (
     expect,
 )
 from layers_kit.conformance.observations import Observations
+from layers_kit.conformance.pacing import Line, Pacer
 from layers_kit.conformance.secrets import masked_headers
 
 # Transport trouble worth a second try: the connection never carried the request (refused,
@@ -78,7 +79,9 @@ class Client:
     Every request: honours `429`/`503` with `Retry-After` (bounded by `max_wait` seconds in
     all for the request, then the check is inconclusive: the target refused for its own
     reasons), records the exchange (keys masked) for evidence, and reports it to the run's
-    observations, which judge D5 and the spec apart from the running check's rule.
+    observations, which judge D5 and the spec apart from the running check's rule. With the
+    run's `pacer`, a rate-limit bucket that answered 429 is served one request at a time, in
+    order (pacing.py).
     """
 
     def __init__(self, base_url: str, key: str | None, contract: Contract,
@@ -87,7 +90,8 @@ class Client:
                  check: str = "", max_wait: float = 120.0,
                  sleep: Callable[[float], None] = time.sleep,
                  transport: httpx.BaseTransport | None = None,
-                 tls_settings: tls.TlsSettings = tls.DEFAULT) -> None:
+                 tls_settings: tls.TlsSettings = tls.DEFAULT,
+                 pacer: Pacer | None = None) -> None:
         headers = {}
         if key:
             headers = {"Authorization": f"Bearer {key}"} if bearer else {"X-Api-Key": key}
@@ -106,27 +110,62 @@ class Client:
         self.max_wait = max_wait
         self.sleep = sleep
         self.waited = 0.0
+        self.pacer = pacer
+        self._key = key
 
     def close(self) -> None:
         self._http.close()
 
+    def _line(self, method: str, path: str) -> Line | None:
+        """The line of the request's rate-limit bucket (the operation's x-rate-limit-class)."""
+        if self.pacer is None:
+            return None
+        base = str(self._http.base_url).rstrip("/")
+        op = self.contract.operation_for(method, base + path if path.startswith("/") else path)
+        if op is None:
+            return None
+        return self.pacer.line(base, self._key, self.contract.operations[op].rate_class)
+
     def request(self, method: str, path: str, *, validate: bool = True,
                 **kw: Any) -> httpx.Response:
         waited = 0.0
-        while True:
-            response = self._send(method, path, validate, kw)
-            delay = retry_after(response)
-            if delay is None:
-                return response
-            if waited + delay > self.max_wait:
-                code = _code(response) or str(response.status_code)
-                raise Inconclusive(
-                    f"{method} {path} was still answered {response.status_code} {code} after "
-                    f"waiting {waited:g} s as Retry-After asked (--max-wait {self.max_wait:g})",
-                    needed="a target that serves the request within --max-wait")
-            self.sleep(delay)
-            waited += delay
-            self.waited += delay
+        line = self._line(method, path)
+        ticket = line.join() if line is not None else None
+        try:
+            while True:
+                if ticket is not None:
+                    took = line.wait_turn(ticket, self.max_wait - waited)
+                    if took is None:
+                        ticket = None  # it left the line
+                        raise Inconclusive(
+                            f"{method} {path} waited more than {self.max_wait:g} s in all for "
+                            "its turn, behind other requests of its rate-limit class that the "
+                            f"target answered 429 (--max-wait {self.max_wait:g})",
+                            needed="a target that serves the request within --max-wait")
+                    waited += took
+                    self.waited += took
+                response = self._send(method, path, validate, kw)
+                delay = retry_after(response)
+                if delay is None:
+                    return response
+                if response.status_code == 429 and line is not None:
+                    joined = ticket is None
+                    ticket = line.throttle(ticket)
+                    if joined and not line.is_head(ticket):
+                        continue  # its turn comes behind those already waiting
+                if waited + delay > self.max_wait:
+                    code = _code(response) or str(response.status_code)
+                    raise Inconclusive(
+                        f"{method} {path} was still answered {response.status_code} {code} "
+                        f"after waiting {waited:g} s as Retry-After asked "
+                        f"(--max-wait {self.max_wait:g})",
+                        needed="a target that serves the request within --max-wait")
+                self.sleep(delay)
+                waited += delay
+                self.waited += delay
+        finally:
+            if line is not None:
+                line.leave(ticket)
 
     def _send(self, method: str, path: str, validate: bool, kw: dict) -> httpx.Response:
         attempt = 0

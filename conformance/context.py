@@ -8,14 +8,16 @@ the check is `inconclusive` and says what it needed; only what the rule names ca
 from __future__ import annotations
 
 import itertools
+import threading
 from typing import Any
 
 import httpx
 
 from layers_kit.conformance.client import Client, new_key
 from layers_kit.conformance.contract import Contract
-from layers_kit.conformance.failures import Exchange, Inconclusive, NotRunnable, expect
+from layers_kit.conformance.failures import Exchange, Inconclusive, NotRunnable, Violation, expect
 from layers_kit.conformance.observations import Observations
+from layers_kit.conformance.pacing import Pacer
 from layers_kit.conformance.target import Target
 
 GENERATE_BODY = {"format": "slideshow_remix", "variantCount": 1,
@@ -36,13 +38,52 @@ def _error(response: httpx.Response) -> dict[str, Any]:
         return {}
 
 
+# Containers one generateContent makes for the run's pool (the contract's maximum variantCount).
+POOL_BATCH = 5
+
+
+class ContainerPool:
+    """Fresh containers for the checks of one run (with --project-id): one generateContent of
+    POOL_BATCH variants makes POOL_BATCH new completed containers for one job start, and each
+    is handed to exactly one check, so a check still works on a container no other check
+    touched, made by generateContent and completed, as when it generated its own; the run
+    spends a fifth of the job starts on them (a rate-limited target counts every job start).
+
+    The check that finds the pool empty generates the next batch with its own client (its
+    exchanges show the setup); the others wait for that batch. A batch that does not complete
+    makes that check inconclusive, and the next check tries a batch of its own.
+    """
+
+    def __init__(self, batch: int = POOL_BATCH) -> None:
+        self.batch = batch
+        self._ready: list[str] = []
+        self._lock = threading.Lock()
+        self.made = 0  # batches generated
+
+    def take(self, ctx: Ctx) -> str:
+        with self._lock:
+            if not self._ready:
+                try:
+                    self._ready = ctx.generate_batch(self.batch)
+                except (Violation, Inconclusive):
+                    # A batch the target refused or did not complete (credits for one variant
+                    # but not five, say): the check makes its own container as it always did,
+                    # and judges or reports that one.
+                    return ctx.generate()
+                self.made += 1
+            return self._ready.pop(0)
+
+
 class Ctx:
     def __init__(self, target: Target, contract: Contract, rotation: itertools.cycle, *,
-                 observations: Observations | None = None, check: str = "") -> None:
+                 observations: Observations | None = None, check: str = "",
+                 pool: ContainerPool | None = None, pacer: Pacer | None = None) -> None:
         self.target = target
         self.contract = contract
         self.observations = observations or Observations()
         self.check = check
+        self.pool = pool
+        self.pacer = pacer
         self.exchanges: list[Exchange] = []
         self._clients: list[Client] = []
         self._rotation = rotation
@@ -53,7 +94,8 @@ class Ctx:
         c = Client(self.target.base_url, key, self.contract, self.exchanges,
                    timeout=self.target.request_timeout, bearer=bearer,
                    observations=self.observations, check=self.check,
-                   max_wait=self.target.max_wait, tls_settings=self.target.tls)
+                   max_wait=self.target.max_wait, tls_settings=self.target.tls,
+                   pacer=self.pacer)
         self._clients.append(c)
         self.roles[id(c)] = role
         return c
@@ -122,23 +164,36 @@ class Ctx:
     def generate(self, client: Client | None = None, project_id: str | None = None,
                  wait: bool = True) -> str:
         """A new container made through generateContent; completed unless wait=False."""
+        return self.generate_batch(1, client, project_id, wait)[0]
+
+    def generate_batch(self, variants: int, client: Client | None = None,
+                       project_id: str | None = None, wait: bool = True) -> list[str]:
+        """New containers (`variants` of them, one job) made through generateContent;
+        completed unless wait=False."""
         client = client or self.api
         project_id = project_id or self.target.project_id
-        r = client.post(f"/v1/projects/{project_id}/content", json=GENERATE_BODY,
+        r = client.post(f"/v1/projects/{project_id}/content",
+                        json={**GENERATE_BODY, "variantCount": variants},
                         headers={"Idempotency-Key": new_key()})
-        envelope = self.started(r, "generateContent starts a job for a new container", client)
+        what = "generateContent starts a job for " + (
+            "a new container" if variants == 1 else f"{variants} new containers")
+        envelope = self.started(r, what, client)
         if wait:
             final = self.wait(self.location(envelope, r), client)[-1]
             if final.get("status") != "completed":
                 raise Inconclusive(f"the generation of a container to test ended "
                                    f"{final.get('status')}: {final.get('error')}",
                                    needed="a generateContent job that completes")
-        return envelope["containerId"]
+        ids = envelope.get("containerIds")
+        if variants == 1 or not isinstance(ids, list) or len(ids) != variants:
+            ids = [envelope["containerId"]]  # R-rules judge containerIds, not the setup
+        return list(ids)
 
     def container(self) -> str:
-        """A completed container of the caller's org with no job running."""
+        """A completed container of the caller's org with no job running: from the run's
+        pool with --project-id (a new one, no other check's), else one of --container-id."""
         if self.target.project_id:
-            return self.generate()
+            return self.pool.take(self) if self.pool is not None else self.generate()
         if not self.target.container_ids:
             raise NotRunnable("no container to work on", "--project-id or --container-id")
         cid = next(self._rotation)

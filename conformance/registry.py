@@ -32,6 +32,10 @@ class Check:
     needs: tuple[str, ...] = ()
     exclusive: bool = False  # changes shared state (the project's policy): runs alone
     judge: bool = False  # judges what the whole run saw (D5, the spec): runs last
+    # needs requests to reach the target at once or right after each other (duplicates sent
+    # together; a second regenerate while the first job runs), which a throttled rate-limit
+    # bucket would spread out: starts first, while the target's buckets are still full
+    burst: bool = False
 
     @property
     def name(self) -> str:
@@ -42,9 +46,10 @@ CHECKS: list[Check] = []
 
 
 def check(rule: str, title: str, *, needs: tuple[str, ...] = (),
-          exclusive: bool = False, judge: bool = False) -> Callable:
+          exclusive: bool = False, judge: bool = False, burst: bool = False) -> Callable:
     def register(fn: Callable) -> Callable:
-        CHECKS.append(Check(rule, title, fn, needs, exclusive=exclusive, judge=judge))
+        CHECKS.append(Check(rule, title, fn, needs, exclusive=exclusive, judge=judge,
+                            burst=burst))
         return fn
 
     return register

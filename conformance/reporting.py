@@ -44,10 +44,12 @@ RULE_TITLES = OrderedDict(
 SPEND_NOTE = ("What a run creates and spends on the target (measured against the bundled mock, "
               "default profile; each run prints its own figures at the end, `--plan` an "
               "estimate first, and the reports list every id created): the checks make about "
-              "30 containers and 60 job starts in --project-id, reserving about 4,800 credits "
-              "(canceled jobs release theirs), leave a few scheduled posts and change the "
-              "review policy a few times, restoring it; Schemathesis adds about 20 containers "
-              "and job starts, 2,000-3,000 credits and about 50 scheduled posts, by seed. "
+              "36 containers (five per generateContent) and 44 job starts in --project-id, "
+              "reserving about 5,400 credits (canceled jobs release theirs), leave a few "
+              "scheduled posts and change the review policy a few times, restoring it; "
+              "Schemathesis adds about 25 containers and 20 job starts (few positive cases of "
+              "the job-start operations: its job-start budget), 3,000-4,000 credits and about "
+              "50 scheduled posts, by seed. "
               "Every post the kit or Schemathesis schedules is dated at least a year ahead "
               "(a date in the past would mean: publish now).")
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import concurrent.futures as cf
 import datetime as dt
 import itertools
+import shutil
+import tempfile
 import threading
 import time
 import traceback
@@ -20,7 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from layers_kit.conformance.client import Client
-from layers_kit.conformance.context import Ctx
+from layers_kit.conformance.context import ContainerPool, Ctx
 from layers_kit.conformance.contract import Contract
 from layers_kit.conformance.failures import (
     Exchange,
@@ -31,6 +33,7 @@ from layers_kit.conformance.failures import (
 )
 from layers_kit.conformance.observations import Observations, Spend
 from layers_kit.conformance.options import DEFAULTS
+from layers_kit.conformance.pacing import Pacer
 from layers_kit.conformance.probes import (
     Refused,
     key_refused,
@@ -237,7 +240,8 @@ def preflight(target: Target, contract: Contract) -> Preflight:
 def run_check(check: Check, target: Target, contract: Contract,
               rotation: itertools.cycle, *, observations: Observations | None = None,
               problems: dict[str, str] | None = None,
-              waivers: list[Waiver] = (), today: dt.date | None = None) -> Outcome:
+              waivers: list[Waiver] = (), today: dt.date | None = None,
+              pool: ContainerPool | None = None, pacer: Pacer | None = None) -> Outcome:
     started = time.monotonic()
     waiver = find(list(waivers), check.rule, check.name, today or dt.date.today())
     if waiver is not None:
@@ -254,7 +258,8 @@ def run_check(check: Check, target: Target, contract: Contract,
         return Outcome(check.rule, check.name, check.title, INCONCLUSIVE,
                        message="; ".join(blocked), needed="; ".join(blocked))
     observations = observations if observations is not None else Observations()
-    ctx = Ctx(target, contract, rotation, observations=observations, check=check.name)
+    ctx = Ctx(target, contract, rotation, observations=observations, check=check.name,
+              pool=pool, pacer=pacer)
     o = Outcome(check.rule, check.name, check.title, PASSED)
     try:
         check.fn(ctx)
@@ -312,6 +317,11 @@ def run(target: Target, *, handlers: list[Handler] = (), only: list[str] | None 
     started = time.monotonic()
     outcomes: list[Outcome] = []
     rotation = itertools.cycle(target.container_ids) if target.container_ids else iter(())
+    containers = ContainerPool() if target.project_id else None
+    # The checks' rate-limit lines tell the Schemathesis phase (its own process, same key) to
+    # hold back while checks wait on a class (pacing.py).
+    signals = Path(tempfile.mkdtemp(prefix="layers-conformance-pace-"))
+    pacer = Pacer(signals)
     lock = threading.Lock()
 
     def emit(o: Outcome) -> None:
@@ -322,21 +332,25 @@ def run(target: Target, *, handlers: list[Handler] = (), only: list[str] | None 
 
     def one(c: Check) -> Outcome:
         return run_check(c, target, contract, rotation, observations=observations,
-                         problems=pre.problems, waivers=waivers, today=today)
+                         problems=pre.problems, waivers=waivers, today=today,
+                         pool=containers, pacer=pacer)
 
     schema_box: dict[str, Any] = {}
 
     def schema_part() -> None:
         o, res = _schema_outcome(target, contract, schemathesis, profile,
                                  schemathesis_examples, seed, waivers, today, exclude_checks,
-                                 report_dir, observations)
+                                 report_dir, observations, containers, pacer)
         schema_box["result"] = res
         if pre.shared_state is not None and res is not None:
             _restore(target, contract, pre.shared_state, observations)
         emit(o)
 
     workers = (jobs or DEFAULTS.jobs) if target.project_id else 1
-    shared = [c for c in checks if not c.exclusive and not c.judge]
+    # Checks whose requests must reach the target at once go first, before the run has
+    # drained the target's rate-limit buckets (registry.Check.burst).
+    shared = sorted((c for c in checks if not c.exclusive and not c.judge),
+                    key=lambda c: not c.burst)
     # Schemathesis has containers of its own only with --project-id: then it runs alongside.
     alongside = with_schema and bool(target.project_id)
     schema_thread = threading.Thread(target=schema_part, daemon=True) if alongside else None
@@ -361,6 +375,7 @@ def run(target: Target, *, handlers: list[Handler] = (), only: list[str] | None 
     result = RunResult(target, outcomes, round(time.monotonic() - started, 2), observations,
                        schema_box.get("result"),
                        [w for w in waivers if not w.active(today)], profile, tuple(fail_on))
+    shutil.rmtree(signals, ignore_errors=True)
     for h in handlers:
         h.finished(result)
     return result
@@ -383,7 +398,10 @@ SCHEMA_TITLE = "Schemathesis: its phases and every check, against openapi.yaml"
 def _schema_outcome(target: Target, contract: Contract, enabled: bool, profile: str,
                     examples: int | None, seed: int | None, waivers: list[Waiver],
                     today: dt.date, exclude_checks: list[str], report_dir: Path | None,
-                    observations: Observations) -> tuple[Outcome, SchemaResult | None]:
+                    observations: Observations, pool: ContainerPool | None = None,
+                    pacer: Pacer | None = None) -> tuple[Outcome, SchemaResult | None]:
+    """The SCHEMA outcome: Schemathesis on its own container (from the run's `pool`), holding
+    back while the checks wait their turn on a rate-limit class (`pacer`'s signals)."""
     waiver = find(list(waivers), "SCHEMA", "schemathesis", today)
     if waiver is not None:
         return Outcome("SCHEMA", "schemathesis", SCHEMA_TITLE, WAIVED,
@@ -395,7 +413,7 @@ def _schema_outcome(target: Target, contract: Contract, enabled: bool, profile: 
     started = time.monotonic()
     container = None
     try:
-        container = _schema_container(target, contract, observations)
+        container = _schema_container(target, contract, observations, pool, pacer)
     except (Violation, Inconclusive) as exc:
         container = None
         note = str(exc)
@@ -406,7 +424,8 @@ def _schema_outcome(target: Target, contract: Contract, enabled: bool, profile: 
                                max_examples=examples, seed=seed, report_dir=report_dir,
                                project_id=target.project_id, container_id=container,
                                exclude_checks=list(exclude_checks), contract=contract,
-                               tls_settings=target.tls)
+                               tls_settings=target.tls,
+                               yield_dir=pacer.signal_dir if pacer is not None else None)
     except SchemaUnjudged as exc:  # inconclusive (no answer, nothing accepted) or error
         res = exc.result
         message = res.message + (f"\n(no container of its own: {note})" if note else "")
@@ -428,14 +447,17 @@ def _schema_outcome(target: Target, contract: Contract, enabled: bool, profile: 
                    seconds=round(time.monotonic() - started, 2)), res
 
 
-def _schema_container(target: Target, contract: Contract,
-                      observations: Observations) -> str | None:
+def _schema_container(target: Target, contract: Contract, observations: Observations,
+                      pool: ContainerPool | None = None,
+                      pacer: Pacer | None = None) -> str | None:
     """A container Schemathesis may regenerate, so that it goes beyond 404s: one of its own
-    with --project-id, else the first --container-id (then it runs after the checks)."""
+    with --project-id (from the run's pool when there is one), else the first --container-id
+    (then it runs after the checks)."""
     if not target.project_id:
         return target.container_ids[0] if target.container_ids else None
-    ctx = Ctx(target, contract, iter(()), observations=observations, check="schemathesis")
+    ctx = Ctx(target, contract, iter(()), observations=observations, check="schemathesis",
+              pool=pool, pacer=pacer)
     try:
-        return ctx.generate(wait=False)
+        return ctx.container() if pool is not None else ctx.generate(wait=False)
     finally:
         ctx.close()

@@ -69,6 +69,18 @@ PROFILES = {
 KEY_ENV = "LAYERS_CONFORMANCE_API_KEY"
 FUTURE_DAYS = 400  # every post the phase schedules is dated at least this far ahead
 PACING_SHARE = 0.8  # of the time budget, after which 429s are no longer waited out
+# The job-start budget: operations of the spec's rate-limit class `job_start`
+# (`x-rate-limit-class`; generateContent and regenerateContent) start a job with every
+# accepted request, and a target limits them hardest (D13: 20 a minute per key on the
+# standard tier), so the phase sends them few positive cases: the examples phase (the spec's
+# examples), at most JOB_START_EXAMPLES in each of fuzzing and stateful, and the first
+# COVERAGE_POSITIVES positive cases of the coverage phase (a `filter_case` hook drops the rest:
+# each one a job start, most of them answered 409 CONFLICT by a container still busy with the
+# last or by an id already taken). Every negative case of every phase is kept. Other
+# operations are generated as before.
+JOB_START_CLASS = "job_start"
+JOB_START_EXAMPLES = 3
+COVERAGE_POSITIVES = 2
 WRITE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 PASSED, FAILED, INCONCLUSIVE, ERROR = "passed", "failed", "inconclusive", "error"
 
@@ -102,11 +114,30 @@ from schemathesis.core.transport import Response
 DEADLINE = float(os.environ.get("LAYERS_SCHEMA_DEADLINE") or 0) or None
 FUTURE = os.environ["LAYERS_SCHEMA_FUTURE"]
 FACTS = os.environ.get("LAYERS_SCHEMA_FACTS")
+JOB_STARTS = set(json.loads(os.environ.get("LAYERS_SCHEMA_JOB_STARTS") or "[]"))
+YIELD = os.environ.get("LAYERS_SCHEMA_YIELD")  # the kit's checks wait on a class: hold back
+COVERAGE_POSITIVES = int(os.environ.get("LAYERS_SCHEMA_COVERAGE_POSITIVES") or 0)
 _lock = threading.Lock()
 _blocked = {}   # endpoint class -> time.monotonic() when its bucket is open again
 _class_of = {}  # operation label -> endpoint class (X-RateLimit-Endpoint-Class)
 _facts = {"keys": 0, "dated": 0, "waited": {}, "waitedSeconds": 0.0, "unwaited": {},
-          "network": {}}
+          "network": {}, "positives": {}, "dropped": {}, "yieldedSeconds": 0.0}
+
+
+def _yield(cls):
+    """While the kit's checks wait their turn on this class (the kit's pacer keeps a file
+    named after it), hold back: they go first. Bounded by the time budget."""
+    if not (YIELD and cls):
+        return
+    marker, started = os.path.join(YIELD, cls), time.monotonic()
+    while os.path.exists(marker):
+        left = _left()
+        if left is not None and left < 60:
+            break
+        time.sleep(0.2)
+    if time.monotonic() - started > 0.01:
+        with _lock:
+            _facts["yieldedSeconds"] += time.monotonic() - started
 
 
 def _left():
@@ -138,6 +169,24 @@ def _retry_after(response):
 
 
 @schemathesis.hook
+def filter_case(context, case):
+    """The job-start budget: past COVERAGE_POSITIVES positive coverage cases of a job-start
+    operation, drop the positive ones (the negative ones all go)."""
+    label = case.operation.label
+    meta = case.meta
+    if label not in JOB_STARTS or meta is None or str(meta.phase.name) != "coverage" or \
+            str(meta.generation.mode) != "positive":
+        return True
+    with _lock:
+        sent = _facts["positives"].get(label, 0)
+        if sent < COVERAGE_POSITIVES:
+            _facts["positives"][label] = sent + 1
+            return True
+        _facts["dropped"][label] = _facts["dropped"].get(label, 0) + 1
+    return False
+
+
+@schemathesis.hook
 def before_call(context, case, kwargs):
     headers = case.headers
     if headers:
@@ -160,6 +209,7 @@ def before_call(context, case, kwargs):
         wait, left = _blocked.get(cls, 0) - time.monotonic(), _left()
         if wait > 0 and (left is None or wait < left * 0.5):
             time.sleep(wait)
+        _yield(cls)
 
 
 @schemathesis.hook
@@ -181,6 +231,7 @@ def after_call(context, case, response):
         with _lock:
             _facts["waitedSeconds"] += delay
         _bump("waited", label)
+        _yield(cls)
         try:
             with requests.Session() as session:
                 raw = session.send(response.request, timeout=30, verify=response.verify)
@@ -226,13 +277,16 @@ class SchemaResult:
     tally: dict[str, Counter] = field(default_factory=dict)  # operationId -> outcome -> n
     facts: dict = field(default_factory=dict)  # what the hooks did (keys, dates, waits)
     created: dict[str, list[str]] = field(default_factory=dict)  # ids the phase created
+    limits: list[str] = field(default_factory=list)  # what the phase chose not to send
 
     @property
     def message(self) -> str:
-        """One text for a report: the verdict's reasons, the warnings, the tally."""
+        """One text for a report: the verdict's reasons, the warnings, the limits, the tally."""
         parts = [f"SCHEMA {self.verdict}: " + "; ".join(self.reasons)] if self.reasons else []
         if self.warnings:
             parts.append("Schemathesis warned: " + "; ".join(self.warnings))
+        if self.limits:
+            parts.append("Limited by the kit: " + "; ".join(self.limits))
         parts.append("\n".join(tally_lines(self)))
         return "\n".join(parts)
 
@@ -286,13 +340,78 @@ def _parameters(contract: Contract | None, project_id: str | None,
     return "\n[parameters]\n" + "".join(f'"{k}" = {json.dumps(v)}\n' for k, v in pins.items())
 
 
-def _operations(pins: dict[str, dict[str, str]]) -> str:
-    """Per-operation pins (operationId -> parameter -> value), after the global ones."""
+def _operations(pins: dict[str, dict[str, str]], budget: list[str] = ()) -> str:
+    """Per-operation pins (operationId -> parameter -> value), after the global ones; and the
+    job-start budget of the operations `budget` names (JOB_START_EXAMPLES)."""
     out = ""
     for op, params in pins.items():
         inline = ", ".join(f'"{k}" = {json.dumps(v)}' for k, v in params.items())
         out += f'\n[[operations]]\ninclude-operation-id = "{op}"\nparameters = {{ {inline} }}\n'
+    for op in budget:
+        out += (f'\n[[operations]]\ninclude-operation-id = "{op}"\n'
+                f"generation = {{ max-examples = {JOB_START_EXAMPLES} }}\n")
     return out
+
+
+def job_start_operations(contract: Contract | None) -> list[str]:
+    """The operationIds the spec puts in the rate-limit class `job_start`."""
+    if contract is None:
+        return []
+    out = []
+    for item in (contract.doc.get("paths") or {}).values():
+        for op in item.values():
+            if isinstance(op, dict) and op.get("x-rate-limit-class") == JOB_START_CLASS \
+                    and op.get("operationId"):
+                out.append(op["operationId"])
+    return out
+
+
+def _labels(contract: Contract | None, operations: list[str]) -> list[str]:
+    """Schemathesis' labels (`METHOD /path`) of these operationIds."""
+    if contract is None:
+        return []
+    return [f"{method.upper()} {path}"
+            for path, item in (contract.doc.get("paths") or {}).items()
+            for method, op in item.items()
+            if isinstance(op, dict) and op.get("operationId") in operations]
+
+
+def budget_line(operations: list[str]) -> str:
+    """What the job-start budget limited, for the report."""
+    return (f"job-start budget ({', '.join(operations)}, rate-limit class {JOB_START_CLASS}): "
+            f"positive cases only from the examples phase, the first {COVERAGE_POSITIVES} of "
+            f"the coverage phase and at most {JOB_START_EXAMPLES} per fuzzing and stateful "
+            "run; every negative case sent")
+
+
+class _Patient:
+    """An httpx client that waits out `429`/`503` with Retry-After (as the kit's own client
+    does) until its deadline, then hands the refusal on."""
+
+    def __init__(self, http: httpx.Client, deadline: float) -> None:
+        self.http, self.deadline = http, deadline
+
+    def request(self, method: str, url: str, **kw: object) -> httpx.Response:
+        while True:
+            r = self.http.request(method, url, **kw)  # type: ignore[arg-type]
+            if r.status_code not in (429, 503) or "retry-after" not in r.headers:
+                return r
+            try:
+                delay = max(0.0, float(r.headers["retry-after"]))
+            except ValueError:
+                delay = 1.0
+            if time.monotonic() + delay > self.deadline:
+                return r
+            time.sleep(delay)
+
+    def get(self, url: str, **kw: object) -> httpx.Response:
+        return self.request("GET", url, **kw)
+
+    def post(self, url: str, **kw: object) -> httpx.Response:
+        return self.request("POST", url, **kw)
+
+    def patch(self, url: str, **kw: object) -> httpx.Response:
+        return self.request("PATCH", url, **kw)
 
 
 def prepare_resources(base_url: str, api_key: str, project_id: str, *, timeout: float = 120.0,
@@ -307,7 +426,8 @@ def prepare_resources(base_url: str, api_key: str, project_id: str, *, timeout: 
     path = f"/v1/projects/{project_id}/content-review-policy"
     fresh = lambda: {"Idempotency-Key": str(uuid.uuid4())}  # noqa: E731
     with httpx.Client(base_url=base_url.rstrip("/"), headers={"X-Api-Key": api_key},
-                      timeout=30, verify=verify) as c:  # type: ignore[arg-type]
+                      timeout=30, verify=verify) as http:  # type: ignore[arg-type]
+        c = _Patient(http, time.monotonic() + timeout)
         try:
             r = c.get(path)
             if r.status_code != 200:
@@ -358,12 +478,18 @@ def run_schemathesis(base_url: str, api_key: str, *, profile: str = "default",
                      exclude_checks: list[str] = (),
                      contract: Contract | None = None, prepare: bool = True,
                      raise_unjudged: bool = True,
-                     tls_settings: tls.TlsSettings = tls.DEFAULT) -> SchemaResult:
+                     tls_settings: tls.TlsSettings = tls.DEFAULT,
+                     job_start_budget: bool = True,
+                     yield_dir: Path | None = None) -> SchemaResult:
     """Run the phase. `timeout` is its time budget. `prepare`: with a project, make the resources
     every operation needs to reach a 2xx (see `prepare_resources`). `raise_unjudged`: raise
     SchemaUnjudged when the verdict is inconclusive or error (its `result` holds everything),
-    so that a caller that maps `ok` to passed or failed calls it neither."""
+    so that a caller that maps `ok` to passed or failed calls it neither.
+    `job_start_budget`: send the operations of the rate-limit class job_start few positive
+    cases (JOB_START_EXAMPLES; the result's `limits` says so). `yield_dir`: the run's pacer's
+    signal folder (pacing.Pacer): the phase holds back a class while the checks wait on it."""
     settings = PROFILES[profile]
+    limited = job_start_operations(contract) if job_start_budget else []
     started = time.time()
     pins: dict[str, dict[str, str]] = {}
     notes: list[str] = []
@@ -378,7 +504,7 @@ def run_schemathesis(base_url: str, api_key: str, *, profile: str = "default",
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             f.write(_CONFIG.format(env=KEY_ENV,
                                    parameters=_parameters(contract, project_id, container_id),
-                                   operations=_operations(pins)))
+                                   operations=_operations(pins, limited)))
         hooks, facts_path = work / "layers_hooks.py", work / "facts.json"
         hooks.write_text(HOOKS, encoding="utf-8")
         out_dir = Path(report_dir).resolve() if report_dir else work
@@ -398,7 +524,10 @@ def run_schemathesis(base_url: str, api_key: str, *, profile: str = "default",
         budget = max(1.0, timeout - (time.time() - started))
         env = {**os.environ, KEY_ENV: api_key, "SCHEMATHESIS_HOOKS": str(hooks),
                "LAYERS_SCHEMA_DEADLINE": str(time.time() + budget * PACING_SHARE),
-               "LAYERS_SCHEMA_FUTURE": future_date(), "LAYERS_SCHEMA_FACTS": str(facts_path)}
+               "LAYERS_SCHEMA_FUTURE": future_date(), "LAYERS_SCHEMA_FACTS": str(facts_path),
+               "LAYERS_SCHEMA_JOB_STARTS": json.dumps(_labels(contract, limited)),
+               "LAYERS_SCHEMA_COVERAGE_POSITIVES": str(COVERAGE_POSITIVES),
+               "LAYERS_SCHEMA_YIELD": str(yield_dir) if yield_dir else ""}
         for stale in (junit, har):
             stale.unlink(missing_ok=True)
         try:
@@ -407,7 +536,8 @@ def run_schemathesis(base_url: str, api_key: str, *, profile: str = "default",
         except subprocess.TimeoutExpired:
             res = SchemaResult(False, [], "", cmd, verdict=INCONCLUSIVE,
                                reasons=[f"Schemathesis did not finish within its time budget "
-                                        f"({timeout:g} s)", *notes])
+                                        f"({timeout:g} s)", *notes],
+                               limits=[budget_line(limited)] if limited else [])
             return _settle(res, raise_unjudged)
         for path in (junit, har):
             _mask_file(path, api_key)
@@ -425,7 +555,8 @@ def run_schemathesis(base_url: str, api_key: str, *, profile: str = "default",
                            har if kept and har.exists() else None,
                            _reproductions(out), coverage, spend,
                            warnings=_warnings(out), tally=_tally(har, contract, facts),
-                           facts=facts, created=created)
+                           facts=facts, created=created,
+                           limits=[budget_line(limited)] if limited else [])
         _judge(res, proc.returncode, out, err, contract, notes)
         return _settle(res, raise_unjudged)
 
@@ -527,7 +658,8 @@ def tally_lines(res: SchemaResult) -> list[str]:
     if f:
         lines.append(f"  fresh Idempotency-Keys {f.get('keys', 0)}, scheduleContent bodies "
                      f"dated {FUTURE_DAYS} days ahead {f.get('dated', 0)}, "
-                     f"{f.get('waitedSeconds', 0):.0f} s waited on Retry-After")
+                     f"{f.get('waitedSeconds', 0):.0f} s waited on Retry-After, "
+                     f"{f.get('yieldedSeconds', 0):.0f} s held back for the checks' turn")
     return lines
 
 

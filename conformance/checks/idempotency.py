@@ -98,7 +98,7 @@ def d6_conflict(ctx: Ctx) -> None:
 
 
 @check("D6", "Concurrent duplicates: one job; the rest replay or answer IDEMPOTENCY_IN_PROGRESS",
-       needs=("containers",))
+       needs=("containers",), burst=True)
 def d6_concurrent_duplicates(ctx: Ctx) -> None:
     """Sends twelve identical regenerateContent requests at once (one new Idempotency-Key,
     `brief.angle` "Twelve at once") to one container, from twelve clients of --api-key.

@@ -278,7 +278,7 @@ def r9_scheduled_posts_untouched(ctx: Ctx) -> None:
 
 
 @check("R10", "A second regenerate while a job runs is 409 CONFLICT with details.jobId",
-       needs=("containers",))
+       needs=("containers",), burst=True)
 def r10_busy_conflict(ctx: Ctx) -> None:
     """Regenerates a container (`{}`) and, as soon as the 202 arrives, sends the same regenerate
     again; then waits for the job (or both jobs) to end.
