@@ -78,13 +78,7 @@ class Memory:
         call = v.call
         if call is None:
             return
-        calls = self._clients.get(call.client)
-        if calls is None:
-            calls = self._clients[call.client] = deque(maxlen=self.client_window)
-        self._clients.move_to_end(call.client)
-        calls.append(call)
-        while len(self._clients) > self.max_clients:
-            self._clients.popitem(last=False)
+        _append(self._clients, call.client, call, self.client_window, self.max_clients)
 
     def started(self, v: View) -> None:
         """A request reached the proxy (called in arrival order, before any answer is judged):
@@ -174,10 +168,16 @@ class Memory:
         job = v.job
         if job is None:
             return
-        reads = self._jobs.get(job.job_id)
-        if reads is None:
-            reads = self._jobs[job.job_id] = deque(maxlen=8)
-        self._jobs.move_to_end(job.job_id)
-        reads.append((v.ex.ended, job))
-        while len(self._jobs) > self.max_jobs:
-            self._jobs.popitem(last=False)
+        _append(self._jobs, job.job_id, (v.ex.ended, job), 8, self.max_jobs)
+
+
+def _append(table: OrderedDict, key: str, item: object, window: int, bound: int) -> None:
+    """Append `item` to `key`'s last `window` items, made the most recently used; past `bound`
+    keys, the least recently used key goes."""
+    items = table.get(key)
+    if items is None:
+        items = table[key] = deque(maxlen=window)
+    table.move_to_end(key)
+    items.append(item)
+    while len(table) > bound:
+        table.popitem(last=False)
