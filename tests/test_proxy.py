@@ -284,6 +284,20 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.parametrize("flag", ["--idempotency-ttl", "--retention", "--read-timeout"])
+@pytest.mark.parametrize("value", ["0", "-5"])
+def test_memory_spans_that_cannot_work_are_usage_errors(flag, value):
+    """A TTL or retention of 0 or less would forget every key at once: refused at start."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-m", "layers_kit.conformance", "proxy", "--target",
+                           "http://127.0.0.1:1", "--listen", "127.0.0.1:0", flag, value],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert f"{flag} must be more than 0" in done.stderr
+
+
 def test_unreachable_target_is_a_transport_failure_not_a_violation(tmp_path):
     """No answer from the target is no verdict on it: the client gets a 502 in the D5 envelope
     naming the reason, the reports keep it apart from server violations, and the run could
