@@ -523,6 +523,65 @@ def test_the_memoised_validators_catch_each_kind_of_breach_as_openapi_core_does(
             assert errors == _causes(exc)
 
 
+def test_the_memoised_request_validator_judges_each_kind_of_request_as_openapi_core_does():
+    """The request validator remembers the path finder's answer per template, the parameter
+    and security lists per operation and the body's facts: each kind of request (valid, or
+    broken in its key, path, parameters, headers or body) gets unmodified openapi-core's
+    verdict, word for word, on the first call and on repeats with other ids."""
+    from openapi_core import OpenAPI
+
+    from layers_kit.conformance.contract import _causes
+
+    base = "http://127.0.0.1:9/prefix"
+    contract = Contract(base)
+    reference = OpenAPI.from_dict(contract.doc)
+    cnt = "cnt_00000000-0000-4000-8000-0000000001{:02d}"
+    key = {"X-Api-Key": ids.FULL}
+
+    def cases(n: int) -> dict[str, httpx.Request]:
+        regen = f"{base}/v1/content/{cnt.format(n)}/regenerate"
+        return {
+            "valid": httpx.Request("POST", regen, headers={**key, "Idempotency-Key": f"k{n}"},
+                                   json={"preserveAssets": True}),
+            "valid, bearer": httpx.Request("GET", f"{base}/v1/content/{cnt.format(n)}",
+                                           headers={"Authorization": f"Bearer {ids.FULL}"}),
+            "no key": httpx.Request("GET", f"{base}/v1/content/{cnt.format(n)}"),
+            "path id outside its pattern": httpx.Request("GET", f"{base}/v1/content/x{n}",
+                                                         headers=key),
+            "body outside its schema": httpx.Request("POST", regen, headers=key,
+                                                     json={"preserveAssets": "yes", "x": n}),
+            "no body": httpx.Request("POST", f"{base}/v1/projects/prj_{n}/content",
+                                     headers=key),
+            "body not JSON": httpx.Request("POST", regen, headers={
+                **key, "Content-Type": "text/plain"}, content=b"hello"),
+            "empty Idempotency-Key": httpx.Request("POST", regen, headers={
+                **key, "Idempotency-Key": ""}, json={}),
+            "asset id and If-None-Match": httpx.Request(
+                "GET", f"{base}/v1/content/{cnt.format(n)}/assets/ast_{n}", headers=key),
+            "job poll": httpx.Request("GET", f"{base}/v1/jobs/job_{n}", headers={
+                **key, "If-None-Match": f'"v{n}"'}),
+            "undocumented method": httpx.Request("DELETE", f"{base}/v1/jobs/job_{n}",
+                                                 headers=key),
+            "undocumented path": httpx.Request("GET", f"{base}/v1/nothing/{n}", headers=key),
+            "another server": httpx.Request("GET", f"http://127.0.0.1:9/v1/content/{n}",
+                                            headers=key),
+        }
+
+    def reference_verdict(request: httpx.Request) -> list[str]:
+        try:
+            reference.validate_request(_request_of(request))
+        except Exception as exc:
+            return _causes(exc)
+        return []
+
+    for n in range(3):  # the first call fills the memo; the others read it, with other ids
+        for kind, request in cases(n).items():
+            assert contract.request_errors(request) == reference_verdict(request), kind
+    assert contract.request_errors(cases(0)["valid"]) == []
+    assert contract.request_errors(cases(0)["no key"])
+    assert contract.request_errors(cases(0)["body outside its schema"])
+
+
 def _request_of(request: httpx.Request):
     from layers_kit.conformance.contract import _Request
 

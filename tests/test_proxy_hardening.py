@@ -228,6 +228,35 @@ def test_the_judge_never_holds_more_than_its_bound(monkeypatch):
     assert final["server"] == [], final["server"]
 
 
+def test_the_judge_is_handed_exchanges_in_batches_and_judges_every_one_in_order():
+    """In process: a burst of hand-overs reaches the judge in far fewer batches than
+    exchanges (one wake-up of the executor per exchange starved the judge in a soak), every
+    exchange is judged, and in order: each key's arrival is seen before its replay is judged,
+    so no replay is called "replayed on first use"."""
+    from layers_kit.conformance.proxy import judge as judge_mod
+    from layers_kit.conformance.proxy.exchange import Exchange
+
+    j = judge_mod.Judge("http://127.0.0.1:1")
+    try:
+        exchanges = [Exchange("POST", f"http://127.0.0.1:1/v1/content/{NOT_REQUIRED}/regenerate",
+                              f"/v1/content/{NOT_REQUIRED}/regenerate",
+                              [("X-Api-Key", "k"), ("Idempotency-Key", str(i // 2))], b"{}",
+                              float(i)) for i in range(1000)]
+        for ex in exchanges:  # pairs with one key: a first use, then its replay
+            j.arrived(ex)
+            ex.status, ex.ended = 202, ex.started + 0.5
+            ex.response_headers = [("X-Request-Id", "req_1")] + (
+                [("Idempotent-Replayed", "true")] if int(ex.started) % 2 else [])
+            j.finished(ex)
+    finally:
+        final = j.close()
+    counts = final["counts"]
+    assert counts["exchanges"] == 1000 and counts.get("unjudged", 0) == 0, counts
+    assert counts["checked"] == 1000 and final["pending"] == 0
+    assert 1 <= j.batches < 200, j.batches  # 2,000 hand-overs
+    assert not [v for v in final["server"] if "first use" in json.dumps(v)], final["server"]
+
+
 # ---- 10: the proxy's own guards: a read deadline and a bounded header section ---------------
 
 def test_the_proxy_closes_slow_clients(mock):
