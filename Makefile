@@ -86,7 +86,8 @@ conformance: $(STAMP)
 # load (generates, keyed retries, regenerates, schedules, reads) against the mock at its default
 # settings except TTLs of 60 s; req/s and RSS per 10-s window; fails on a 5xx, an RSS slope of
 # 1 MiB per 10,000 requests after the first TTL, or a last window beyond 15 % of the first.
-# SOAK_ARGS="--store sqlite" (or redis, or all: the three, 9 minutes; --seconds 60).
+# SOAK_ARGS="--store sqlite" (or redis, or all: the three, 9 minutes; --seconds 60);
+# SOAK_ARGS="--proxy": the same load through the validating proxy, which must judge it all.
 soak: $(STAMP)
 	nice $(BIN)/python bench/soak.py $(SOAK_ARGS)
 
