@@ -17,6 +17,7 @@ every time.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.metadata
 import re
@@ -78,6 +79,7 @@ _MAX_BODY_REMEMBERED = 64 * 1024  # a larger body is validated every time, never
 # those filled one shared table of 20,000 entries, whose refills kept a proxy's judge growing
 # for about 100 s of a soak before its memory levelled (bench/README.md, the proxy's soak).
 _MAX_SCALARS_PER_SCHEMA = 64
+_MAX_SCALAR_REMEMBERED = 256  # characters: a longer string value is validated every time
 
 
 class _SpecLookups:
@@ -110,17 +112,12 @@ class _SpecLookups:
         passing is passing again (a failing one is validated again, for its message)."""
         scalar = type(value) in (str, int, float, bool)
         if scalar:
-            seen = self._memo().get(("passed", schema.parts))
-            if seen is None:
-                seen = self._memo()[("passed", schema.parts)] = set()
+            seen = self._facts(("passed", schema.parts), set)
             if (type(value), value) in seen:
                 return
-        key = ("validator", schema.parts)
-        validator = self._memo().get(key)
-        if validator is None:
-            validator = self._memo()[key] = self._schema_validator(schema)
-        validator.validate(value)
-        if scalar and (type(value) is not str or len(value) <= 256):
+        self._facts(("validator", schema.parts), lambda: self._schema_validator(schema)) \
+            .validate(value)
+        if scalar and (type(value) is not str or len(value) <= _MAX_SCALAR_REMEMBERED):
             if len(seen) >= _MAX_SCALARS_PER_SCHEMA:
                 seen.clear()
             seen.add((type(value), value))
@@ -155,29 +152,21 @@ class _SpecLookups:
 
     def _deserialise_style(self, param_or_header: SchemaPath, location: Mapping[str, Any],
                            name: str | None = None) -> Any:
-        key = ("style", param_or_header.parts, name)
-        deserializer = self._memo().get(key)
-        if deserializer is None:
+        def build():
             from openapi_core.schema.parameters import get_style_and_explode
 
-            name = name or (param_or_header / "name").read_str()
             style, explode = get_style_and_explode(param_or_header)
-            deserializer = self._memo()[key] = self.style_deserializers_factory.create(
-                self.spec, param_or_header / "schema", style, explode, name=name)
-        return deserializer.deserialize(location)
+            return self.style_deserializers_factory.create(
+                self.spec, param_or_header / "schema", style, explode,
+                name=name or (param_or_header / "name").read_str())
+        return self._facts(("style", param_or_header.parts, name), build).deserialize(location)
 
     def _get_simple_param_or_header(self, param_or_header: SchemaPath,
                                     location: Mapping[str, Any], name: str | None = None):
         """openapi-core's own steps (BaseValidator._get_simple_param_or_header, 0.23), with
         the four facts it reads from the spec each time read once per parameter or header."""
-        key = ("simple", param_or_header.parts)
-        facts = self._memo().get(key)
-        if facts is None:
-            schema = param_or_header / "schema"
-            facts = self._memo()[key] = (
-                (param_or_header / "allowEmptyValue").read_bool(default=None), schema,
-                "default" in schema, (param_or_header / "in").read_str("header"))
-        allow_empty_values, schema, has_default, location_name = facts
+        allow_empty_values, schema, has_default, location_name = self._facts(
+            ("simple", param_or_header.parts), lambda: _simple_facts(param_or_header))
         if allow_empty_values:
             warnings.warn("Use of allowEmptyValue property is deprecated", DeprecationWarning,
                           stacklevel=2)
@@ -196,20 +185,16 @@ class _SpecLookups:
 
     def _deserialise_media_type(self, media_type: SchemaPath, mimetype: str,
                                 parameters: Mapping[str, str], value: bytes) -> Any:
-        key = ("media", media_type.parts, mimetype, tuple(sorted(parameters.items())))
-        deserializer = self._memo().get(key)
-        if deserializer is None:
+        def build():
             schema = media_type.get("schema")
-            encoding = media_type.get("encoding") if "encoding" in media_type else None
-            schema_validator = None
-            if schema is not None:
-                schema_validator = self._schema_validator(schema)
-            deserializer = self._memo()[key] = self.media_type_deserializers_factory.create(
-                self.spec, mimetype, schema=schema, schema_validator=schema_validator,
-                parameters=parameters, encoding=encoding,
+            return self.media_type_deserializers_factory.create(
+                self.spec, mimetype, schema=schema,
+                schema_validator=None if schema is None else self._schema_validator(schema),
+                parameters=parameters,
+                encoding=media_type.get("encoding") if "encoding" in media_type else None,
                 extra_media_type_deserializers=self.extra_media_type_deserializers)
-        return deserializer.deserialize(value)
-
+        key = ("media", media_type.parts, mimetype, tuple(sorted(parameters.items())))
+        return self._facts(key, build).deserialize(value)
 
     # ---- the walks openapi-core repeats for every exchange, read once per spec location ----
     # Measured on the soak's load (bench/judge_cost.py), these walks were most of the judge's
@@ -222,16 +207,19 @@ class _SpecLookups:
             memo[key] = read()
         return memo[key]
 
-    def _find_template(self, request: Any) -> tuple[str, re.Match, tuple] | None:
-        """The one path template the request's URL ends in, its match and the memo key of
-        what openapi-core finds for it (None when not exactly one template matches)."""
+    def _find_template(self, request: Any) -> tuple[str, tuple] | None:
+        """The one path template the request's URL ends in and the memo key of what
+        openapi-core finds for it (None when not exactly one template matches, or the
+        request names its own pattern)."""
+        if getattr(request, "path_pattern", None):
+            return None
         matches = [(t, m) for t, pattern in self.templates
                    if (m := pattern.search(request.path))]
         if len(matches) != 1:
             return None
         template, match = matches[0]
-        return template, match, ("path", request.method, request.host_url,
-                                 request.path[:match.start()], template)
+        return template, ("path", request.method, request.host_url,
+                          request.path[:match.start()], template)
 
     def _get_param_or_header_and_schema(self, param_or_header: SchemaPath,
                                         location: Mapping[str, Any], name: str | None = None):
@@ -258,11 +246,11 @@ class MemoRequestValidator(_SpecLookups, V30RequestValidator):
     that template."""
 
     def _find_path(self, request: Any) -> PathOperationServer:
-        found = None if getattr(request, "path_pattern", None) else self._find_template(request)
+        found = self._find_template(request)
         url = urljoin(request.host_url, request.path)
         if found is None or url.endswith(found[0]):  # openapi-core's literal-match case
             return super()._find_path(request)
-        template, _, key = found
+        template, key = found
         known = self._memo().get(key)
         if known is None:
             known = super()._find_path(request)  # raises when openapi-core finds none
@@ -378,23 +366,17 @@ class MemoResponseValidator(_SpecLookups, V30ResponseValidator):
     looked up afresh."""
 
     def _find_path(self, request: Any):
-        found = None if getattr(request, "path_pattern", None) else self._find_template(request)
+        found = self._find_template(request)
         if found is None:
             return super()._find_path(request)
-        _, _, key = found
-        found = self._memo().get(key)
-        if found is None:
-            found = super()._find_path(request)  # raises when openapi-core finds none
-            self._memo()[key] = found
-        return found
+        # openapi-core's own answer the first time (it raises when it finds none)
+        return self._facts(found[1], lambda: super(MemoResponseValidator, self)._find_path(
+            request))
 
     def _find_operation_response(self, status_code: int, operation: SchemaPath) -> SchemaPath:
-        key = ("response", operation.parts, status_code)
-        found = self._memo().get(key)
-        if found is None:  # ResponseNotFound is raised afresh each time, never remembered
-            found = self._memo()[key] = ResponseFinder(operation / "responses").find(
-                str(status_code))
-        return found
+        # ResponseNotFound is raised afresh each time: _facts keeps only what was found
+        return self._facts(("response", operation.parts, status_code), lambda: ResponseFinder(
+            operation / "responses").find(str(status_code)))
 
     def _get_headers(self, headers: Any, operation_response: SchemaPath) -> dict[str, Any]:
         """openapi-core's steps (BaseResponseValidator._get_headers, 0.23), the response's
@@ -437,6 +419,14 @@ class MemoResponseValidator(_SpecLookups, V30ResponseValidator):
         return value
 
 
+def _simple_facts(param_or_header: SchemaPath) -> tuple:
+    """What openapi-core reads of a parameter or header described by a schema: allowEmptyValue,
+    the schema, whether it has a default, and where it is."""
+    schema = param_or_header / "schema"
+    return ((param_or_header / "allowEmptyValue").read_bool(default=None), schema,
+            "default" in schema, (param_or_header / "in").read_str("header"))
+
+
 def _parameters(operation: SchemaPath, path: SchemaPath) -> tuple:
     """The parameters openapi-core validates for an operation, as (parameter, name, in): the
     operation's, then the path item's, the first of each name and location."""
@@ -454,6 +444,7 @@ _BUILTIN_NODES = (dict, list, str, int, float, bool, type(None))
 _SUBSCRIPTABLE = {t: issubclass(t, Subscriptable) for t in _BUILTIN_NODES}
 
 
+@functools.cache  # once per process
 def speed_up_spec_walks() -> None:
     """Make pathable's `isinstance(node, Subscriptable)` (a runtime Protocol check, run on
     every step of every spec walk) a table lookup for the built-in types a spec is made of.
@@ -464,9 +455,7 @@ def speed_up_spec_walks() -> None:
     looked up after; any other node gets pathable's own step, unchanged. Only pathable 0.5
     (whose step this repeats) is changed; another version keeps its own. Idempotent.
     """
-    accessor = pathable.accessors.SubscriptableAccessor
-    if getattr(accessor._get_subnode, "_layers_fast", False) or \
-            not importlib.metadata.version("pathable").startswith("0.5."):
+    if not importlib.metadata.version("pathable").startswith("0.5."):
         return
 
     def _get_subnode(cls, node, part):
@@ -480,8 +469,7 @@ def speed_up_spec_walks() -> None:
         except (KeyError, IndexError, TypeError) as exc:
             raise KeyError(part) from exc
 
-    _get_subnode._layers_fast = True
-    accessor._get_subnode = classmethod(_get_subnode)
+    pathable.accessors.SubscriptableAccessor._get_subnode = classmethod(_get_subnode)
 
 
 def path_templates(doc: dict) -> tuple[tuple[str, re.Pattern], ...]:

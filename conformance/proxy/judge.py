@@ -126,19 +126,19 @@ def _start(target: str, client_rules: bool = False, ttl: float = IDEMPOTENCY_TTL
     _judging = Judging(target, client_rules, ttl=ttl, retention=retention)
 
 
-def _call(method: str, *args: Any, lost_keys: bool = False) -> Any:
-    try:
-        if lost_keys:
-            _judging.lost_keys()
-        return getattr(_judging, method)(*args)
-    except Exception:  # a bug in a check must not stop the judge or lose later verdicts
-        log.exception("a proxy check failed")
-        return None
-
-
-def _call_batch(calls: list[tuple[str, Exchange, bool]]) -> list[Any]:
-    """A batch of hand-overs, in order: what each call returned."""
-    return [_call(method, ex, lost_keys=lost) for method, ex, lost in calls]
+def _call_batch(calls: list[tuple[str, Exchange, bool]]) -> list[Verdict | None]:
+    """A batch of hand-overs (`arrived` or `judge`, the exchange, whether keys went unseen
+    before it), in order: what each returned (None for an arrival, or when a check failed)."""
+    out: list[Verdict | None] = []
+    for method, ex, lost_keys in calls:
+        try:
+            if lost_keys:
+                _judging.lost_keys()
+            out.append(getattr(_judging, method)(ex))
+        except Exception:  # a bug in a check must not stop the judge or lose later verdicts
+            log.exception("a proxy check failed")
+            out.append(None)
+    return out
 
 
 def _ready() -> bool:
