@@ -23,8 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -52,7 +50,7 @@ def child(url: str, jobs: int | None, out: Path) -> None:
 
     def send(self, method, path, validate, kw):  # every request sent, 429s included
         response = real_send(self, method, path, validate, kw)
-        op = self.contract.operation_for(method, str(response.request.url))
+        op = response.exchange.operation  # found once by the client
         if op in JOB_START_OPS:
             c = per_check[self.check or "(preflight)"]
             if response.status_code == 429:
@@ -107,7 +105,7 @@ def child(url: str, jobs: int | None, out: Path) -> None:
 # ---- the parent: a mock per run, the child bounded in time ------------------------------------
 
 def one_run(name: str, jobs: int | None, timeout: float, out_dir: Path) -> dict | None:
-    from layers_kit.mock.launcher import start_mock
+    from layers_kit.mock.launcher import RunningMock, start_mock
 
     mock = start_mock(*MOCK_ARGS)
     out = out_dir / f"{name}.json"
@@ -122,12 +120,7 @@ def one_run(name: str, jobs: int | None, timeout: float, out_dir: Path) -> dict 
         proc.wait(timeout)
     except subprocess.TimeoutExpired:
         print(f"[{name}] over {timeout:g} s: stopped", flush=True)
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
+        RunningMock(proc, "").stop()  # its process group: SIGTERM, then SIGKILL
     finally:
         mock.stop()
     if not out.exists():

@@ -34,6 +34,12 @@ from layers_kit.conformance.secrets import masked_headers
 # is safe to repeat (GET, or a POST/PATCH with its Idempotency-Key, which D6 makes replay).
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout)
 _RETRIES = (0.2, 0.5, 1.0)  # seconds before each new attempt
+# An idle connection to the target is dropped after 1 s (by the kit's client and the proxy's
+# pool), before the idle timeout of common servers closes it (gunicorn 2 s; uvicorn, Node and
+# Apache 5 s, which is also httpx's default expiry): a request sent on a connection the target
+# is closing at that moment gets no answer, and a POST without a key lost that way is not
+# repeatable (the proxy would have to call it a transport failure).
+KEEPALIVE_EXPIRY = 1.0
 
 
 def _repeatable(method: str, headers: Any) -> bool:
@@ -97,12 +103,10 @@ class Client:
             headers = {"Authorization": f"Bearer {key}"} if bearer else {"X-Api-Key": key}
         # `transport`: an in-process target (tests feed the kit canned exchanges with it)
         self._client_cert = tls_settings.client_cert
-        # idle connections expire after 1 s, before common servers' idle timeouts (2-5 s) can
-        # close one under a request: a POST without a key lost that way is not repeatable
         self._http = httpx.Client(base_url=base_url.rstrip("/"), headers=headers,
                                   timeout=timeout, verify=tls.context(tls_settings),
                                   transport=transport,
-                                  limits=httpx.Limits(keepalive_expiry=1.0))
+                                  limits=httpx.Limits(keepalive_expiry=KEEPALIVE_EXPIRY))
         self.contract = contract
         self.exchanges = exchanges
         self.observations = observations or Observations()

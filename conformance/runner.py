@@ -398,8 +398,8 @@ SCHEMA_TITLE = "Schemathesis: its phases and every check, against openapi.yaml"
 def _schema_outcome(target: Target, contract: Contract, enabled: bool, profile: str,
                     examples: int | None, seed: int | None, waivers: list[Waiver],
                     today: dt.date, exclude_checks: list[str], report_dir: Path | None,
-                    observations: Observations, pool: ContainerPool | None = None,
-                    pacer: Pacer | None = None) -> tuple[Outcome, SchemaResult | None]:
+                    observations: Observations, pool: ContainerPool | None,
+                    pacer: Pacer) -> tuple[Outcome, SchemaResult | None]:
     """The SCHEMA outcome: Schemathesis on its own container (from the run's `pool`), holding
     back while the checks wait their turn on a rate-limit class (`pacer`'s signals)."""
     waiver = find(list(waivers), "SCHEMA", "schemathesis", today)
@@ -448,16 +448,15 @@ def _schema_outcome(target: Target, contract: Contract, enabled: bool, profile: 
 
 
 def _schema_container(target: Target, contract: Contract, observations: Observations,
-                      pool: ContainerPool | None = None,
-                      pacer: Pacer | None = None) -> str | None:
+                      pool: ContainerPool | None, pacer: Pacer) -> str | None:
     """A container Schemathesis may regenerate, so that it goes beyond 404s: one of its own
-    with --project-id (from the run's pool when there is one), else the first --container-id
-    (then it runs after the checks)."""
+    from the run's pool with --project-id (the run makes a pool whenever there is one), else
+    the first --container-id (then it runs after the checks)."""
     if not target.project_id:
         return target.container_ids[0] if target.container_ids else None
     ctx = Ctx(target, contract, iter(()), observations=observations, check="schemathesis",
               pool=pool, pacer=pacer)
     try:
-        return ctx.container() if pool is not None else ctx.generate(wait=False)
+        return ctx.container()
     finally:
         ctx.close()

@@ -121,7 +121,7 @@ _lock = threading.Lock()
 _blocked = {}   # endpoint class -> time.monotonic() when its bucket is open again
 _class_of = {}  # operation label -> endpoint class (X-RateLimit-Endpoint-Class)
 _facts = {"keys": 0, "dated": 0, "waited": {}, "waitedSeconds": 0.0, "unwaited": {},
-          "network": {}, "positives": {}, "dropped": {}, "yieldedSeconds": 0.0}
+          "network": {}, "positives": {}, "yieldedSeconds": 0.0}
 
 
 def _yield(cls):
@@ -182,7 +182,6 @@ def filter_case(context, case):
         if sent < COVERAGE_POSITIVES:
             _facts["positives"][label] = sent + 1
             return True
-        _facts["dropped"][label] = _facts["dropped"].get(label, 0) + 1
     return False
 
 
@@ -355,25 +354,14 @@ def _operations(pins: dict[str, dict[str, str]], budget: list[str] = ()) -> str:
 
 def job_start_operations(contract: Contract | None) -> list[str]:
     """The operationIds the spec puts in the rate-limit class `job_start`."""
-    if contract is None:
-        return []
-    out = []
-    for item in (contract.doc.get("paths") or {}).values():
-        for op in item.values():
-            if isinstance(op, dict) and op.get("x-rate-limit-class") == JOB_START_CLASS \
-                    and op.get("operationId"):
-                out.append(op["operationId"])
-    return out
+    return [] if contract is None else [
+        op.operation_id for op in contract.operations if op.rate_class == JOB_START_CLASS]
 
 
 def _labels(contract: Contract | None, operations: list[str]) -> list[str]:
     """Schemathesis' labels (`METHOD /path`) of these operationIds."""
-    if contract is None:
-        return []
-    return [f"{method.upper()} {path}"
-            for path, item in (contract.doc.get("paths") or {}).items()
-            for method, op in item.items()
-            if isinstance(op, dict) and op.get("operationId") in operations]
+    return [] if contract is None else [
+        f"{contract.operations[o].method} {contract.operations[o].path}" for o in operations]
 
 
 def budget_line(operations: list[str]) -> str:
@@ -490,6 +478,7 @@ def run_schemathesis(base_url: str, api_key: str, *, profile: str = "default",
     signal folder (pacing.Pacer): the phase holds back a class while the checks wait on it."""
     settings = PROFILES[profile]
     limited = job_start_operations(contract) if job_start_budget else []
+    limits = [budget_line(limited)] if limited else []
     started = time.time()
     pins: dict[str, dict[str, str]] = {}
     notes: list[str] = []
@@ -537,7 +526,7 @@ def run_schemathesis(base_url: str, api_key: str, *, profile: str = "default",
             res = SchemaResult(False, [], "", cmd, verdict=INCONCLUSIVE,
                                reasons=[f"Schemathesis did not finish within its time budget "
                                         f"({timeout:g} s)", *notes],
-                               limits=[budget_line(limited)] if limited else [])
+                               limits=limits)
             return _settle(res, raise_unjudged)
         for path in (junit, har):
             _mask_file(path, api_key)
@@ -556,7 +545,7 @@ def run_schemathesis(base_url: str, api_key: str, *, profile: str = "default",
                            _reproductions(out), coverage, spend,
                            warnings=_warnings(out), tally=_tally(har, contract, facts),
                            facts=facts, created=created,
-                           limits=[budget_line(limited)] if limited else [])
+                           limits=limits)
         _judge(res, proc.returncode, out, err, contract, notes)
         return _settle(res, raise_unjudged)
 

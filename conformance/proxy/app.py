@@ -37,6 +37,7 @@ import orjson
 from starlette.types import Receive, Scope, Send
 
 from layers_kit.conformance import tls
+from layers_kit.conformance.client import KEEPALIVE_EXPIRY
 from layers_kit.conformance.proxy.exchange import Body, Exchange
 from layers_kit.conformance.proxy.judge import Judge
 from layers_kit.serving.protocol import default_request_id
@@ -48,11 +49,6 @@ HOP_BY_HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"te"
                         b"proxy-authorization"})
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 DEFAULT_MAX_CONNECTIONS = 1000
-# An idle connection to the target is dropped after 1 s, before the idle timeout of common
-# servers closes it (gunicorn 2 s; uvicorn, Node and Apache 5 s, which is also httpx's default
-# expiry): a request sent on a connection the target is closing at that moment gets no answer,
-# and the proxy would have to call it a transport failure.
-KEEPALIVE_EXPIRY = 1.0
 DEFAULT_POOL_TIMEOUT = 5.0
 
 
