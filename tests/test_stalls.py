@@ -111,6 +111,11 @@ def test_a_held_sqlite_lock_gets_503_in_time_and_freezes_nothing(tmp_path):
     try:
         with mp.client() as c:
             assert c.get(f"/v1/content/{ids.CNT_NOT_REQUIRED}").status_code == 200
+            # an armed fault (on an operation the calls below do not use), so that clearing
+            # the faults must write: clearing none writes nothing and may answer without the
+            # lock, which made this test flaky under load
+            assert c.post("/__mock/faults", json={
+                "status": 503, "match": {"operationId": "getScheduledPost"}}).status_code == 201
         holder.execute("BEGIN IMMEDIATE")  # another process holds the write lock
         holder.execute("INSERT INTO journal(entry) VALUES('{}')")
         try:
