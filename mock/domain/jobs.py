@@ -22,9 +22,11 @@ once, never the size of a project or of the store.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -121,20 +123,6 @@ def indexed(tx: Tx, org_id: str) -> dict[str, float]:
     return out
 
 
-def earliest_due(tx: Tx, org_id: str) -> float | None:
-    """The earliest deadline in the org's index (None when it is empty): the oldest page of
-    each queue."""
-    found: float | None = None
-    for dur in (_queues(tx, org_id) or {"queues": []})["queues"]:
-        name = f"{org_id}/{dur}"
-        h = fifo.head(tx, DUE_QUEUE, name)
-        items = fifo.page(tx, DUE_QUEUE, name, h["first"]) if h else []
-        if items:
-            at = min(a for a, _ in items)
-            found = at if found is None else min(found, at)
-    return found
-
-
 def settle_due(tx: Tx, org_id: str, now: float,
                limit: int = SETTLE_LIMIT) -> tuple[bool, float | None]:
     """End the org's indexed jobs whose deadline has passed (at most `limit`), walking each
@@ -211,31 +199,23 @@ class DueSweeper:
             if not (exact and org == org_id):
                 self._settle(tx, org, now)
 
-    def watch(self) -> None:
-        """Before an operation that may start jobs, after `run_in(..., exact=True)` for its
-        org: collect the deadlines of the jobs it starts (for `note`)."""
-        _STARTS.deadlines = []
-
-    def unwatch(self) -> None:
-        _STARTS.deadlines = None
-
-    def note(self, tx: Tx, org_id: str) -> None:
-        """After an operation that may have started jobs: learn the org's earliest deadline.
+    @contextlib.contextmanager
+    def watching(self, org_id: str) -> Iterator[None]:
+        """Around an operation that may start jobs, after `run_in(..., exact=True)` for its
+        org: learn the org's earliest deadline when it succeeds (a refusal leaves no job).
 
         The exact sweep before the operation left the org's earliest remaining deadline in
         `_earliest` (or `now` when more were due); the operation's job starts append to the
         last page of their duration's queue, so the earliest deadline now is the smaller of
-        that and theirs: what `earliest_due` read back from the index (the org's index
-        document, a head and a page per queue: three to six reads and JSON copies per job
-        start, measured in a regenerate's profile), without reading it."""
-        started = getattr(_STARTS, "deadlines", None)
-        _STARTS.deadlines = None
-        if started is None:  # not watched: read the index
-            at = earliest_due(tx, org_id)
-            self._earliest[org_id] = math.inf if at is None else at
-            return
-        known = self._earliest.get(org_id, -math.inf)
-        self._earliest[org_id] = min([known, *started])
+        that and theirs, known without reading the index back (the org's index document, a
+        head and a page per queue: three to six reads and JSON copies per job start,
+        measured in a regenerate's profile)."""
+        _STARTS.deadlines = started = []
+        try:
+            yield
+        finally:
+            _STARTS.deadlines = None
+        self._earliest[org_id] = min([self._earliest.get(org_id, -math.inf), *started])
 
     def _settle(self, tx: Tx, org_id: str, now: float) -> None:
         more, earliest = settle_due(tx, org_id, now)

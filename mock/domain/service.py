@@ -89,17 +89,10 @@ class MockService:
         # Jobs end whether or not anyone reads them (jobs.settle_due), in this same transaction.
         starts = operation_id in operations.READS_BALANCE  # also the operations starting jobs
         self.due.run_in(tx, ctx.now, principal.org_id, exact=starts)
-        if starts:
-            self.due.watch()
-        try:
-            reply = operation(tx, ctx, **params)
-        except BaseException:
-            if starts:
-                self.due.unwatch()  # a refusal leaves no job: nothing to learn
-            raise
-        if starts:
-            self.due.note(tx, principal.org_id)
-        return reply
+        if not starts:
+            return operation(tx, ctx, **params)
+        with self.due.watching(principal.org_id):
+            return operation(tx, ctx, **params)
 
     def execute(self, operation_id: str, principal: Principal, *, fail_job: bool = False,
                 **params: Any) -> Reply:

@@ -203,6 +203,17 @@ class Batched:
         """`atomic`, awaited: queued for the store's thread, in a batch with others."""
         return await self._committer.submit(("tx", fn))
 
+    async def peek(self, kind: str, key: str) -> Any:
+        """A read-only transaction in the next batch, so a cheap check (a request's armed
+        faults) costs no hand-off or round trip of its own: the document comes from the
+        store's process cache, valid for that batch (SQLite: its data version; Redis: checked
+        by the batch's commit script). A read on the event loop made each SQLite call give up
+        the GIL to the store's thread (10.6 % of the loop's samples under wrk; getJob 1796-1839
+        -> 1872-1884 req/s in alternating runs), and a GET on a thread cost Redis a round trip.
+        A locked or stalled store makes it wait at most the store timeout, as any
+        transaction."""
+        return await self.transact(lambda tx: tx.get(kind, key))
+
     def journal_append(self, entry: dict[str, Any]) -> None:
         _value(self._run_batch([("journal", entry)])[0])
 

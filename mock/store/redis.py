@@ -176,9 +176,9 @@ class RedisStore(Batched):
         self.round_trips = 0
         self._lock = threading.Lock()  # the cache, and one batch at a time
         self._cache: dict[str, bytes | None] = {}
-        self._fresh: set[str] = set()
+        self._fresh: set[str] = set()  # read with a GET in this attempt, not from the cache
         self._origin = b"\0" + os.urandom(8)  # versions this process writes start with it
-        self._writes = itertools.count()  # read with a GET in this attempt, not from the cache
+        self._writes = itertools.count()  # the counter in this process's versions
         self._committer = GroupCommitter(self._run_batch, "store-redis", timeout=timeout)
         self._warn_without_persistence()
 
@@ -347,12 +347,6 @@ class RedisStore(Batched):
         return {k.decode(): (v or None) for k, v in zip(pairs[::2], pairs[1::2], strict=True)}
 
     # ---- plain reads, the journal ------------------------------------------------------
-
-    async def peek(self, kind: str, key: str) -> Doc | None:
-        """A read-only transaction in the next batch: the document comes from the cache and
-        is checked by that batch's commit script, so a request's fault check (faults.py)
-        costs no round trip of its own, where a GET on a thread cost one and a hand-off."""
-        return await self.transact(lambda tx: tx.get(kind, key))
 
     @_bounded
     def journal(self, limit: int = 100) -> list[Doc]:

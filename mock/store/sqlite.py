@@ -100,7 +100,8 @@ class SqliteStore(Batched):
         self.url = url
         self.now = now
         self.path = Path(url.removeprefix("sqlite:///"))
-        if str(self.path) != ":memory:":
+        durable = str(self.path) != ":memory:"
+        if durable:
             self.path = self.path if self.path.is_absolute() else Path.cwd() / self.path
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._journal_size = journal_size
@@ -115,7 +116,7 @@ class SqliteStore(Batched):
         self._committed = threading.Event()  # wakes the checkpoint thread
         self._stopping = threading.Event()
         self._checkpointer: threading.Thread | None = None
-        if str(self.path) != ":memory:":
+        if durable:
             self._writer.execute(f"PRAGMA wal_autocheckpoint={_WRITER_CHECKPOINT_PAGES}")
             self._checkpointer = threading.Thread(target=self._checkpoints,
                                                   name="store-sqlite-checkpoint", daemon=True)
@@ -138,7 +139,9 @@ class SqliteStore(Batched):
 
     def _checkpoints(self) -> None:
         """Copy the WAL into the database after commits (PASSIVE: it never waits for a lock,
-        nor makes anyone wait), on a connection of this thread's own."""
+        nor makes anyone wait), on a plain connection of this thread's own: it needs none of
+        the journal-mode setup `_connect` does (kept apart after a suite run in which the
+        shared reader connection here coincided with a failure of many workers starting)."""
         conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False)
         try:
             conn.execute("PRAGMA busy_timeout=0")
@@ -280,17 +283,6 @@ class SqliteStore(Batched):
             conn.execute("DELETE FROM docs WHERE expires IS NOT NULL AND expires<=?", (now,))
 
     # ---- plain reads, the journal ------------------------------------------------------
-
-    async def peek(self, kind: str, key: str) -> Doc | None:
-        """A read-only transaction in the next batch: the document comes from the process
-        cache, valid for that batch's data version. A read on the event loop (the reader
-        connection, ~10 us when idle) had each SQLite call give up the GIL and wait for the
-        store's thread to give it back: under wrk it was 10.6 % of the loop's samples (py-spy),
-        and in the batch, measured in alternating runs, getJob went from 1796-1839 to
-        1872-1884 req/s (server CPU 597-617 -> 533-542 us per request) and regenerate from
-        670-715 to 751-772 req/s. A locked database makes it wait on the store's thread, at
-        most the store timeout, as any transaction."""
-        return await self.transact(lambda tx: tx.get(kind, key))
 
     def journal(self, limit: int = 100) -> list[Doc]:
         limit = min(limit, self._journal_size)
