@@ -39,12 +39,35 @@ MOCK_ARGS = ("--stage-seconds", "1", "--rate-limits", "standard")
 
 # ---- the child: one kit run, instrumented -----------------------------------------------------
 
-def child(url: str, jobs: int | None, out: Path) -> None:
-    """Run the kit once against `url` and write what it did to `out` (JSON)."""
+def extra_keys(n: int) -> tuple[str, ...]:
+    """The names of the `n` keys `pace_fixtures` adds (what a team gives --extra-api-key)."""
+    return tuple(f"lp_test_pace_{i}" for i in range(1, n + 1))
+
+
+def pace_fixtures(n: int, folder: Path) -> Path:
+    """The bundled fixtures with `n` more keys of the main org, every scope each."""
+    import yaml
+
+    from layers_kit.conformance.bundled import ALL_SCOPES
+    from layers_kit.mock.domain.fixtures import load
+
+    data = load().data
+    main = next(k for k in data["keys"] if k["key"] == "lp_test_full")
+    data["keys"] += [{"key": key, "id": f"key_pace_{i}", "org": main["org"],
+                      "scopes": sorted(ALL_SCOPES)} for i, key in enumerate(extra_keys(n), 1)]
+    path = folder / f"fixtures-{n}-extra-keys.yaml"
+    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    return path
+
+
+def child(url: str, jobs: int | None, out: Path, extra: int = 0) -> None:
+    """Run the kit once against `url` (with `extra` more keys) and write what it did to
+    `out` (JSON)."""
     from layers_kit.conformance import bundled, client, options, runner
     from layers_kit.conformance.reporting import Console
 
     per_check: dict[str, Counter] = defaultdict(Counter)
+    per_key: Counter = Counter()  # the checks' job-start requests per key
     slept: Counter = Counter()
     real_send, real_request = client.Client._send, client.Client.request
 
@@ -57,6 +80,7 @@ def child(url: str, jobs: int | None, out: Path) -> None:
                 c["429"] += 1
             else:
                 c["tokens"] += 1
+                per_key[self._key or ""] += 1
             if response.status_code == 202:
                 c["202"] += 1
                 if response.headers.get("idempotent-replayed") == "true":
@@ -76,6 +100,8 @@ def child(url: str, jobs: int | None, out: Path) -> None:
     door = {k: v for k, v in bundled.door_values(url).items()
             if k not in bundled.MOCK_OVERRIDES}
     given = {} if jobs is None else {"jobs": jobs}
+    if extra:
+        given["extra_api_keys"] = extra_keys(extra)
     opts = options.resolve(given, door=door)
     with open(out.with_suffix(".log"), "w", encoding="utf-8") as log:
         started = time.monotonic()
@@ -90,6 +116,7 @@ def child(url: str, jobs: int | None, out: Path) -> None:
         phase = {"tokens": tokens, "202": schema.spend.job_starts,
                  "waitedSeconds": round((schema.facts or {}).get("waitedSeconds", 0.0), 1),
                  "tally": {op: dict(schema.tally.get(op, {})) for op in JOB_START_OPS},
+                 "perKey": (schema.facts or {}).get("perKey", {}),
                  "reasons": schema.reasons}
     out.write_text(json.dumps({
         "wall": round(wall, 1), "jobs": opts.jobs,
@@ -99,18 +126,22 @@ def child(url: str, jobs: int | None, out: Path) -> None:
         "seconds": {f"{o.rule} {o.name}": o.seconds for o in result.outcomes},
         "checks": {k: dict(v) for k, v in per_check.items()},
         "slept": {k: round(v, 1) for k, v in slept.items() if v},
-        "schemathesis": phase, "exit": result.exit_code}, indent=1), encoding="utf-8")
+        "schemathesis": phase, "exit": result.exit_code, "keys": 1 + extra,
+        "checksPerKey": dict(per_key)}, indent=1), encoding="utf-8")
 
 
 # ---- the parent: a mock per run, the child bounded in time ------------------------------------
 
-def one_run(name: str, jobs: int | None, timeout: float, out_dir: Path) -> dict | None:
+def one_run(name: str, jobs: int | None, timeout: float, out_dir: Path,
+            extra: int = 0) -> dict | None:
     from layers_kit.mock.launcher import RunningMock, start_mock
 
-    mock = start_mock(*MOCK_ARGS)
+    fixtures = ("--fixtures", str(pace_fixtures(extra, out_dir))) if extra else ()
+    mock = start_mock(*MOCK_ARGS, *fixtures)
     out = out_dir / f"{name}.json"
     out.unlink(missing_ok=True)
-    cmd = [sys.executable, __file__, "--child", mock.url, "--out", str(out)]
+    cmd = [sys.executable, __file__, "--child", mock.url, "--out", str(out),
+           "--extra-keys", str(extra)]
     if jobs is not None:
         cmd += ["--jobs", str(jobs)]
     print(f"[{name}] mock {mock.url} (pid {mock.pid}); kit pid ", end="", flush=True)
@@ -134,7 +165,11 @@ def show(name: str, r: dict) -> None:
     tokens = sum(c.get("tokens", 0) for c in checks.values())
     starts = sum(c.get("202", 0) for c in checks.values())
     phase = r["schemathesis"] or {}
-    print(f"\n== {name} (--jobs {r['jobs']}): {r['wall']:.1f} s wall, exit {r['exit']}")
+    print(f"\n== {name} (--jobs {r['jobs']}, {r.get('keys', 1)} key(s)): {r['wall']:.1f} s wall, "
+          f"exit {r['exit']}")
+    if r.get("keys", 1) > 1:
+        print(f"job-start requests per key: checks {r.get('checksPerKey')}, Schemathesis "
+              f"phase (its keys in order) {phase.get('perKey')}")
     replays = sum(c.get("replayed", 0) for c in checks.values())
     print(f"job-start requests (tokens) / 202 answers (of them replays): checks {tokens} / "
           f"{starts} ({replays}); Schemathesis phase {phase.get('tokens', 0)} / "
@@ -163,11 +198,14 @@ def main() -> int:
     p.add_argument("--out", type=Path, default=None, help="folder for the runs' JSON and logs")
     p.add_argument("--compare", nargs=2, type=Path, metavar="JSON",
                    help="show two runs saved earlier (their .json) and compare their verdicts")
+    p.add_argument("--extra-keys", type=int, default=0, metavar="N",
+                   help="give the kit N more keys of the org (--extra-api-key), added to the "
+                        "mock's fixtures (default 0)")
     p.add_argument("--child", metavar="URL", help=argparse.SUPPRESS)
     p.add_argument("--jobs", type=int, default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
-        child(args.child, args.jobs, Path(args.out))
+        child(args.child, args.jobs, Path(args.out), args.extra_keys)
         return 0
     results = {}
     if args.compare:
@@ -180,7 +218,7 @@ def main() -> int:
         out_dir.mkdir(parents=True, exist_ok=True)
         for name in args.runs.split(","):
             jobs = {"default": None, "jobs1": 1}[name]
-            r = one_run(name, jobs, args.timeout, out_dir)
+            r = one_run(name, jobs, args.timeout, out_dir, args.extra_keys)
             if r is not None:
                 results[name] = r
                 show(name, r)

@@ -46,6 +46,9 @@ def door_values(url: str) -> dict[str, Any]:
     projects = fx["projects"]
     project = next(p for p in projects if p["org"] == main["org"]
                    and p.get("policy", "auto_approve") == "auto_approve")
+    # a second project of the org for the checks that change the review policy
+    policy_project = next((p for p in projects if p["org"] == main["org"]
+                           and p["id"] != project["id"]), None)
     other_project = next((p for p in projects if other and p["org"] == other["org"]), None)
     broke_project_ids = {p["id"] for p in projects if broke and p["org"] == broke["org"]}
     broke_container = next((c for c in fx.get("containers") or []
@@ -58,6 +61,7 @@ def door_values(url: str) -> dict[str, Any]:
         broke_key=broke and broke["key"],
         broke_container_id=broke_container and broke_container["id"],
         moderation_text=f"A brief that mentions {terms[0]}", project_id=project["id"],
+        policy_project_id=policy_project and policy_project["id"],
         **MOCK_OVERRIDES,
     )
 

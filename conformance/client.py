@@ -149,6 +149,8 @@ class Client:
                     waited += took
                     self.waited += took
                 response = self._send(method, path, validate, kw)
+                if line is not None:
+                    line.count()
                 delay = retry_after(response)
                 if delay is None:
                     return response

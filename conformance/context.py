@@ -77,8 +77,12 @@ class ContainerPool:
 class Ctx:
     def __init__(self, target: Target, contract: Contract, rotation: itertools.cycle, *,
                  observations: Observations | None = None, check: str = "",
-                 pool: ContainerPool | None = None, pacer: Pacer | None = None) -> None:
+                 pool: ContainerPool | None = None, pacer: Pacer | None = None,
+                 key: str | None = None, project: str | None = None) -> None:
         self.target = target
+        # the project the check generates in and may change the review policy of
+        self.project = project or target.project_id
+        self.key = key or target.api_key  # the key of `api` (one of the run's: key_shares)
         self.contract = contract
         self.observations = observations or Observations()
         self.check = check
@@ -88,7 +92,7 @@ class Ctx:
         self._clients: list[Client] = []
         self._rotation = rotation
         self.roles: dict[int, str] = {}
-        self.api = self.client(target.api_key)
+        self.api = self.client(self.key)
 
     def client(self, key: str | None, *, bearer: bool = False, role: str = "api") -> Client:
         c = Client(self.target.base_url, key, self.contract, self.exchanges,
@@ -171,7 +175,7 @@ class Ctx:
         """New containers (`variants` of them, one job) made through generateContent;
         completed unless wait=False."""
         client = client or self.api
-        project_id = project_id or self.target.project_id
+        project_id = project_id or self.project
         r = client.post(f"/v1/projects/{project_id}/content",
                         json={**GENERATE_BODY, "variantCount": variants},
                         headers={"Idempotency-Key": new_key()})

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -54,11 +55,22 @@ class Options:
                                   env="LAYERS_BASE_URL", metavar="URL")
     api_key: str | None = option(None, "a key with every scope of the API", group="target",
                                  env="LAYERS_API_KEY", metavar="KEY")
+    extra_api_keys: tuple[str, ...] = option(
+        (), "another key of the same org with every scope (repeatable): the kit spreads its "
+            "job starts over all its keys, each with its own rate-limit buckets (D13), so that "
+            "a run against per-key limits waits less; the environment variable takes several, "
+            "separated by commas", group="target", flag="--extra-api-key", action="append",
+        env="LAYERS_EXTRA_API_KEYS", metavar="KEY")
     mock: bool = option(False, "start the bundled mock on a free port and test it",
                         group="target", pytest_help="start the bundled mock and check it")
     # Inputs that unlock more checks.
     project_id: str | None = option(None, "a project the kit may create containers in",
                                     group="unlock", env="LAYERS_PROJECT_ID", metavar="ID")
+    policy_project_id: str | None = option(
+        None, "another project of --api-key's org whose review policy the policy checks (R8, "
+              "D16, D5) may change, restoring it after each: they then run alongside the "
+              "other checks instead of alone at the end", group="unlock",
+        env="LAYERS_POLICY_PROJECT_ID", metavar="ID")
     container_ids: tuple[str, ...] = option(
         (), "an existing completed container (repeatable)", group="unlock",
         flag="--container-id", action="append", metavar="ID")
@@ -244,8 +256,14 @@ def given_pytest(getoption: Any) -> dict[str, Any]:
 
 
 def from_environ(environ: Mapping[str, str]) -> dict[str, Any]:
-    """The values the environment gives (an empty variable gives nothing)."""
-    return {name: environ[var] for name, var in ENV.items() if environ.get(var)}
+    """The values the environment gives (an empty variable gives nothing); a repeatable
+    option's variable gives several values, separated by commas or white space."""
+    values: dict[str, Any] = {}
+    for name, var in ENV.items():
+        if environ.get(var):
+            values[name] = (tuple(re.split(r"[\s,]+", environ[var].strip()))
+                            if isinstance(FIELDS[name].default, tuple) else environ[var])
+    return values
 
 
 def resolve(given: Mapping[str, Any], environ: Mapping[str, str] | None = None,

@@ -43,6 +43,7 @@ class Line:
         self._head = 0  # the ticket whose turn it is
         self._gone: set[int] = set()  # tickets that left before their turn
         self.throttled = False
+        self.sent = 0  # requests of this key and class sent (answered or not)
 
     def join(self) -> int | None:
         """A ticket while the bucket is throttled, else None (send at once)."""
@@ -81,6 +82,11 @@ class Line:
                     return None
                 self._cond.wait(min(left, 1.0))
         return self._clock() - started
+
+    def count(self) -> None:
+        """One more request of this key and class went out."""
+        with self._cond:
+            self.sent += 1
 
     def leave(self, ticket: int | None) -> None:
         """The request is answered (or gave up): the next in line goes."""
@@ -122,6 +128,12 @@ class Pacer:
             if index not in self._lines:
                 self._lines[index] = Line(signal=lambda on, c=rate_class: self._mark(c, on))
             return self._lines[index]
+
+    def sent(self, key: str, rate_class: str) -> int:
+        """The requests of `key` and `rate_class` sent so far (at any base URL)."""
+        with self._lock:
+            return sum(line.sent for (_, k, c), line in self._lines.items()
+                       if k == key and c == rate_class)
 
     def _mark(self, rate_class: str, on: bool) -> None:
         if self.signal_dir is None:

@@ -48,10 +48,15 @@ def _policy_path(project_id: str) -> str:
 
 
 def save_shared_state(client: Client, target: Target) -> Saved:
-    """The project's review policy (with --project-id); raises Refused when --project-id is not
-    a project of --api-key's organization."""
+    """The project's review policy (with --project-id); raises Refused when --project-id (or
+    --policy-project-id) is not a project of --api-key's organization."""
     if not target.project_id:
         return Saved()
+    if target.policy_apart:  # the policy checks' own project must be readable too
+        r = client.request("GET", _policy_path(target.policy_project_id), validate=False)
+        if r.status_code == 404:
+            raise Refused(f"--policy-project-id {target.policy_project_id} is not a project "
+                          "of --api-key's organization (404)")
     r = client.request("GET", _policy_path(target.project_id), validate=False)
     if r.status_code == 404:
         raise Refused(f"--project-id {target.project_id} is not a project of --api-key's "

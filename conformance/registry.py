@@ -30,7 +30,8 @@ class Check:
     title: str
     fn: Callable
     needs: tuple[str, ...] = ()
-    exclusive: bool = False  # changes shared state (the project's policy): runs alone
+    # changes shared state (the project's policy): runs alone, or in --policy-project-id
+    exclusive: bool = False
     judge: bool = False  # judges what the whole run saw (D5, the spec): runs last
     # needs requests to reach the target at once or right after each other (duplicates sent
     # together; a second regenerate while the first job runs), which a throttled rate-limit

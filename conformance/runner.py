@@ -17,6 +17,7 @@ import tempfile
 import threading
 import time
 import traceback
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -41,7 +42,12 @@ from layers_kit.conformance.probes import (
     save_shared_state,
 )
 from layers_kit.conformance.registry import NEEDS, Check, all_checks
-from layers_kit.conformance.schema_phase import SchemaResult, SchemaUnjudged, run_schemathesis
+from layers_kit.conformance.schema_phase import (
+    JOB_START_CLASS,
+    SchemaResult,
+    SchemaUnjudged,
+    run_schemathesis,
+)
 from layers_kit.conformance.target import Target
 from layers_kit.conformance.verdicts import (
     ERROR,
@@ -226,6 +232,14 @@ def preflight(target: Target, contract: Contract) -> Preflight:
                     out.problems[need] = f"the target refuses {option} (401)"
             finally:
                 other.close()
+        for i, key in enumerate(target.extra_api_keys, 1):
+            extra = Client(target.base_url, key, contract, [], timeout=10,
+                           max_wait=target.max_wait, tls_settings=target.tls)
+            try:
+                if key_refused(extra):  # a check on it would pass on 401s
+                    raise UsageError(f"the target refuses --extra-api-key number {i} (401)")
+            finally:
+                extra.close()
         try:
             saved = save_shared_state(probe, target)
         except Refused as exc:
@@ -241,7 +255,10 @@ def run_check(check: Check, target: Target, contract: Contract,
               rotation: itertools.cycle, *, observations: Observations | None = None,
               problems: dict[str, str] | None = None,
               waivers: list[Waiver] = (), today: dt.date | None = None,
-              pool: ContainerPool | None = None, pacer: Pacer | None = None) -> Outcome:
+              pool: ContainerPool | None = None, pacer: Pacer | None = None,
+              key: str | None = None) -> Outcome:
+    """One check's outcome; `key` is the one its requests use (default: --api-key). A check
+    that changes the review policy works in --policy-project-id when there is one."""
     started = time.monotonic()
     waiver = find(list(waivers), check.rule, check.name, today or dt.date.today())
     if waiver is not None:
@@ -259,7 +276,9 @@ def run_check(check: Check, target: Target, contract: Contract,
                        message="; ".join(blocked), needed="; ".join(blocked))
     observations = observations if observations is not None else Observations()
     ctx = Ctx(target, contract, rotation, observations=observations, check=check.name,
-              pool=pool, pacer=pacer)
+              pool=pool, pacer=pacer, key=key,
+              project=target.policy_project_id if check.exclusive and target.policy_apart
+              else None)
     o = Outcome(check.rule, check.name, check.title, PASSED)
     try:
         check.fn(ctx)
@@ -323,6 +342,12 @@ def run(target: Target, *, handlers: list[Handler] = (), only: list[str] | None 
     signals = Path(tempfile.mkdtemp(prefix="layers-conformance-pace-"))
     pacer = Pacer(signals)
     lock = threading.Lock()
+    # With --extra-api-key the Schemathesis phase has keys of its own (Target.key_shares),
+    # and each check, as it starts, takes the checks' key that the fewest running checks use,
+    # of those the one that sent the fewest job starts: a check sends all its requests with
+    # one key (an Idempotency-Key is the key's own), and its needs are not known beforehand.
+    check_keys, phase_keys = target.key_shares()
+    running: Counter[str] = Counter()
 
     def emit(o: Outcome) -> None:
         with lock:
@@ -331,16 +356,24 @@ def run(target: Target, *, handlers: list[Handler] = (), only: list[str] | None 
                 h.outcome(o)
 
     def one(c: Check) -> Outcome:
-        return run_check(c, target, contract, rotation, observations=observations,
-                         problems=pre.problems, waivers=waivers, today=today,
-                         pool=containers, pacer=pacer)
+        with lock:
+            key = min(check_keys, key=lambda k: (running[k], pacer.sent(k, JOB_START_CLASS)))
+            running[key] += 1
+        try:
+            return run_check(c, target, contract, rotation, observations=observations,
+                             problems=pre.problems, waivers=waivers, today=today,
+                             pool=containers, pacer=pacer, key=key)
+        finally:
+            with lock:
+                running[key] -= 1
 
     schema_box: dict[str, Any] = {}
 
     def schema_part() -> None:
         o, res = _schema_outcome(target, contract, schemathesis, profile,
                                  schemathesis_examples, seed, waivers, today, exclude_checks,
-                                 report_dir, observations, containers, pacer)
+                                 report_dir, observations, containers, pacer, phase_keys,
+                                 shared_keys=bool(set(phase_keys) & set(check_keys)))
         schema_box["result"] = res
         if pre.shared_state is not None and res is not None:
             _restore(target, contract, pre.shared_state, observations)
@@ -356,6 +389,14 @@ def run(target: Target, *, handlers: list[Handler] = (), only: list[str] | None 
     schema_thread = threading.Thread(target=schema_part, daemon=True) if alongside else None
     if schema_thread is not None:
         schema_thread.start()
+    # The checks that change the review policy run one after another: alone at the end, or,
+    # in a project of their own (--policy-project-id), alongside the others from the start.
+    policy_checks = [c for c in checks if c.exclusive]
+    policy_thread = threading.Thread(
+        target=lambda: [emit(one(c)) for c in policy_checks], daemon=True) \
+        if target.policy_apart and policy_checks else None
+    if policy_thread is not None:
+        policy_thread.start()
     with cf.ThreadPoolExecutor(workers) as pool:
         for o in pool.map(one, shared):
             emit(o)
@@ -363,8 +404,10 @@ def run(target: Target, *, handlers: list[Handler] = (), only: list[str] | None 
         schema_thread.join()
     elif with_schema:
         schema_part()
-    for c in checks:
-        if c.exclusive:
+    if policy_thread is not None:
+        policy_thread.join()
+    else:
+        for c in policy_checks:
             emit(one(c))
     for c in checks:
         if c.judge:
@@ -399,9 +442,11 @@ def _schema_outcome(target: Target, contract: Contract, enabled: bool, profile: 
                     examples: int | None, seed: int | None, waivers: list[Waiver],
                     today: dt.date, exclude_checks: list[str], report_dir: Path | None,
                     observations: Observations, pool: ContainerPool | None,
-                    pacer: Pacer) -> tuple[Outcome, SchemaResult | None]:
-    """The SCHEMA outcome: Schemathesis on its own container (from the run's `pool`), holding
-    back while the checks wait their turn on a rate-limit class (`pacer`'s signals)."""
+                    pacer: Pacer, keys: tuple[str, ...],
+                    shared_keys: bool = True) -> tuple[Outcome, SchemaResult | None]:
+    """The SCHEMA outcome: Schemathesis on its own container (from the run's `pool`) with
+    `keys` (job starts spread over them), holding back while the checks wait their turn on a
+    rate-limit class (`pacer`'s signals) when it shares a key with them (`shared_keys`)."""
     waiver = find(list(waivers), "SCHEMA", "schemathesis", today)
     if waiver is not None:
         return Outcome("SCHEMA", "schemathesis", SCHEMA_TITLE, WAIVED,
@@ -413,19 +458,19 @@ def _schema_outcome(target: Target, contract: Contract, enabled: bool, profile: 
     started = time.monotonic()
     container = None
     try:
-        container = _schema_container(target, contract, observations, pool, pacer)
+        container = _schema_container(target, contract, observations, pool, pacer, keys[0])
     except (Violation, Inconclusive) as exc:
         container = None
         note = str(exc)
     else:
         note = ""
     try:
-        res = run_schemathesis(target.base_url, target.api_key, profile=profile,
+        res = run_schemathesis(target.base_url, keys[0], extra_keys=keys[1:], profile=profile,
                                max_examples=examples, seed=seed, report_dir=report_dir,
                                project_id=target.project_id, container_id=container,
                                exclude_checks=list(exclude_checks), contract=contract,
                                tls_settings=target.tls,
-                               yield_dir=pacer.signal_dir if pacer is not None else None)
+                               yield_dir=pacer.signal_dir if shared_keys else None)
     except SchemaUnjudged as exc:  # inconclusive (no answer, nothing accepted) or error
         res = exc.result
         message = res.message + (f"\n(no container of its own: {note})" if note else "")
@@ -448,14 +493,14 @@ def _schema_outcome(target: Target, contract: Contract, enabled: bool, profile: 
 
 
 def _schema_container(target: Target, contract: Contract, observations: Observations,
-                      pool: ContainerPool | None, pacer: Pacer) -> str | None:
+                      pool: ContainerPool | None, pacer: Pacer, key: str) -> str | None:
     """A container Schemathesis may regenerate, so that it goes beyond 404s: one of its own
     from the run's pool with --project-id (the run makes a pool whenever there is one), else
     the first --container-id (then it runs after the checks)."""
     if not target.project_id:
         return target.container_ids[0] if target.container_ids else None
     ctx = Ctx(target, contract, iter(()), observations=observations, check="schemathesis",
-              pool=pool, pacer=pacer)
+              pool=pool, pacer=pacer, key=key)
     try:
         return ctx.container()
     finally:

@@ -51,6 +51,7 @@ import time
 import uuid
 import xml.etree.ElementTree as ET
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,6 +68,7 @@ PROFILES = {
     "default": {"phases": "examples,coverage,fuzzing,stateful", "max_examples": 10},
 }
 KEY_ENV = "LAYERS_CONFORMANCE_API_KEY"
+KEYS_ENV = "LAYERS_SCHEMA_KEYS"  # every key of the phase (JSON), KEY_ENV's first
 FUTURE_DAYS = 400  # every post the phase schedules is dated at least this far ahead
 PACING_SHARE = 0.8  # of the time budget, after which 429s are no longer waited out
 # The job-start budget: operations of the spec's rate-limit class `job_start`
@@ -104,7 +106,7 @@ _TRANSPORT = re.compile(r"Network Error|ConnectionError|Connection refused|Conne
 
 HOOKS = r'''
 """Hooks of the kit's Schemathesis phase (written by layers_kit.conformance.schema_phase)."""
-import atexit, json, os, threading, time, uuid
+import atexit, json, os, re, threading, time, urllib.parse, uuid
 from email.utils import parsedate_to_datetime
 
 import requests
@@ -117,11 +119,71 @@ FACTS = os.environ.get("LAYERS_SCHEMA_FACTS")
 JOB_STARTS = set(json.loads(os.environ.get("LAYERS_SCHEMA_JOB_STARTS") or "[]"))
 YIELD = os.environ.get("LAYERS_SCHEMA_YIELD")  # the kit's checks wait on a class: hold back
 COVERAGE_POSITIVES = int(os.environ.get("LAYERS_SCHEMA_COVERAGE_POSITIVES") or 0)
+KEYS = json.loads(os.environ.get("LAYERS_SCHEMA_KEYS") or "[]")  # the first is the config's
+CLASSES = json.loads(os.environ.get("LAYERS_SCHEMA_CLASSES") or "{}")  # label -> rate class
 _lock = threading.Lock()
-_blocked = {}   # endpoint class -> time.monotonic() when its bucket is open again
+_blocked = {}   # (key, endpoint class) -> time.monotonic() when its bucket is open again
 _class_of = {}  # operation label -> endpoint class (X-RateLimit-Endpoint-Class)
 _facts = {"keys": 0, "dated": 0, "waited": {}, "waitedSeconds": 0.0, "unwaited": {},
-          "network": {}, "positives": {}, "yieldedSeconds": 0.0}
+          "network": {}, "positives": {}, "yieldedSeconds": 0.0, "perKey": {}}
+_turn = {}  # endpoint class -> the index of the next key to try, round robin
+
+
+def _route(label):
+    """`METHOD /path/{param}` as (METHOD, a pattern matching the end of a URL's path, so that
+    a path prefix does not matter)."""
+    method, template = label.split(" ", 1)
+    return method, re.compile(re.sub(r"\\\{[^}]*\\\}", "[^/]+", re.escape(template)) + "$")
+
+
+_ROUTES = [(*_route(label), cls) for label, cls in CLASSES.items()]
+
+
+def _class_for(method, url):
+    """The rate-limit class of a request (the contract's x-rate-limit-class), or None."""
+    path = urllib.parse.urlsplit(url).path
+    return next((cls for m, pattern, cls in _ROUTES
+                 if method.upper() == m and pattern.search(path)), None)
+
+
+def _wait_for(cls):
+    """Seconds until one of the phase's keys may send on `cls`: the soonest to open."""
+    return min(_blocked.get((k, cls), 0) for k in KEYS or [""]) - time.monotonic()
+
+
+def _pick(cls):
+    """The key for the next request of `cls`: the next in turn whose bucket has not answered
+    429 (or has waited it out); if all have, the one open soonest."""
+    now = time.monotonic()
+    with _lock:
+        n = len(KEYS)
+        order = [KEYS[(_turn.get(cls, 0) + i) % n] for i in range(n)]
+        key = next((k for k in order if _blocked.get((k, cls), 0) <= now),
+                   min(order, key=lambda k: _blocked.get((k, cls), 0)))
+        index = KEYS.index(key)
+        _turn[cls] = (index + 1) % n
+        if cls == "job_start":
+            _facts["perKey"][str(index)] = _facts["perKey"].get(str(index), 0) + 1
+    return key
+
+
+_send = requests.Session.send
+
+
+def _spread(session, request, **kwargs):
+    """A request sent with one of the phase's keys (the config's, or another on a retry after
+    429) goes out with the key `_pick` chooses for its rate-limit class (each key has its own
+    buckets); a request that names another key or none (Schemathesis' auth probes) goes as it
+    was generated. Patched at `requests.Session.send` because the config's header is merged
+    after the `before_call` hook, which cannot see it."""
+    if len(KEYS) > 1 and request.headers.get("X-Api-Key") in KEYS:
+        cls = _class_for(request.method or "", request.url or "")
+        if cls:
+            request.headers["X-Api-Key"] = _pick(cls)
+    return _send(session, request, **kwargs)
+
+
+requests.Session.send = _spread
 
 
 def _yield(cls):
@@ -205,7 +267,7 @@ def before_call(context, case, kwargs):
             _facts["dated"] += 1
     cls = _class_of.get(case.operation.label)
     if cls:
-        wait, left = _blocked.get(cls, 0) - time.monotonic(), _left()
+        wait, left = _wait_for(cls), _left()
         if wait > 0 and (left is None or wait < left * 0.5):
             time.sleep(wait)
         _yield(cls)
@@ -225,7 +287,9 @@ def after_call(context, case, response):
             _bump("unwaited", label)
             return
         if cls:
-            _blocked[cls] = time.monotonic() + delay
+            key = response.request.headers.get("X-Api-Key") or ""
+            _blocked[(key, cls)] = time.monotonic() + delay
+            delay = max(0.0, _wait_for(cls))  # another key of the phase may be open now
         time.sleep(delay)
         with _lock:
             _facts["waitedSeconds"] += delay
@@ -358,6 +422,12 @@ def job_start_operations(contract: Contract | None) -> list[str]:
         op.operation_id for op in contract.operations if op.rate_class == JOB_START_CLASS]
 
 
+def _classes(contract: Contract | None) -> dict[str, str]:
+    """Schemathesis' label (`METHOD /path`) -> the operation's rate-limit class."""
+    return {} if contract is None else {
+        f"{op.method} {op.path}": op.rate_class for op in contract.operations if op.rate_class}
+
+
 def _labels(contract: Contract | None, operations: list[str]) -> list[str]:
     """Schemathesis' labels (`METHOD /path`) of these operationIds."""
     return [] if contract is None else [
@@ -468,14 +538,17 @@ def run_schemathesis(base_url: str, api_key: str, *, profile: str = "default",
                      raise_unjudged: bool = True,
                      tls_settings: tls.TlsSettings = tls.DEFAULT,
                      job_start_budget: bool = True,
-                     yield_dir: Path | None = None) -> SchemaResult:
+                     yield_dir: Path | None = None,
+                     extra_keys: Sequence[str] = ()) -> SchemaResult:
     """Run the phase. `timeout` is its time budget. `prepare`: with a project, make the resources
     every operation needs to reach a 2xx (see `prepare_resources`). `raise_unjudged`: raise
     SchemaUnjudged when the verdict is inconclusive or error (its `result` holds everything),
     so that a caller that maps `ok` to passed or failed calls it neither.
     `job_start_budget`: send the operations of the rate-limit class job_start few positive
     cases (JOB_START_EXAMPLES; the result's `limits` says so). `yield_dir`: the run's pacer's
-    signal folder (pacing.Pacer): the phase holds back a class while the checks wait on it."""
+    signal folder (pacing.Pacer): the phase holds back a class while the checks wait on it.
+    `extra_keys`: more keys of the org; the phase's job-start requests go to whichever of its
+    keys has not answered 429 (HOOKS: `_pick`), instead of waiting out one key's bucket."""
     settings = PROFILES[profile]
     limited = job_start_operations(contract) if job_start_budget else []
     limits = [budget_line(limited)] if limited else []
@@ -511,7 +584,9 @@ def run_schemathesis(base_url: str, api_key: str, *, profile: str = "default",
         if seed is not None:
             cmd += ["--seed", str(seed)]
         budget = max(1.0, timeout - (time.time() - started))
+        keys = [api_key, *(k for k in extra_keys if k != api_key)]
         env = {**os.environ, KEY_ENV: api_key, "SCHEMATHESIS_HOOKS": str(hooks),
+               KEYS_ENV: json.dumps(keys), "LAYERS_SCHEMA_CLASSES": json.dumps(_classes(contract)),
                "LAYERS_SCHEMA_DEADLINE": str(time.time() + budget * PACING_SHARE),
                "LAYERS_SCHEMA_FUTURE": future_date(), "LAYERS_SCHEMA_FACTS": str(facts_path),
                "LAYERS_SCHEMA_JOB_STARTS": json.dumps(_labels(contract, limited)),
@@ -529,10 +604,10 @@ def run_schemathesis(base_url: str, api_key: str, *, profile: str = "default",
                                limits=limits)
             return _settle(res, raise_unjudged)
         for path in (junit, har):
-            _mask_file(path, api_key)
+            _mask_file(path, keys)
         failures = _junit_failures(junit) if junit.exists() else []
-        out = _mask(proc.stdout, api_key)
-        err = _mask(proc.stderr, api_key)
+        out = _mask(proc.stdout, keys)
+        err = _mask(proc.stderr, keys)
         summary = out[out.rfind("SUMMARY"):][:2000] if "SUMMARY" in out else out[-2000:]
         coverage, spend, created = _har_facts(har, contract)
         for kind, made in _pinned_ids(pins).items():
@@ -649,6 +724,10 @@ def tally_lines(res: SchemaResult) -> list[str]:
                      f"dated {FUTURE_DAYS} days ahead {f.get('dated', 0)}, "
                      f"{f.get('waitedSeconds', 0):.0f} s waited on Retry-After, "
                      f"{f.get('yieldedSeconds', 0):.0f} s held back for the checks' turn")
+    spread = f.get("perKey") or {}
+    if len(spread) > 1:
+        lines.append("  job-start requests per key of the phase (its first key first): "
+                     + " / ".join(str(spread[k]) for k in sorted(spread, key=int)))
     return lines
 
 
@@ -657,15 +736,19 @@ def command_line(result: SchemaResult) -> str:
     return " ".join(shlex.quote(c) for c in result.command)
 
 
-def _mask(text: str, key: str) -> str:
-    return text.replace(key, mask(key)) if key else text
+def _mask(text: str, keys: Sequence[str]) -> str:
+    for key in keys:
+        if key:
+            text = text.replace(key, mask(key))
+    return text
 
 
-def _mask_file(path: Path, key: str) -> None:
-    if key and path.exists():
+def _mask_file(path: Path, keys: Sequence[str]) -> None:
+    if path.exists():
         text = path.read_text(encoding="utf-8", errors="replace")
-        if key in text:
-            path.write_text(_mask(text, key), encoding="utf-8")
+        masked = _mask(text, keys)
+        if masked != text:
+            path.write_text(masked, encoding="utf-8")
 
 
 def _reproductions(out: str) -> list[str]:

@@ -15,11 +15,16 @@ from layers_kit.conformance.options import DEFAULTS as _D
 from layers_kit.conformance.tls import DEFAULT as _DEFAULT_TLS
 from layers_kit.conformance.tls import TlsSettings
 
+# The Schemathesis phase's share of the keys: it sent about three of every four job-start
+# requests of a default run (254 of 339, bench/README.md "Kit pace").
+PHASE_SHARE = 0.75
+
 
 @dataclass(frozen=True)
 class Target:
     base_url: str
     api_key: str
+    extra_api_keys: tuple[str, ...] = _D.extra_api_keys
     readonly_key: str | None = _D.readonly_key
     other_org_key: str | None = _D.other_org_key
     other_project_id: str | None = _D.other_project_id
@@ -27,6 +32,7 @@ class Target:
     broke_container_id: str | None = _D.broke_container_id
     moderation_text: str | None = _D.moderation_text
     project_id: str | None = _D.project_id
+    policy_project_id: str | None = _D.policy_project_id
     container_ids: tuple[str, ...] = _D.container_ids
     credits_key: str | None = _D.credits_key
     credits_container_id: str | None = _D.credits_container_id
@@ -49,6 +55,13 @@ class Target:
                              "api_key, or set LAYERS_BASE_URL and LAYERS_API_KEY")
         return opts.target()
 
+    @property
+    def policy_apart(self) -> bool:
+        """Whether the checks that change a review policy have a project of their own
+        (--policy-project-id), so that they may run alongside the others."""
+        return bool(self.project_id and self.policy_project_id
+                    and self.policy_project_id != self.project_id)
+
     def has(self, need: str) -> bool:
         return {
             "containers": bool(self.project_id or self.container_ids),
@@ -61,5 +74,17 @@ class Target:
         }[need]
 
     def secrets(self) -> list[str]:
-        return [k for k in (self.api_key, self.readonly_key, self.other_org_key,
-                            self.broke_key, self.credits_key) if k]
+        return [k for k in (self.api_key, *self.extra_api_keys, self.readonly_key,
+                            self.other_org_key, self.broke_key, self.credits_key) if k]
+
+    def key_shares(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The keys of the checks and those of the Schemathesis phase: with one key, both use
+        it; with more (--extra-api-key), the phase gets PHASE_SHARE of them, at least one,
+        and the checks the rest, the --api-key first. The two never share a key then, so
+        neither waits on the other's rate-limit buckets."""
+        keys = tuple(dict.fromkeys((self.api_key, *self.extra_api_keys)))
+        if len(keys) == 1:
+            return keys, keys
+        phase = min(len(keys) - 1, max(1, round(len(keys) * PHASE_SHARE)))
+        return keys[:len(keys) - phase], keys[len(keys) - phase:]
+

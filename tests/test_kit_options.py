@@ -26,14 +26,15 @@ from tests.support import ids
 ROOT = Path(__file__).resolve().parents[1]
 KEY_ENVS = {"api_key": "LAYERS_API_KEY", "readonly_key": "LAYERS_READONLY_KEY",
             "other_org_key": "LAYERS_OTHER_ORG_KEY", "broke_key": "LAYERS_BROKE_KEY",
-            "credits_key": "LAYERS_CREDITS_KEY"}
+            "credits_key": "LAYERS_CREDITS_KEY", "extra_api_keys": "LAYERS_EXTRA_API_KEYS"}
 # Ids, the base URL and the TLS files come from the environment too (every entry point).
 OTHER_ENVS = {"base_url": "LAYERS_BASE_URL", "project_id": "LAYERS_PROJECT_ID",
               "other_project_id": "LAYERS_OTHER_PROJECT_ID",
               "broke_container_id": "LAYERS_BROKE_CONTAINER_ID",
               "moderation_text": "LAYERS_MODERATION_TEXT", "ca_bundle": "LAYERS_CA_BUNDLE",
               "client_cert": "LAYERS_CLIENT_CERT", "client_key": "LAYERS_CLIENT_KEY",
-              "credits_container_id": "LAYERS_CREDITS_CONTAINER_ID"}
+              "credits_container_id": "LAYERS_CREDITS_CONTAINER_ID",
+              "policy_project_id": "LAYERS_POLICY_PROJECT_ID"}
 NO_KEYS = {var: "" for var in {**KEY_ENVS, **OTHER_ENVS}.values()}  # none of this process'
 
 

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import json
+import os
 import subprocess
+import sys
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 import httpx
@@ -19,6 +22,7 @@ from layers_kit.conformance.client import Client
 from layers_kit.conformance.context import POOL_BATCH, ContainerPool
 from layers_kit.conformance.contract import Contract
 from layers_kit.conformance.pacing import Line, Pacer
+from layers_kit.conformance.secrets import mask
 from tests.support import ids
 
 BASE = "http://127.0.0.1:9"
@@ -173,3 +177,221 @@ def test_checks_that_need_requests_together_start_first():
 
     burst = {c.name for c in all_checks() if c.burst}
     assert burst == {"d6_concurrent_duplicates", "r10_busy_conflict"}
+
+
+# --- more keys (--extra-api-key): job starts spread over keys, each with its own buckets ---
+
+def test_extra_keys_come_from_the_command_line_or_the_environment():
+    from layers_kit.conformance import cli, options
+
+    args = cli.parser().parse_args(["run", "--base-url", "http://x", "--api-key", "k0",
+                                    "--extra-api-key", "k1", "--extra-api-key", "k2"])
+    assert options.resolve(options.given_args(args), {}).target().extra_api_keys == ("k1", "k2")
+    env = {"LAYERS_BASE_URL": "http://x", "LAYERS_API_KEY": "k0",
+           "LAYERS_EXTRA_API_KEYS": " k1, k2\nk3 "}
+    target = options.resolve({}, env).target()
+    assert target.extra_api_keys == ("k1", "k2", "k3")
+    assert set(target.secrets()) >= {"k0", "k1", "k2", "k3"}  # masked in every report
+
+
+def test_the_checks_and_the_phase_share_a_key_only_when_there_is_one():
+    from layers_kit.conformance.target import Target
+
+    def shares(n: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        return Target(BASE, "k0", extra_api_keys=tuple(f"k{i}" for i in range(1, n))) \
+            .key_shares()
+
+    assert shares(1) == (("k0",), ("k0",))
+    assert shares(2) == (("k0",), ("k1",))
+    checks, phase = shares(9)  # the phase sends about three job starts in four
+    assert checks == ("k0", "k1") and phase == tuple(f"k{i}" for i in range(2, 9))
+    for n in range(2, 13):
+        checks, phase = shares(n)
+        assert checks[0] == "k0" and checks and phase and not set(checks) & set(phase)
+        assert set(checks) | set(phase) == {f"k{i}" for i in range(n)}
+    # a key given twice is one key (one set of buckets)
+    assert Target(BASE, "k0", extra_api_keys=("k0",)).key_shares() == (("k0",), ("k0",))
+
+
+def _hooks(monkeypatch, keys: list[str]) -> dict:
+    """The phase's hooks module, loaded as Schemathesis loads it, with the phase's keys and
+    the contract's rate-limit classes; its sends recorded instead of sent."""
+    contract = Contract(BASE)
+    for name, value in {"LAYERS_SCHEMA_FUTURE": sp.future_date(), "LAYERS_SCHEMA_KEYS":
+                        json.dumps(keys), "LAYERS_SCHEMA_CLASSES":
+                        json.dumps(sp._classes(contract))}.items():
+        monkeypatch.setenv(name, value)
+    import requests
+
+    real = requests.Session.send
+    ns: dict = {}
+    try:
+        exec(compile(sp.HOOKS, "layers_hooks.py", "exec"), ns)
+    finally:
+        patched, requests.Session.send = requests.Session.send, real
+    sent: list = []
+    ns["_send"] = lambda session, request, **kw: sent.append(
+        (request.method, request.url, request.headers.get("X-Api-Key")))
+    ns["sent"], ns["send"] = sent, lambda req: patched(None, req.prepare())
+    return ns
+
+
+def test_the_phase_sends_each_request_with_a_key_whose_bucket_is_open(monkeypatch):
+    import requests
+
+    hooks = _hooks(monkeypatch, ["kA", "kB", "kC"])
+    regenerate = f"{BASE}/prefix/v1/content/{ids.CNT_NOT_REQUIRED}/regenerate"
+
+    def post(key: str | None = "kA", url: str = regenerate) -> str | None:
+        headers = {"X-Api-Key": key} if key else {}
+        hooks["send"](requests.Request("POST", url, headers=headers, json={}))
+        return hooks["sent"][-1][2]
+
+    assert [post() for _ in range(4)] == ["kA", "kB", "kC", "kA"]  # in turn, per class
+    hooks["_blocked"][("kB", "job_start")] = time.monotonic() + 60  # kB answered 429
+    assert [post() for _ in range(3)] == ["kC", "kA", "kC"]
+    assert hooks["_wait_for"]("job_start") < 0  # kA and kC are open: no wait
+    for k in ("kA", "kC"):
+        hooks["_blocked"][(k, "job_start")] = time.monotonic() + 30
+    assert 25 < hooks["_wait_for"]("job_start") <= 30  # the soonest key to open
+    assert post() == "kA"  # all closed: the one open soonest (kA and kC tie, kA first)
+    # Schemathesis' auth probes and requests of no known class go as they were generated
+    assert post("lp_not_ours") == "lp_not_ours" and post(None) is None
+    assert post("kA", f"{BASE}/v1/not-an-operation") == "kA"
+    # another class has its own turn: light writes start from the first key again
+    approve = f"{BASE}/v1/content/{ids.CNT_NOT_REQUIRED}/approve"
+    assert [post("kA", approve) for _ in range(2)] == ["kA", "kB"]
+    assert hooks["_facts"]["perKey"] == {"0": 4, "1": 1, "2": 3}  # job starts only
+
+
+def test_one_key_is_never_rewritten(monkeypatch):
+    import requests
+
+    hooks = _hooks(monkeypatch, ["kA"])
+    url = f"{BASE}/v1/content/{ids.CNT_NOT_REQUIRED}/regenerate"
+    hooks["send"](requests.Request("POST", url, headers={"X-Api-Key": "kA"}, json={}))
+    assert hooks["sent"] == [("POST", url, "kA")] and hooks["_facts"]["perKey"] == {}
+
+
+def test_a_run_with_extra_keys_spreads_its_job_starts_and_never_shows_a_key(tmp_path):
+    """The real kit against the real mock, with five more keys of the Demo org: the checks take
+    the first two keys in turn, the Schemathesis phase the other four, and the mock's journal
+    sees job starts from all six; no report or output holds a key unmasked."""
+    import yaml
+
+    from layers_kit.mock.domain.fixtures import load
+    from tests.support.process import start_mock
+
+    data = load().data
+    full = next(k for k in data["keys"] if k["key"] == ids.FULL)
+    extra = [f"pace{i}_extra_key_for_the_kit" for i in range(1, 6)]  # distinct when masked
+    data["keys"] += [{"key": k, "id": f"key_pace_{i}", "org": full["org"],
+                      "scopes": full["scopes"]} for i, k in enumerate(extra)]
+    fixtures = tmp_path / "fixtures.yaml"
+    fixtures.write_text(yaml.safe_dump(data), encoding="utf-8")
+    mock = start_mock("--stage-seconds", "0.1", "--fixtures", str(fixtures))
+    try:
+        report = tmp_path / "run.json"
+        out = subprocess.run(
+            [sys.executable, "-m", "layers_kit.conformance", "run", "--base-url", mock.url,
+             "--project-id", ids.PRJ_AUTO, "--only", "R1", "--only", "D6", "--only", "SCHEMA",
+             "--quick", "--poll-interval", "0.08", "--job-timeout", "60",
+             "--report", str(report)],
+            capture_output=True, text=True, timeout=300, cwd=tmp_path,
+            env={**os.environ, "LAYERS_API_KEY": ids.FULL,
+                 "LAYERS_EXTRA_API_KEYS": ",".join(extra)})
+        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+        with mock.client() as c:
+            journal = c.get("/__mock/requests", params={"limit": 1000}).json()["requests"]
+    finally:
+        mock.stop()
+    starts = Counter(e["key"] for e in journal if e["key"]  # None: the checks' no-key cases
+                     and e["operationId"] in ("generateContent", "regenerateContent"))
+    masked = {k: mask(k) for k in (ids.FULL, *extra)}
+    assert set(starts) == set(masked.values()), starts  # every key started jobs
+    texts = [out.stdout, out.stderr, report.read_text(encoding="utf-8"),
+             *(p.read_text(encoding="utf-8", errors="replace") for p in tmp_path.iterdir()
+               if p.suffix in (".har", ".xml", ".md"))]
+    for key in masked:
+        assert not any(key in t for t in texts), key
+    assert "job-start requests per key of the phase" in report.read_text(encoding="utf-8")
+
+
+# --- the policy checks in a project of their own (--policy-project-id) --------------------
+
+def test_policy_checks_in_a_project_of_their_own_run_alongside_the_others(live, monkeypatch):
+    import dataclasses
+
+    from layers_kit.conformance import runner
+    from layers_kit.conformance.registry import Check
+    from layers_kit.conformance.target import Target
+
+    started, seen = threading.Event(), {}
+
+    def changes_the_policy(ctx) -> None:
+        seen["policy check's project"] = ctx.project
+        started.set()
+
+    def other(ctx) -> None:
+        seen["other check's project"] = ctx.project
+        seen["alongside"] = started.wait(3)  # the policy check started while this one runs
+
+    checks = [Check("R1", "other", other, needs=("project",)),
+              Check("R8", "policy", changes_the_policy, needs=("project",), exclusive=True)]
+    monkeypatch.setattr(runner, "select", lambda only: checks)
+    target = Target(live.url, ids.FULL, project_id=ids.PRJ_AUTO,
+                    policy_project_id=ids.PRJ_REVIEW_ALL)
+    assert runner.run(target, schemathesis=False).exit_code == 0
+    assert seen == {"policy check's project": ids.PRJ_REVIEW_ALL,
+                    "other check's project": ids.PRJ_AUTO, "alongside": True}
+    started.clear()
+    seen.clear()  # without one, it runs alone, after the others, in --project-id
+    assert runner.run(dataclasses.replace(target, policy_project_id=None),
+                      schemathesis=False).exit_code == 0
+    assert seen == {"policy check's project": ids.PRJ_AUTO,
+                    "other check's project": ids.PRJ_AUTO, "alongside": False}
+
+
+def test_a_policy_project_of_another_org_is_a_usage_error(live):
+    from layers_kit.conformance.runner import UsageError, run
+    from layers_kit.conformance.target import Target
+
+    target = Target(live.url, ids.FULL, project_id=ids.PRJ_AUTO,
+                    policy_project_id=ids.PRJ_OTHER)
+    try:
+        run(target, only=["R1"], schemathesis=False)
+    except UsageError as exc:
+        assert "--policy-project-id" in str(exc) and ids.PRJ_OTHER in str(exc)
+    else:
+        raise AssertionError("a project the key cannot see must stop the run")
+
+
+def test_the_real_policy_checks_change_only_their_project_and_restore_it(tmp_path):
+    from tests.support.process import start_mock
+
+    mock = start_mock("--stage-seconds", "0.1")
+    try:
+        with mock.client() as c:
+            before = {p: c.get(f"/v1/projects/{p}/content-review-policy").json()
+                      for p in (ids.PRJ_AUTO, ids.PRJ_REVIEW_ALL)}
+        out = subprocess.run(
+            [sys.executable, "-m", "layers_kit.conformance", "run", "--base-url", mock.url,
+             "--project-id", ids.PRJ_AUTO, "--policy-project-id", ids.PRJ_REVIEW_ALL,
+             "--only", "R8", "--only", "D16", "--only", "R1", "--no-schemathesis",
+             "--poll-interval", "0.08", "--job-timeout", "60"],
+            capture_output=True, text=True, timeout=300, cwd=tmp_path,
+            env={**os.environ, "LAYERS_API_KEY": ids.FULL})
+        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+        assert "✗" not in out.stdout and out.stdout.count("✓") >= 5, out.stdout
+        with mock.client() as c:
+            journal = c.get("/__mock/requests", params={"limit": 1000}).json()["requests"]
+            after = {p: c.get(f"/v1/projects/{p}/content-review-policy").json()
+                     for p in before}
+    finally:
+        mock.stop()
+    changed = {e["path"] for e in journal if e["operationId"] == "updateReviewPolicy"}
+    assert changed == {f"/v1/projects/{ids.PRJ_REVIEW_ALL}/content-review-policy"}
+    def policy(doc: dict) -> dict:
+        return {k: doc.get(k) for k in ("policy", "firstN")}
+
+    assert {p: policy(d) for p, d in after.items()} == {p: policy(d) for p, d in before.items()}

@@ -39,7 +39,7 @@ def policy_path(project_id: str) -> str:
 
 def set_policy(ctx: Ctx, policy: dict[str, Any], project_id: str | None = None) -> None:
     """updateReviewPolicy, which must answer 200 (a refusal for scope: inconclusive)."""
-    r = ctx.api.request("PATCH", policy_path(project_id or ctx.target.project_id),
+    r = ctx.api.request("PATCH", policy_path(project_id or ctx.project),
                         json=policy)
     if r.status_code != 200:
         ctx.refused(r, "changing the project's review policy")
@@ -61,9 +61,10 @@ def pending_container(ctx: Ctx) -> tuple[str, dict[str, Any]]:
 
 @contextmanager
 def policy(ctx: Ctx, wanted: dict[str, Any]) -> Iterator[None]:
-    """Run a block under `wanted` as --project-id's review policy, then restore the policy
-    read first (the checks using it are `exclusive`: they run alone)."""
-    project = ctx.target.project_id
+    """Run a block under `wanted` as the check's project's review policy (--project-id's, or
+    --policy-project-id's), then restore the policy read first (the checks using it are
+    `exclusive`: they run alone, or one after another in --policy-project-id)."""
+    project = ctx.project
     r = ctx.api.get(policy_path(project))
     expect(r.status_code == 200, "getReviewPolicy answers 200", expected=200,
            received=r.status_code, response=r)

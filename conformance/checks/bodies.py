@@ -130,7 +130,7 @@ def d5_invalid_bodies_approval_and_policy(ctx: Ctx) -> None:
     container's approval or scheduled posts or the project's policy changed. Inconclusive when
     the container is not pending under review_all.
     """
-    project = ctx.target.project_id
+    project = ctx.project
     with policy(ctx, {"policy": "review_all"}):
         cid, before = pending_container(ctx)
         _refused(ctx, "POST", f"/v1/content/{cid}/approve", "approveContent")

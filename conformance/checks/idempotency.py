@@ -111,7 +111,7 @@ def d6_concurrent_duplicates(ctx: Ctx) -> None:
     cid = ctx.container()
     key = new_key()
     body = {"brief": {"angle": "Twelve at once"}}
-    clients = [ctx.client(ctx.target.api_key) for _ in range(12)]
+    clients = [ctx.client(ctx.key) for _ in range(12)]
     with cf.ThreadPoolExecutor(len(clients)) as pool:
         responses = list(pool.map(lambda c: c.regenerate(cid, body, key=key), clients))
     accepted = [r for r in responses if r.status_code == 202]

@@ -213,7 +213,7 @@ def r8_approval_reset(ctx: Ctx) -> None:
     is not back to pending, or when under auto_approve it is not still approved. Inconclusive when
     a policy change is refused for credits or scope, or a job does not complete.
     """
-    project = ctx.target.project_id
+    project = ctx.project
     r = ctx.api.get(f"/v1/projects/{project}/content-review-policy")
     expect(r.status_code == 200, "getReviewPolicy answers 200", received=r.status_code)
     original = {k: v for k, v in r.json().items() if k in ("policy", "firstN")}
