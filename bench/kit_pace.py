@@ -4,11 +4,15 @@ sequential run (`--jobs 1`) reaches the same verdicts.
     .venv/bin/python bench/kit_pace.py                  # default, then --jobs 1
     .venv/bin/python bench/kit_pace.py --runs default   # one run only
     .venv/bin/python bench/kit_pace.py --timeout 900 --out /tmp/kit_pace
+    .venv/bin/python bench/kit_pace.py --extra-keys 11  # 12 keys: --extra-api-key x 11
+    .venv/bin/python bench/kit_pace.py --rate-limits off --runs default
 
 Starts `layers-mock --stage-seconds 1 --rate-limits standard` on 127.0.0.1, port 0 (a fresh
 mock for each run, so each starts with full buckets: per key and minute read 120, light_write
 60, job_start 20), and runs the kit against it with the keys and ids the bundled fixtures
-offer (what `--mock` passes) but the kit's default timings: no --mock overrides. Each run is a
+offer (what `--mock` passes: a project for the checks and a second one for the review-policy
+checks) but the kit's default timings: no --mock overrides. `--extra-keys N` adds N keys of
+the main org to the mock's fixtures and gives them to the kit. Each run is a
 child process of this script, bounded by `--timeout` seconds, and stopped by its pid (its
 process group) when it overruns; the mock is stopped by pid after each run.
 
@@ -34,7 +38,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 JOB_START_OPS = ("generateContent", "regenerateContent")
-MOCK_ARGS = ("--stage-seconds", "1", "--rate-limits", "standard")
+MOCK_ARGS = ("--stage-seconds", "1")
+RATE_LIMITS = "standard"  # the mock's tier for every key (--rate-limits off: none)
 
 
 # ---- the child: one kit run, instrumented -----------------------------------------------------
@@ -133,11 +138,11 @@ def child(url: str, jobs: int | None, out: Path, extra: int = 0) -> None:
 # ---- the parent: a mock per run, the child bounded in time ------------------------------------
 
 def one_run(name: str, jobs: int | None, timeout: float, out_dir: Path,
-            extra: int = 0) -> dict | None:
+            extra: int = 0, rate_limits: str = RATE_LIMITS) -> dict | None:
     from layers_kit.mock.launcher import RunningMock, start_mock
 
     fixtures = ("--fixtures", str(pace_fixtures(extra, out_dir))) if extra else ()
-    mock = start_mock(*MOCK_ARGS, *fixtures)
+    mock = start_mock(*MOCK_ARGS, "--rate-limits", rate_limits, *fixtures)
     out = out_dir / f"{name}.json"
     out.unlink(missing_ok=True)
     cmd = [sys.executable, __file__, "--child", mock.url, "--out", str(out),
@@ -201,6 +206,8 @@ def main() -> int:
     p.add_argument("--extra-keys", type=int, default=0, metavar="N",
                    help="give the kit N more keys of the org (--extra-api-key), added to the "
                         "mock's fixtures (default 0)")
+    p.add_argument("--rate-limits", choices=("standard", "off"), default=RATE_LIMITS,
+                   help="the mock's rate-limit tier for every key (default standard)")
     p.add_argument("--child", metavar="URL", help=argparse.SUPPRESS)
     p.add_argument("--jobs", type=int, default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -218,7 +225,7 @@ def main() -> int:
         out_dir.mkdir(parents=True, exist_ok=True)
         for name in args.runs.split(","):
             jobs = {"default": None, "jobs1": 1}[name]
-            r = one_run(name, jobs, args.timeout, out_dir, args.extra_keys)
+            r = one_run(name, jobs, args.timeout, out_dir, args.extra_keys, args.rate_limits)
             if r is not None:
                 results[name] = r
                 show(name, r)

@@ -43,6 +43,22 @@ def key_refused(client: Client) -> bool:
                           validate=False).status_code == 401
 
 
+def foreign_key(client: Client, target: Target) -> str | None:
+    """Why the client's key cannot stand in for --api-key (an --extra-api-key), or None: it
+    must see --project-id, or the first --container-id, as --api-key does (a key of another
+    org gets 404), or the checks spread over it would fail on containers it cannot see."""
+    path = (_policy_path(target.project_id) if target.project_id else
+            f"/v1/content/{target.container_ids[0]}" if target.container_ids else None)
+    if path is None:
+        return None
+    status = client.request("GET", path, validate=False).status_code
+    if status == 200:
+        return None
+    what = "--project-id" if target.project_id else "--container-id"
+    return f"the target answers {status} to it for {what} (a key of --api-key's org with " \
+           "every scope is needed)"
+
+
 def _policy_path(project_id: str) -> str:
     return f"/v1/projects/{project_id}/content-review-policy"
 

@@ -37,6 +37,7 @@ from layers_kit.conformance.options import DEFAULTS
 from layers_kit.conformance.pacing import Pacer
 from layers_kit.conformance.probes import (
     Refused,
+    foreign_key,
     key_refused,
     restore_shared_state,
     save_shared_state,
@@ -238,6 +239,10 @@ def preflight(target: Target, contract: Contract) -> Preflight:
             try:
                 if key_refused(extra):  # a check on it would pass on 401s
                     raise UsageError(f"the target refuses --extra-api-key number {i} (401)")
+                why = foreign_key(extra, target)
+                if why:
+                    raise UsageError(f"--extra-api-key number {i} cannot stand in for "
+                                     f"--api-key: {why}")
             finally:
                 extra.close()
         try:
@@ -346,7 +351,7 @@ def run(target: Target, *, handlers: list[Handler] = (), only: list[str] | None 
     # and each check, as it starts, takes the checks' key that the fewest running checks use,
     # of those the one that sent the fewest job starts: a check sends all its requests with
     # one key (an Idempotency-Key is the key's own), and its needs are not known beforehand.
-    check_keys, phase_keys = target.key_shares()
+    check_keys, phase_keys = target.key_shares(phase=with_schema and schemathesis)
     running: Counter[str] = Counter()
 
     def emit(o: Outcome) -> None:

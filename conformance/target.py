@@ -77,13 +77,14 @@ class Target:
         return [k for k in (self.api_key, *self.extra_api_keys, self.readonly_key,
                             self.other_org_key, self.broke_key, self.credits_key) if k]
 
-    def key_shares(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    def key_shares(self, phase: bool = True) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """The keys of the checks and those of the Schemathesis phase: with one key, both use
         it; with more (--extra-api-key), the phase gets PHASE_SHARE of them, at least one,
         and the checks the rest, the --api-key first. The two never share a key then, so
-        neither waits on the other's rate-limit buckets."""
+        neither waits on the other's rate-limit buckets. Without a phase (`phase` False), the
+        checks have them all."""
         keys = tuple(dict.fromkeys((self.api_key, *self.extra_api_keys)))
-        if len(keys) == 1:
+        if len(keys) == 1 or not phase:
             return keys, keys
         phase = min(len(keys) - 1, max(1, round(len(keys) * PHASE_SHARE)))
         return keys[:len(keys) - phase], keys[len(keys) - phase:]

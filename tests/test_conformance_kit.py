@@ -47,12 +47,14 @@ NEEDS_CREDITS = {"r11_cancel_releases_credits"}
 
 
 CREDITS_KEY = "lp_test_thrifty"
+# More keys of the Demo org (--extra-api-key): the variants' verdicts must not depend on them.
+SPREAD_KEYS = ("lp_spread_key_1", "lp_spread_key_2", "lp_spread_key_3")
 CREDITS_CONTAINER = "cnt_00000000-0000-4000-8000-000000000501"
 
 
 def _credits_fixtures() -> str:
     """The bundled fixtures plus an org holding 300 credits (below one 600-credit probe, above
-    a 120-credit regeneration), its key, project and a completed container."""
+    a 120-credit regeneration), its key, project and a completed container; and SPREAD_KEYS."""
     import yaml
 
     from layers_kit.mock.domain.fixtures import load
@@ -64,6 +66,9 @@ def _credits_fixtures() -> str:
     fx["keys"].append({"key": CREDITS_KEY, "id": "key_thrifty_full", "org": org,
                        "scopes": sorted(bundled.ALL_SCOPES)})
     fx["projects"].append({"id": project, "org": org, "policy": "auto_approve"})
+    demo = next(k for k in fx["keys"] if k["key"] == ids.FULL)["org"]
+    fx["keys"] += [{"key": key, "id": f"key_spread_{i}", "org": demo,
+                    "scopes": sorted(bundled.ALL_SCOPES)} for i, key in enumerate(SPREAD_KEYS)]
     fx["containers"].append({"id": CREDITS_CONTAINER, "project": project,
                              "label": "Thrifty's container", "format": "video_remix",
                              "approval": "not_required",
@@ -78,9 +83,13 @@ def _credits_fixtures() -> str:
 def _credits_target(url: str, **overrides) -> Target:
     """The bundled mock's target plus the input that makes credits observable
     (r11_cancel_releases_credits): a key of an org with a small known balance and a completed
-    container of it."""
-    return dataclasses.replace(bundled.target_for(url, **overrides), credits_key=CREDITS_KEY,
-                               credits_container_id=CREDITS_CONTAINER)
+    container of it. The checks spread over SPREAD_KEYS too, and those that change the review
+    policy run alongside the others in the door's second project (--policy-project-id)."""
+    target = dataclasses.replace(bundled.target_for(url, **overrides), credits_key=CREDITS_KEY,
+                                 credits_container_id=CREDITS_CONTAINER,
+                                 extra_api_keys=SPREAD_KEYS)
+    assert target.policy_apart, "the door names a second project for the policy checks"
+    return target
 
 
 def kit(*args: str, timeout: float = 300, cwd: Path | None = None,
@@ -101,7 +110,10 @@ def _run_variant(name: str):
         os.unlink(fixtures)
         return exc
     try:
-        return run(_credits_target(mock.url, max_wait=30), schemathesis=False, jobs=8)
+        target = _credits_target(mock.url, max_wait=30)
+        if name == "rate_limited":  # its 429s are what it proves: one key, one set of buckets
+            target = dataclasses.replace(target, extra_api_keys=())
+        return run(target, schemathesis=False, jobs=8)
     except Exception as exc:  # one variant's trouble must not hide the others
         return exc
     finally:

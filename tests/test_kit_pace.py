@@ -203,6 +203,8 @@ def test_the_checks_and_the_phase_share_a_key_only_when_there_is_one():
 
     assert shares(1) == (("k0",), ("k0",))
     assert shares(2) == (("k0",), ("k1",))
+    assert Target(BASE, "k0", extra_api_keys=("k1", "k2")).key_shares(phase=False) == (
+        ("k0", "k1", "k2"), ("k0", "k1", "k2"))  # no phase: the checks have them all
     checks, phase = shares(9)  # the phase sends about three job starts in four
     assert checks == ("k0", "k1") and phase == tuple(f"k{i}" for i in range(2, 9))
     for n in range(2, 13):
@@ -395,3 +397,22 @@ def test_the_real_policy_checks_change_only_their_project_and_restore_it(tmp_pat
         return {k: doc.get(k) for k in ("policy", "firstN")}
 
     assert {p: policy(d) for p, d in after.items()} == {p: policy(d) for p, d in before.items()}
+
+
+def test_an_extra_key_that_cannot_stand_in_for_the_api_key_is_a_usage_error(live):
+    """A key of another org (or a refused one) would fail the checks spread over it on
+    containers it cannot see: the run stops before any check, naming the key's place."""
+    from layers_kit.conformance.runner import UsageError, run
+    from layers_kit.conformance.target import Target
+
+    for extra, says in (((ids.OTHER,), "answers 404 to it for --project-id"),
+                        (("lp_no_such_key_at_all",), "refuses --extra-api-key number 1")):
+        target = Target(live.url, ids.FULL, project_id=ids.PRJ_AUTO,
+                        extra_api_keys=extra)
+        try:
+            run(target, only=["R1"], schemathesis=False)
+        except UsageError as exc:
+            assert says in str(exc), str(exc)
+            assert extra[0] not in str(exc)  # the key itself is never shown
+        else:
+            raise AssertionError(f"{extra} must stop the run")
