@@ -92,7 +92,8 @@ def active_checks() -> list[Described]:
                             for n in c.needs) \
             or "nothing beyond `--base-url` and `--api-key`"
         if c.exclusive:
-            unlocks += "; runs alone (it changes the project's review policy and restores it)"
+            unlocks += ("; runs alone (it changes the project's review policy and restores "
+                        "it), or alongside the others in --policy-project-id")
         if c.judge:
             unlocks += "; runs last and judges every response the run received"
         out.append(Described(c.rule, "run", c.name, c.title, sends, fails, unlocks, documented))

@@ -26,8 +26,8 @@ GENERATE_BODY = {"format": "slideshow_remix", "variantCount": 1,
                            "valuePropositions": ["Stable ids", "Predictable jobs"]}}
 
 # The option that supplies each key a check may use, to name it when its scopes fall short.
-KEY_OPTIONS = {"api": "--api-key", "readonly": "--readonly-key", "other": "--other-org-key",
-               "broke": "--broke-key"}
+KEY_OPTIONS = {"api": "--api-key", "extra": "--extra-api-key", "readonly": "--readonly-key",
+               "other": "--other-org-key", "broke": "--broke-key"}
 
 
 def _error(response: httpx.Response) -> dict[str, Any]:
@@ -92,7 +92,7 @@ class Ctx:
         self._clients: list[Client] = []
         self._rotation = rotation
         self.roles: dict[int, str] = {}
-        self.api = self.client(self.key)
+        self.api = self.client(self.key, role="api" if self.key == target.api_key else "extra")
 
     def client(self, key: str | None, *, bearer: bool = False, role: str = "api") -> Client:
         c = Client(self.target.base_url, key, self.contract, self.exchanges,

@@ -261,7 +261,7 @@ def from_environ(environ: Mapping[str, str]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for name, var in ENV.items():
         if environ.get(var):
-            values[name] = (tuple(re.split(r"[\s,]+", environ[var].strip()))
+            values[name] = (tuple(re.split(r"[\s,]+", environ[var]))
                             if isinstance(FIELDS[name].default, tuple) else environ[var])
     return values
 
@@ -274,4 +274,7 @@ def resolve(given: Mapping[str, Any], environ: Mapping[str, str] | None = None,
     unknown = set(values) - set(FIELDS)
     if unknown:
         raise TypeError(f"not options of the kit: {', '.join(sorted(unknown))}")
+    for name, value in values.items():  # an empty item ("k1," or --extra-api-key "") is none
+        if isinstance(FIELDS[name].default, tuple):
+            values[name] = tuple(v.strip() for v in value if v and v.strip())
     return Options(**values)

@@ -43,7 +43,7 @@ def plan_lines(opts: Any) -> list[str]:
         for c in skipped:
             missing = [NEEDS[n] for n in c.needs if not target.has(n)]
             lines.append(f"  {c.rule:<6} {c.name}: needs {' and '.join(missing)}")
-    check_keys, phase_keys = target.key_shares()
+    check_keys, phase_keys = target.key_shares(phase=schema and bool(target.project_id))
     if check_keys != phase_keys:  # more than one key
         lines += ["", f"Keys: the checks take {len(check_keys)} in turn (--api-key first), the "
                       f"Schemathesis phase {len(phase_keys)} (each request of a rate-limit "

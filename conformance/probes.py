@@ -43,20 +43,54 @@ def key_refused(client: Client) -> bool:
                           validate=False).status_code == 401
 
 
-def foreign_key(client: Client, target: Target) -> str | None:
-    """Why the client's key cannot stand in for --api-key (an --extra-api-key), or None: it
-    must see --project-id, or the first --container-id, as --api-key does (a key of another
-    org gets 404), or the checks spread over it would fail on containers it cannot see."""
-    path = (_policy_path(target.project_id) if target.project_id else
-            f"/v1/content/{target.container_ids[0]}" if target.container_ids else None)
-    if path is None:
-        return None
-    status = client.request("GET", path, validate=False).status_code
-    if status == 200:
-        return None
-    what = "--project-id" if target.project_id else "--container-id"
-    return f"the target answers {status} to it for {what} (a key of --api-key's org with " \
-           "every scope is needed)"
+# The job id of `stand_in_probes`: the contract's pattern, and no job has it.
+_NO_JOB = "job_" + "0" * 26
+
+
+def stand_in_probes(target: Target) -> list[tuple[str, str, str, dict[str, Any]]]:
+    """Requests whose answers tell whether a key can stand in for --api-key (an
+    --extra-api-key): the projects (and without one the first container) the checks use, and a
+    request per scope a check needs (content:write, content:approve, publish:write,
+    jobs:cancel) on a container or job that does not exist, so that nothing changes on the
+    target. As (operationId, method, path, request keywords)."""
+    from layers_kit.conformance.client import new_key
+    from layers_kit.conformance.schema_phase import future_date
+
+    probes = [("getReviewPolicy", "GET", _policy_path(p), {})
+              for p in (target.project_id, target.policy_project_id if target.policy_apart
+                        else None) if p]
+    if not target.project_id and target.container_ids:
+        probes.append(("getContent", "GET", f"/v1/content/{target.container_ids[0]}", {}))
+    missing = f"/v1/content/cnt_{uuid.uuid4()}"
+    for op, path, body in (("regenerateContent", f"{missing}/regenerate", {}),
+                           ("approveContent", f"{missing}/approve", {}),
+                           ("scheduleContent", f"{missing}/schedule",
+                            {"scheduledFor": future_date()}),
+                           ("cancelJob", f"/v1/jobs/{_NO_JOB}/cancel", None)):
+        kw: dict[str, Any] = {"headers": {"Idempotency-Key": new_key()}}
+        if body is not None:
+            kw["json"] = body
+        probes.append((op, "POST", path, kw))
+    return probes
+
+
+def answers(client: Client, probes: list[tuple[str, str, str, dict[str, Any]]]) -> list[int]:
+    """The status of each of `probes` for the client's key."""
+    return [client.request(method, path, validate=False, **kw).status_code
+            for _, method, path, kw in probes]
+
+
+def stand_in_problem(probes: list[tuple[str, str, str, dict[str, Any]]], expected: list[int],
+                     client: Client) -> str | None:
+    """Why the client's key cannot stand in for --api-key, or None: it must get the answers
+    --api-key got (`expected`) to `probes`. A key of another org gets 404 for the projects, a
+    key without a scope 403; the checks spread over such a key would fail on its refusals."""
+    for (op, _, _, _), want, got in zip(probes, expected, answers(client, probes),
+                                        strict=True):
+        if got != want:
+            return (f"{op} answers {got} to it and {want} to --api-key (a key of --api-key's "
+                    "org with every scope is needed)")
+    return None
 
 
 def _policy_path(project_id: str) -> str:
@@ -70,9 +104,10 @@ def save_shared_state(client: Client, target: Target) -> Saved:
         return Saved()
     if target.policy_apart:  # the policy checks' own project must be readable too
         r = client.request("GET", _policy_path(target.policy_project_id), validate=False)
-        if r.status_code == 404:
+        if r.status_code != 200:
             raise Refused(f"--policy-project-id {target.policy_project_id} is not a project "
-                          "of --api-key's organization (404)")
+                          f"of --api-key's organization whose review policy it may read "
+                          f"({r.status_code})")
     r = client.request("GET", _policy_path(target.project_id), validate=False)
     if r.status_code == 404:
         raise Refused(f"--project-id {target.project_id} is not a project of --api-key's "

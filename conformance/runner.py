@@ -37,10 +37,12 @@ from layers_kit.conformance.options import DEFAULTS
 from layers_kit.conformance.pacing import Pacer
 from layers_kit.conformance.probes import (
     Refused,
-    foreign_key,
+    answers,
     key_refused,
     restore_shared_state,
     save_shared_state,
+    stand_in_probes,
+    stand_in_problem,
 )
 from layers_kit.conformance.registry import NEEDS, Check, all_checks
 from layers_kit.conformance.schema_phase import (
@@ -233,24 +235,31 @@ def preflight(target: Target, contract: Contract) -> Preflight:
                     out.problems[need] = f"the target refuses {option} (401)"
             finally:
                 other.close()
-        for i, key in enumerate(target.extra_api_keys, 1):
-            extra = Client(target.base_url, key, contract, [], timeout=10,
-                           max_wait=target.max_wait, tls_settings=target.tls)
-            try:
-                if key_refused(extra):  # a check on it would pass on 401s
-                    raise UsageError(f"the target refuses --extra-api-key number {i} (401)")
-                why = foreign_key(extra, target)
-                if why:
-                    raise UsageError(f"--extra-api-key number {i} cannot stand in for "
-                                     f"--api-key: {why}")
-            finally:
-                extra.close()
+        if target.policy_project_id and not target.project_id:
+            raise UsageError("--policy-project-id needs --project-id: it holds the checks "
+                             "that change a project's review policy apart from the others")
         try:
             saved = save_shared_state(probe, target)
         except Refused as exc:
             raise UsageError(str(exc)) from None
         out.shared_state = saved.state
         out.problems.update(saved.problems)
+        extras = [k for k in dict.fromkeys(target.extra_api_keys) if k and k != target.api_key]
+        if extras:  # each must answer as --api-key does (its projects and ids checked above)
+            probes = stand_in_probes(target)
+            expected = answers(probe, probes)
+        for i, key in enumerate(extras, 1):
+            extra = Client(target.base_url, key, contract, [], timeout=10,
+                           max_wait=target.max_wait, tls_settings=target.tls)
+            try:
+                if key_refused(extra):  # a check on it would pass on 401s
+                    raise UsageError(f"the target refuses --extra-api-key number {i} (401)")
+                why = stand_in_problem(probes, expected, extra)
+                if why:
+                    raise UsageError(f"--extra-api-key number {i} cannot stand in for "
+                                     f"--api-key: {why}")
+            finally:
+                extra.close()
     finally:
         probe.close()
     return out
@@ -351,7 +360,12 @@ def run(target: Target, *, handlers: list[Handler] = (), only: list[str] | None 
     # and each check, as it starts, takes the checks' key that the fewest running checks use,
     # of those the one that sent the fewest job starts: a check sends all its requests with
     # one key (an Idempotency-Key is the key's own), and its needs are not known beforehand.
-    check_keys, phase_keys = target.key_shares(phase=with_schema and schemathesis)
+    # Keys go apart only when the phase runs alongside the checks (with --project-id, not
+    # waived): after them, it may as well use them all.
+    alongside = with_schema and bool(target.project_id)
+    phase_apart = alongside and schemathesis and \
+        find(list(waivers), "SCHEMA", "schemathesis", today) is None
+    check_keys, phase_keys = target.key_shares(phase=phase_apart)
     running: Counter[str] = Counter()
 
     def emit(o: Outcome) -> None:
@@ -390,30 +404,31 @@ def run(target: Target, *, handlers: list[Handler] = (), only: list[str] | None 
     shared = sorted((c for c in checks if not c.exclusive and not c.judge),
                     key=lambda c: not c.burst)
     # Schemathesis has containers of its own only with --project-id: then it runs alongside.
-    alongside = with_schema and bool(target.project_id)
     schema_thread = threading.Thread(target=schema_part, daemon=True) if alongside else None
     if schema_thread is not None:
         schema_thread.start()
     # The checks that change the review policy run one after another: alone at the end, or,
-    # in a project of their own (--policy-project-id), alongside the others from the start.
+    # in a project of their own (--policy-project-id), alongside the others from the start
+    # (unless --jobs 1 asks for one check at a time).
     policy_checks = [c for c in checks if c.exclusive]
-    policy_thread = threading.Thread(
-        target=lambda: [emit(one(c)) for c in policy_checks], daemon=True) \
-        if target.policy_apart and policy_checks else None
-    if policy_thread is not None:
-        policy_thread.start()
-    with cf.ThreadPoolExecutor(workers) as pool:
-        for o in pool.map(one, shared):
-            emit(o)
-    if schema_thread is not None:
-        schema_thread.join()
-    elif with_schema:
-        schema_part()
-    if policy_thread is not None:
-        policy_thread.join()
-    else:
-        for c in policy_checks:
-            emit(one(c))
+    side = cf.ThreadPoolExecutor(1)
+    policy_run = side.submit(lambda: [emit(one(c)) for c in policy_checks]) \
+        if target.policy_apart and workers > 1 and policy_checks else None
+    try:
+        with cf.ThreadPoolExecutor(workers) as pool:
+            for o in pool.map(one, shared):
+                emit(o)
+        if schema_thread is not None:
+            schema_thread.join()
+        elif with_schema:
+            schema_part()
+        if policy_run is not None:
+            policy_run.result()  # what failed there fails the run, as it would at the end
+        else:
+            for c in policy_checks:
+                emit(one(c))
+    finally:
+        side.shutdown(wait=True)
     for c in checks:
         if c.judge:
             emit(one(c))

@@ -151,6 +151,18 @@ def _wait_for(cls):
     return min(_blocked.get((k, cls), 0) for k in KEYS or [""]) - time.monotonic()
 
 
+def _retry_delay(request, cls, delay):
+    """The seconds to wait before sending a request again that got 429 with Retry-After
+    `delay`: its key's bucket of `cls` is closed that long; when the key is one of the phase's
+    and the request's class is known (it goes out again with the key `_pick` chooses), only
+    until the soonest of its keys opens, else the whole Retry-After."""
+    key = request.headers.get("X-Api-Key") or ""
+    _blocked[(key, cls)] = time.monotonic() + delay
+    if len(KEYS) > 1 and key in KEYS and _class_for(request.method or "", request.url or ""):
+        return max(0.0, _wait_for(cls))
+    return delay
+
+
 def _pick(cls):
     """The key for the next request of `cls`: the next in turn whose bucket has not answered
     429 (or has waited it out); if all have, the one open soonest."""
@@ -287,9 +299,7 @@ def after_call(context, case, response):
             _bump("unwaited", label)
             return
         if cls:
-            key = response.request.headers.get("X-Api-Key") or ""
-            _blocked[(key, cls)] = time.monotonic() + delay
-            delay = max(0.0, _wait_for(cls))  # another key of the phase may be open now
+            delay = _retry_delay(response.request, cls, delay)
         time.sleep(delay)
         with _lock:
             _facts["waitedSeconds"] += delay
@@ -737,7 +747,7 @@ def command_line(result: SchemaResult) -> str:
 
 
 def _mask(text: str, keys: Sequence[str]) -> str:
-    for key in keys:
+    for key in sorted(keys, key=len, reverse=True):  # a key inside another: the longer first
         if key:
             text = text.replace(key, mask(key))
     return text

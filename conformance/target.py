@@ -83,7 +83,7 @@ class Target:
         and the checks the rest, the --api-key first. The two never share a key then, so
         neither waits on the other's rate-limit buckets. Without a phase (`phase` False), the
         checks have them all."""
-        keys = tuple(dict.fromkeys((self.api_key, *self.extra_api_keys)))
+        keys = tuple(dict.fromkeys(k for k in (self.api_key, *self.extra_api_keys) if k))
         if len(keys) == 1 or not phase:
             return keys, keys
         phase = min(len(keys) - 1, max(1, round(len(keys) * PHASE_SHARE)))

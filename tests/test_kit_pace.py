@@ -191,7 +191,8 @@ def test_extra_keys_come_from_the_command_line_or_the_environment():
            "LAYERS_EXTRA_API_KEYS": " k1, k2\nk3 "}
     target = options.resolve({}, env).target()
     assert target.extra_api_keys == ("k1", "k2", "k3")
-    assert set(target.secrets()) >= {"k0", "k1", "k2", "k3"}  # masked in every report
+    assert options.resolve({"extra_api_keys": ("k1", "", " ")}, {"LAYERS_EXTRA_API_KEYS": ","}) \
+        .extra_api_keys == ("k1",)  # empty items are no keys
 
 
 def test_the_checks_and_the_phase_share_a_key_only_when_there_is_one():
@@ -224,9 +225,11 @@ def _hooks(monkeypatch, keys: list[str]) -> dict:
                         json.dumps(sp._classes(contract))}.items():
         monkeypatch.setenv(name, value)
     import requests
+    import schemathesis
 
     real = requests.Session.send
     ns: dict = {}
+    monkeypatch.setattr(schemathesis, "hook", lambda fn: fn)  # registers nothing in pytest
     try:
         exec(compile(sp.HOOKS, "layers_hooks.py", "exec"), ns)
     finally:
@@ -328,44 +331,61 @@ def test_policy_checks_in_a_project_of_their_own_run_alongside_the_others(live, 
     from layers_kit.conformance.registry import Check
     from layers_kit.conformance.target import Target
 
-    started, seen = threading.Event(), {}
+    started, seen, lock = threading.Event(), {}, threading.Lock()
+    inside = [0]  # policy checks running at this moment
 
     def changes_the_policy(ctx) -> None:
-        seen["policy check's project"] = ctx.project
+        with lock:
+            inside[0] += 1
+            seen.setdefault("policy checks at once", set()).add(inside[0])
+        seen.setdefault("policy checks' projects", set()).add(ctx.project)
         started.set()
+        time.sleep(0.2)
+        with lock:
+            inside[0] -= 1
 
     def other(ctx) -> None:
         seen["other check's project"] = ctx.project
-        seen["alongside"] = started.wait(3)  # the policy check started while this one runs
+        seen["alongside"] = started.wait(3)  # a policy check started while this one runs
 
     checks = [Check("R1", "other", other, needs=("project",)),
-              Check("R8", "policy", changes_the_policy, needs=("project",), exclusive=True)]
+              Check("R8", "policy", changes_the_policy, needs=("project",), exclusive=True),
+              Check("D16", "policy_too", changes_the_policy, needs=("project",),
+                    exclusive=True)]
     monkeypatch.setattr(runner, "select", lambda only: checks)
     target = Target(live.url, ids.FULL, project_id=ids.PRJ_AUTO,
                     policy_project_id=ids.PRJ_REVIEW_ALL)
     assert runner.run(target, schemathesis=False).exit_code == 0
-    assert seen == {"policy check's project": ids.PRJ_REVIEW_ALL,
-                    "other check's project": ids.PRJ_AUTO, "alongside": True}
+    assert seen == {"policy checks' projects": {ids.PRJ_REVIEW_ALL}, "policy checks at once":
+                    {1}, "other check's project": ids.PRJ_AUTO, "alongside": True}
+    for alone in (dataclasses.replace(target, policy_project_id=None),  # no project of theirs
+                  dataclasses.replace(target, policy_project_id=ids.PRJ_AUTO)):  # the same
+        started.clear()
+        seen.clear()  # they run alone, one after another, after the others, in --project-id
+        assert runner.run(alone, schemathesis=False).exit_code == 0
+        assert seen == {"policy checks' projects": {ids.PRJ_AUTO}, "policy checks at once":
+                        {1}, "other check's project": ids.PRJ_AUTO, "alongside": False}
     started.clear()
-    seen.clear()  # without one, it runs alone, after the others, in --project-id
-    assert runner.run(dataclasses.replace(target, policy_project_id=None),
-                      schemathesis=False).exit_code == 0
-    assert seen == {"policy check's project": ids.PRJ_AUTO,
-                    "other check's project": ids.PRJ_AUTO, "alongside": False}
+    seen.clear()  # --jobs 1: one check at a time, in their own project still
+    assert runner.run(target, schemathesis=False, jobs=1).exit_code == 0
+    assert seen["alongside"] is False and seen["policy checks' projects"] == {
+        ids.PRJ_REVIEW_ALL}
 
 
 def test_a_policy_project_of_another_org_is_a_usage_error(live):
     from layers_kit.conformance.runner import UsageError, run
     from layers_kit.conformance.target import Target
 
-    target = Target(live.url, ids.FULL, project_id=ids.PRJ_AUTO,
-                    policy_project_id=ids.PRJ_OTHER)
-    try:
-        run(target, only=["R1"], schemathesis=False)
-    except UsageError as exc:
-        assert "--policy-project-id" in str(exc) and ids.PRJ_OTHER in str(exc)
-    else:
-        raise AssertionError("a project the key cannot see must stop the run")
+    for target, says in ((Target(live.url, ids.FULL, project_id=ids.PRJ_AUTO,
+                                 policy_project_id=ids.PRJ_OTHER), ids.PRJ_OTHER),
+                         (Target(live.url, ids.FULL, container_ids=(ids.CNT_NOT_REQUIRED,),
+                                 policy_project_id=ids.PRJ_REVIEW_ALL), "needs --project-id")):
+        try:
+            run(target, only=["R1"], schemathesis=False)
+        except UsageError as exc:
+            assert "--policy-project-id" in str(exc) and says in str(exc), str(exc)
+        else:
+            raise AssertionError("a project the key cannot see must stop the run")
 
 
 def test_the_real_policy_checks_change_only_their_project_and_restore_it(tmp_path):
@@ -400,12 +420,17 @@ def test_the_real_policy_checks_change_only_their_project_and_restore_it(tmp_pat
 
 
 def test_an_extra_key_that_cannot_stand_in_for_the_api_key_is_a_usage_error(live):
-    """A key of another org (or a refused one) would fail the checks spread over it on
-    containers it cannot see: the run stops before any check, naming the key's place."""
+    """A key of another org, one without a scope a check needs, or a refused one would fail
+    the checks spread over it on its refusals: the run stops before any check, naming the
+    key's place and the answer that differs, never the key."""
     from layers_kit.conformance.runner import UsageError, run
     from layers_kit.conformance.target import Target
 
-    for extra, says in (((ids.OTHER,), "answers 404 to it for --project-id"),
+    for extra, says in (((ids.OTHER,), "getReviewPolicy answers 404 to it and 200 to "
+                                       "--api-key"),
+                        ((ids.FULL, ids.READONLY), "number 1 cannot stand in for --api-key: "
+                                                   "regenerateContent answers 403 to it and "
+                                                   "404 to --api-key"),
                         (("lp_no_such_key_at_all",), "refuses --extra-api-key number 1")):
         target = Target(live.url, ids.FULL, project_id=ids.PRJ_AUTO,
                         extra_api_keys=extra)
@@ -416,3 +441,28 @@ def test_an_extra_key_that_cannot_stand_in_for_the_api_key_is_a_usage_error(live
             assert extra[0] not in str(exc)  # the key itself is never shown
         else:
             raise AssertionError(f"{extra} must stop the run")
+    with live.client() as c:  # the probes changed nothing: no job, no post
+        journal = c.get("/__mock/requests", params={"limit": 1000}).json()["requests"]
+    assert not [e for e in journal if e["status"] in (200, 201, 202) and e["operationId"]
+                not in ("getReviewPolicy", "getContent")]
+
+
+def test_a_refused_request_waits_only_until_another_of_the_phase_s_keys_is_open(monkeypatch):
+    import requests
+
+    hooks = _hooks(monkeypatch, ["kA", "kB"])
+    regenerate = f"{BASE}/v1/content/{ids.CNT_NOT_REQUIRED}/regenerate"
+
+    def refused(key: str, url: str = regenerate) -> requests.PreparedRequest:
+        return requests.Request("POST", url, headers={"X-Api-Key": key}, json={}).prepare()
+
+    retry = hooks["_retry_delay"]
+    assert retry(refused("kA"), "job_start", 20) == 0  # kB is open: again at once, with kB
+    assert 19 < hooks["_blocked"][("kA", "job_start")] - time.monotonic() <= 20
+    assert 9 < retry(refused("kB"), "job_start", 10) <= 10  # both closed: the soonest
+    # a key Schemathesis chose itself, or a request of no known class, keeps its key: the
+    # whole Retry-After
+    assert retry(refused("lp_generated"), "job_start", 5) == 5
+    assert retry(refused("kA", f"{BASE}/v1/not-an-operation"), "job_start", 7) == 7
+    one = _hooks(monkeypatch, ["kA"])["_retry_delay"]
+    assert one(refused("kA"), "job_start", 3) == 3  # one key: nothing else to try

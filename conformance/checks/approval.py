@@ -83,9 +83,11 @@ def approval_of(ctx: Ctx, cid: str) -> str | None:
 @check("D16", "Approving a container that needs no approval: 409 CONFLICT",
        needs=("project",), exclusive=True)
 def d16_approve_not_required(ctx: Ctx) -> None:
-    """Sets --project-id's review policy to auto_approve, generates a container and, once it
+    """Sets the project's review policy (--project-id's, or
+    --policy-project-id's) to auto_approve, generates a container and, once it
     completed with approvalStatus `not_required`, sends approveContent (`{"note":
-    "conformance"}`) for it; then reads it back and restores the policy it read. Runs alone.
+    "conformance"}`) for it; then reads it back and restores the policy it read. Runs alone, or
+    alongside the others in --policy-project-id.
 
     Fails when the approve is not answered 409 with error.code CONFLICT, or when the container's
     approvalStatus is no longer `not_required` afterwards. Inconclusive when the completed
@@ -112,10 +114,12 @@ def d16_approve_not_required(ctx: Ctx) -> None:
 @check("D16", "Scheduling a container pending approval: 409 APPROVAL_REQUIRED",
        needs=("project",), exclusive=True)
 def d16_schedule_pending(ctx: Ctx) -> None:
-    """Sets --project-id's review policy to review_all, generates a container and, once it
+    """Sets the project's review policy (--project-id's, or
+    --policy-project-id's) to review_all, generates a container and, once it
     completed with approvalStatus `pending`, sends scheduleContent for it with a scheduledFor
     400 days ahead (new Idempotency-Key); then reads it back and restores the policy it read.
-    Runs alone.
+    Runs alone, or
+    alongside the others in --policy-project-id.
 
     Fails when the schedule is not answered 409 with error.code APPROVAL_REQUIRED, or when the
     container lists a scheduled post afterwards. Inconclusive when the completed container is

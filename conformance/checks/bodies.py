@@ -119,12 +119,14 @@ def d5_invalid_bodies_job_starts(ctx: Ctx) -> None:
 @check("D5", "Bodies that break approve, schedule and policy schemas: 422 VALIDATION_FAILED",
        needs=("project",), exclusive=True)
 def d5_invalid_bodies_approval_and_policy(ctx: Ctx) -> None:
-    """Sets --project-id's review policy to review_all and generates a container (pending
+    """Sets the project's review policy (--project-id's, or
+    --policy-project-id's) to review_all and generates a container (pending
     approval); sends approveContent and scheduleContent for it and updateReviewPolicy for the
     project with each body of `CASES` (conformance/checks/bodies.py), e.g. a note over 1024
     characters, scheduledFor not a date-time, firstN with review_all, every one with a new
     Idempotency-Key (scheduledFor, where valid, a year ahead); reads the container and the
-    policy; restores the policy it read. Runs alone.
+    policy; restores the policy it read. Runs alone, or
+    alongside the others in --policy-project-id.
 
     Fails when any is answered other than 422 with error.code VALIDATION_FAILED, or when the
     container's approval or scheduled posts or the project's policy changed. Inconclusive when

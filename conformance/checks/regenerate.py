@@ -204,9 +204,11 @@ def _set_policy(ctx: Ctx, project_id: str, policy: dict) -> None:
 @check("R8", "Approval resets to pending when the policy requires review", needs=("project",),
        exclusive=True)
 def r8_approval_reset(ctx: Ctx) -> None:
-    """Reads --project-id's review policy and sets it to review_all; generates a container,
+    """Reads the project's review policy (--project-id's, or
+    --policy-project-id's) and sets it to review_all; generates a container,
     approves it and regenerates it (`{}`); sets auto_approve, approves it and regenerates it again;
-    then restores the policy it read. Runs alone.
+    then restores the policy it read. Runs alone, or
+    alongside the others in --policy-project-id.
 
     Fails when getReviewPolicy or updateReviewPolicy is not answered 200, when under review_all the
     new container is not pending or the approve is not answered 200, when the regenerated container
@@ -445,10 +447,12 @@ def r12_moderation_blocked(ctx: Ctx) -> None:
 @check("R8", "review_first_n: the first firstN completed generations wait for review, then "
        "none", needs=("project",), exclusive=True)
 def r8_review_first_n(ctx: Ctx) -> None:
-    """Sets --project-id's review policy to `review_first_n` with firstN 2; generates a container
+    """Sets the project's review policy (--project-id's, or
+    --policy-project-id's) to `review_first_n` with firstN 2; generates a container
     (the 1st completed generation), approves it, regenerates it (`{}`, the 2nd), approves it,
     and regenerates it again (the 3rd), reading its approvalStatus after each; then restores the
-    policy it read. Runs alone.
+    policy it read. Runs alone, or
+    alongside the others in --policy-project-id.
 
     Fails when the 1st or the 2nd generation does not leave the container `pending` (the count
     is not used up), when an approve is not answered 200, or when after the 3rd (the count used
