@@ -170,7 +170,8 @@ def show(name: str, r: dict) -> None:
     tokens = sum(c.get("tokens", 0) for c in checks.values())
     starts = sum(c.get("202", 0) for c in checks.values())
     phase = r["schemathesis"] or {}
-    print(f"\n== {name} (--jobs {r['jobs']}, {r.get('keys', 1)} key(s)): {r['wall']:.1f} s wall, "
+    print(f"\n== {name} (--jobs {r['jobs'] or 'default'}, {r.get('keys', 1)} key(s)): "
+          f"{r['wall']:.1f} s wall, "
           f"exit {r['exit']}")
     if r.get("keys", 1) > 1:
         print(f"job-start requests per key: checks {r.get('checksPerKey')}, Schemathesis "

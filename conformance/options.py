@@ -122,9 +122,11 @@ class Options:
                                                type=int, metavar="N", pytest=NO_PYTEST)
     seed: int | None = option(None, "Schemathesis seed, for a reproducible run", group="how",
                               type=int, pytest=NO_PYTEST)
-    jobs: int = option(4, "checks run at once with --project-id (--mock runs 8); lower it for "
-                          "a target with tight rate limits", group="how", type=int,
-                       metavar="N", pytest=NO_PYTEST)
+    jobs: int | None = option(
+        None, "checks run at once with --project-id (default 4 for each key the checks use: "
+              "4 with one key; --mock runs 8); 1 runs them one at a time; lower it for a "
+              "target with tight rate limits", group="how", type=int, metavar="N",
+        pytest=NO_PYTEST)
     # option() returns a dataclasses.field, as field() does (RUF009 knows only mock's option)
     waive: Path | None = option(
         None, "YAML or JSON list of {id: rule or check, reason, expires?}: those checks are "

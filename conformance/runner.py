@@ -33,7 +33,6 @@ from layers_kit.conformance.failures import (
     Violation,
 )
 from layers_kit.conformance.observations import Observations, Spend
-from layers_kit.conformance.options import DEFAULTS
 from layers_kit.conformance.pacing import Pacer
 from layers_kit.conformance.probes import (
     Refused,
@@ -325,6 +324,9 @@ def run_check(check: Check, target: Target, contract: Contract,
     return o
 
 
+JOBS_PER_KEY = 4  # checks at once per key of the checks, when --jobs does not say
+
+
 def run(target: Target, *, handlers: list[Handler] = (), only: list[str] | None = None,
         profile: str = "default", schemathesis: bool = True,
         schemathesis_examples: int | None = None, seed: int | None = None,
@@ -332,8 +334,8 @@ def run(target: Target, *, handlers: list[Handler] = (), only: list[str] | None 
         exclude_checks: list[str] = (), report_dir: Path | None = None,
         today: dt.date | None = None, fail_on: tuple[str, ...] = ("failed",)) -> RunResult:
     """Run the checks; with a --project-id each check has its own containers, so `jobs`
-    of them run at once (default: options.py's); with shared --container-id ones
-    they run one by one."""
+    of them run at once (default: JOBS_PER_KEY per key of the checks); with shared
+    --container-id ones they run one by one."""
     today = today or dt.date.today()
     unknown = [v for v in fail_on if v not in FAIL_ON_NAMES]
     if unknown:
@@ -398,7 +400,8 @@ def run(target: Target, *, handlers: list[Handler] = (), only: list[str] | None 
             _restore(target, contract, pre.shared_state, observations)
         emit(o)
 
-    workers = (jobs or DEFAULTS.jobs) if target.project_id else 1
+    # --jobs, else JOBS_PER_KEY for each key of the checks: each key's load stays the same
+    workers = (jobs or JOBS_PER_KEY * len(check_keys)) if target.project_id else 1
     # Checks whose requests must reach the target at once go first, before the run has
     # drained the target's rate-limit buckets (registry.Check.burst).
     shared = sorted((c for c in checks if not c.exclusive and not c.judge),
