@@ -44,10 +44,12 @@ def plan_lines(opts: Any) -> list[str]:
             missing = [NEEDS[n] for n in c.needs if not target.has(n)]
             lines.append(f"  {c.rule:<6} {c.name}: needs {' and '.join(missing)}")
     check_keys, phase_keys = target.key_shares(phase=schema and bool(target.project_id))
-    if check_keys != phase_keys:  # more than one key
-        lines += ["", f"Keys: the checks take {len(check_keys)} in turn (--api-key first), the "
-                      f"Schemathesis phase {len(phase_keys)} (each request of a rate-limit "
-                      "class goes with one of its keys whose bucket is open)."]
+    if len(check_keys) > 1 or check_keys != phase_keys:  # more than one key
+        phase = (f", the Schemathesis phase {len(phase_keys)} (each request of a rate-limit "
+                 "class goes with one of its keys whose bucket is open)"
+                 if check_keys != phase_keys else "")
+        lines += ["", f"Keys: the checks share {len(check_keys)} (--api-key first; each check "
+                      f"keeps the one it starts with){phase}."]
     lines += ["", "Schemathesis phase: " + (
         f"runs ({'quick' if opts.quick else 'default'} profile"
         + (f", {opts.schemathesis_examples} examples per operation"

@@ -466,3 +466,16 @@ def test_a_refused_request_waits_only_until_another_of_the_phase_s_keys_is_open(
     assert retry(refused("kA", f"{BASE}/v1/not-an-operation"), "job_start", 7) == 7
     one = _hooks(monkeypatch, ["kA"])["_retry_delay"]
     assert one(refused("kA"), "job_start", 3) == 3  # one key: nothing else to try
+
+
+def test_the_plan_says_how_the_keys_are_shared():
+    from layers_kit.conformance import options
+    from layers_kit.conformance.plan import plan_lines
+
+    given = {"base_url": BASE, "api_key": "k0", "project_id": ids.PRJ_AUTO,
+             "extra_api_keys": ("k1", "k2", "k3")}
+    text = "\n".join(plan_lines(options.resolve(given, {})))
+    assert "Keys: the checks share 1 (--api-key first" in text
+    assert "the Schemathesis phase 3" in text and "k1" not in text
+    alone = "\n".join(plan_lines(options.resolve({**given, "schemathesis": False}, {})))
+    assert "Keys: the checks share 4 (" in alone and ", the Schemathesis phase" not in alone
