@@ -327,3 +327,49 @@ def test_memory_store_forgets_expired_documents_without_a_full_sweep(clock):
     for _ in range(3):
         store.atomic(lambda tx: tx.get("thing", "kept"))
     assert set(store._data) == {("thing", "kept"), ("thing", "0")}
+
+
+def test_a_redis_batch_that_keeps_meeting_other_writes_is_split_then_answers_503(
+        redis_server, monkeypatch):
+    """Under two workers' load a large batch met the other worker's commit on every attempt
+    and its requests got 500s. Now after a few attempts its items are committed one at a
+    time; one that still conflicts every time is a 503 with Retry-After (StoreUnavailable),
+    and writes nothing."""
+    from layers_kit.mock.store import redis as redis_store
+    from layers_kit.mock.store.base import StoreUnavailable
+
+    redis_server.flush(3)
+    s = open_store(redis_server.db_url(3), journal_size=5)
+    real_apply = s._apply
+    applied: list[int] = []
+
+    def busy(read, written, ttls, journal):  # another worker commits before every batch
+        applied.append(len(written))
+        if len(written) > 1:
+            return {next(iter(written)): None}
+        return real_apply(read, written, ttls, journal)
+
+    def put(name: str):
+        def fn(tx):
+            tx.put("doc", name, {"name": name})
+            return name
+        return fn
+
+    try:
+        monkeypatch.setattr(s, "_apply", busy)
+        outcomes = s._run_batch([("tx", put("a")), ("tx", put("b")), ("journal", {"n": 1})])
+        assert outcomes == [(True, "a"), (True, "b"), (True, None)]
+        assert applied[:redis_store._SPLIT_AFTER] == [2] * redis_store._SPLIT_AFTER
+        assert s.atomic(lambda tx: (tx.get("doc", "a"), tx.get("doc", "b"))) == (
+            {"name": "a"}, {"name": "b"})
+        assert s.journal(10)[0] == {"n": 1}
+
+        monkeypatch.setattr(s, "_apply", lambda *a: {"x": None})  # conflicts every time
+        with pytest.raises(StoreUnavailable) as raised:
+            s._run_batch([("tx", put("c"))])
+        assert raised.value.status == 503 and raised.value.headers == {"Retry-After": "1"}
+        monkeypatch.setattr(s, "_apply", real_apply)
+        assert s.atomic(lambda tx: tx.get("doc", "c")) is None  # nothing written
+    finally:
+        s.clear()
+        s.close()
