@@ -53,15 +53,11 @@ def pace_fixtures(n: int, folder: Path) -> Path:
     """The bundled fixtures with `n` more keys of the main org, every scope each."""
     import yaml
 
-    from layers_kit.conformance.bundled import ALL_SCOPES
-    from layers_kit.mock.domain.fixtures import load
+    from tests.support.fixtures import with_main_org_keys
 
-    data = load().data
-    main = next(k for k in data["keys"] if k["key"] == "lp_test_full")
-    data["keys"] += [{"key": key, "id": f"key_pace_{i}", "org": main["org"],
-                      "scopes": sorted(ALL_SCOPES)} for i, key in enumerate(extra_keys(n), 1)]
     path = folder / f"fixtures-{n}-extra-keys.yaml"
-    path.write_text(yaml.safe_dump(data), encoding="utf-8")
+    path.write_text(yaml.safe_dump(with_main_org_keys(extra_keys(n), prefix="key_pace")),
+                    encoding="utf-8")
     return path
 
 

@@ -217,8 +217,12 @@ _KEYS = (("readonly", "readonly_key", "--readonly-key"),
 def preflight(target: Target, contract: Contract) -> Preflight:
     """The target answers HTTP and accepts each key; its shared state is readable."""
     out = Preflight()
-    probe = Client(target.base_url, target.api_key, contract, [], timeout=10,
-                   max_wait=target.max_wait, tls_settings=target.tls)
+
+    def client(key: str) -> Client:
+        return Client(target.base_url, key, contract, [], timeout=10,
+                      max_wait=target.max_wait, tls_settings=target.tls)
+
+    probe = client(target.api_key)
     try:
         if key_refused(probe):
             raise UsageError("the target refuses --api-key (401): every check would pass on "
@@ -227,8 +231,7 @@ def preflight(target: Target, contract: Contract) -> Preflight:
             key = getattr(target, attr)
             if not key:
                 continue
-            other = Client(target.base_url, key, contract, [], timeout=10,
-                           max_wait=target.max_wait, tls_settings=target.tls)
+            other = client(key)
             try:
                 if key_refused(other):
                     out.problems[need] = f"the target refuses {option} (401)"
@@ -243,13 +246,12 @@ def preflight(target: Target, contract: Contract) -> Preflight:
             raise UsageError(str(exc)) from None
         out.shared_state = saved.state
         out.problems.update(saved.problems)
-        extras = [k for k in dict.fromkeys(target.extra_api_keys) if k and k != target.api_key]
+        extras = target.keys[1:]
         if extras:  # each must answer as --api-key does (its projects and ids checked above)
             probes = stand_in_probes(target)
             expected = answers(probe, probes)
         for i, key in enumerate(extras, 1):
-            extra = Client(target.base_url, key, contract, [], timeout=10,
-                           max_wait=target.max_wait, tls_settings=target.tls)
+            extra = client(key)
             try:
                 if key_refused(extra):  # a check on it would pass on 401s
                     raise UsageError(f"the target refuses --extra-api-key number {i} (401)")
@@ -394,7 +396,7 @@ def run(target: Target, *, handlers: list[Handler] = (), only: list[str] | None 
         o, res = _schema_outcome(target, contract, schemathesis, profile,
                                  schemathesis_examples, seed, waivers, today, exclude_checks,
                                  report_dir, observations, containers, pacer, phase_keys,
-                                 shared_keys=bool(set(phase_keys) & set(check_keys)))
+                                 shared_keys=phase_keys == check_keys)
         schema_box["result"] = res
         if pre.shared_state is not None and res is not None:
             _restore(target, contract, pre.shared_state, observations)

@@ -77,13 +77,19 @@ class Target:
         return [k for k in (self.api_key, *self.extra_api_keys, self.readonly_key,
                             self.other_org_key, self.broke_key, self.credits_key) if k]
 
+    @property
+    def keys(self) -> tuple[str, ...]:
+        """--api-key and each --extra-api-key, once each (a key given twice has one set of
+        buckets), --api-key first."""
+        return tuple(dict.fromkeys(k for k in (self.api_key, *self.extra_api_keys) if k))
+
     def key_shares(self, phase: bool = True) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """The keys of the checks and those of the Schemathesis phase: with one key, both use
         it; with more (--extra-api-key), the phase gets PHASE_SHARE of them, at least one,
         and the checks the rest, the --api-key first. The two never share a key then, so
         neither waits on the other's rate-limit buckets. Without a phase (`phase` False), the
         checks have them all."""
-        keys = tuple(dict.fromkeys(k for k in (self.api_key, *self.extra_api_keys) if k))
+        keys = self.keys
         if len(keys) == 1 or not phase:
             return keys, keys
         phase = min(len(keys) - 1, max(1, round(len(keys) * PHASE_SHARE)))

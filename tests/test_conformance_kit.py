@@ -12,7 +12,6 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -38,6 +37,8 @@ from layers_kit.conformance.verdicts import (
 from layers_kit.conformance.waivers import Waiver
 from tests.broken.variants import VARIANTS
 from tests.support import ids
+from tests.support.fixtures import with_main_org_keys
+from tests.support.process import run_kit
 
 pytest_plugins = ["pytester"]
 VARIANT_RUNS_AT_ONCE = 4
@@ -66,9 +67,7 @@ def _credits_fixtures() -> str:
     fx["keys"].append({"key": CREDITS_KEY, "id": "key_thrifty_full", "org": org,
                        "scopes": sorted(bundled.ALL_SCOPES)})
     fx["projects"].append({"id": project, "org": org, "policy": "auto_approve"})
-    demo = next(k for k in fx["keys"] if k["key"] == ids.FULL)["org"]
-    fx["keys"] += [{"key": key, "id": f"key_spread_{i}", "org": demo,
-                    "scopes": sorted(bundled.ALL_SCOPES)} for i, key in enumerate(SPREAD_KEYS)]
+    with_main_org_keys(SPREAD_KEYS, fx, prefix="key_spread")
     fx["containers"].append({"id": CREDITS_CONTAINER, "project": project,
                              "label": "Thrifty's container", "format": "video_remix",
                              "approval": "not_required",
@@ -92,11 +91,7 @@ def _credits_target(url: str, **overrides) -> Target:
     return target
 
 
-def kit(*args: str, timeout: float = 300, cwd: Path | None = None,
-        env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "layers_kit.conformance", "run", *args],
-                          capture_output=True, text=True, timeout=timeout, cwd=cwd,
-                          env={**os.environ, "PYTHONPATH": str(Path.cwd()), **(env or {})})
+kit = run_kit
 
 
 # The variants that break a rule of the checks that change the review policy run twice: as

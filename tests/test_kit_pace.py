@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import json
-import os
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -284,27 +282,20 @@ def test_a_run_with_extra_keys_spreads_its_job_starts_and_never_shows_a_key(tmp_
     sees job starts from all six; no report or output holds a key unmasked."""
     import yaml
 
-    from layers_kit.mock.domain.fixtures import load
-    from tests.support.process import start_mock
+    from tests.support.fixtures import with_main_org_keys
+    from tests.support.process import run_kit, start_mock
 
-    data = load().data
-    full = next(k for k in data["keys"] if k["key"] == ids.FULL)
     extra = [f"pace{i}_extra_key_for_the_kit" for i in range(1, 6)]  # distinct when masked
-    data["keys"] += [{"key": k, "id": f"key_pace_{i}", "org": full["org"],
-                      "scopes": full["scopes"]} for i, k in enumerate(extra)]
     fixtures = tmp_path / "fixtures.yaml"
-    fixtures.write_text(yaml.safe_dump(data), encoding="utf-8")
+    fixtures.write_text(yaml.safe_dump(with_main_org_keys(extra)), encoding="utf-8")
     mock = start_mock("--stage-seconds", "0.1", "--fixtures", str(fixtures))
     try:
         report = tmp_path / "run.json"
-        out = subprocess.run(
-            [sys.executable, "-m", "layers_kit.conformance", "run", "--base-url", mock.url,
-             "--project-id", ids.PRJ_AUTO, "--only", "R1", "--only", "D6", "--only", "SCHEMA",
-             "--quick", "--poll-interval", "0.08", "--job-timeout", "60",
-             "--report", str(report)],
-            capture_output=True, text=True, timeout=300, cwd=tmp_path,
-            env={**os.environ, "LAYERS_API_KEY": ids.FULL,
-                 "LAYERS_EXTRA_API_KEYS": ",".join(extra)})
+        out = run_kit(
+            "--base-url", mock.url, "--project-id", ids.PRJ_AUTO, "--only", "R1", "--only", "D6",
+            "--only", "SCHEMA", "--quick", "--poll-interval", "0.08", "--job-timeout", "60",
+            "--report", str(report), cwd=tmp_path,
+            env={"LAYERS_API_KEY": ids.FULL, "LAYERS_EXTRA_API_KEYS": ",".join(extra)})
         assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
         with mock.client() as c:
             journal = c.get("/__mock/requests", params={"limit": 1000}).json()["requests"]
@@ -389,20 +380,18 @@ def test_a_policy_project_of_another_org_is_a_usage_error(live):
 
 
 def test_the_real_policy_checks_change_only_their_project_and_restore_it(tmp_path):
-    from tests.support.process import start_mock
+    from tests.support.process import run_kit, start_mock
 
     mock = start_mock("--stage-seconds", "0.1")
     try:
         with mock.client() as c:
             before = {p: c.get(f"/v1/projects/{p}/content-review-policy").json()
                       for p in (ids.PRJ_AUTO, ids.PRJ_REVIEW_ALL)}
-        out = subprocess.run(
-            [sys.executable, "-m", "layers_kit.conformance", "run", "--base-url", mock.url,
-             "--project-id", ids.PRJ_AUTO, "--policy-project-id", ids.PRJ_REVIEW_ALL,
-             "--only", "R8", "--only", "D16", "--only", "R1", "--no-schemathesis",
-             "--poll-interval", "0.08", "--job-timeout", "60"],
-            capture_output=True, text=True, timeout=300, cwd=tmp_path,
-            env={**os.environ, "LAYERS_API_KEY": ids.FULL})
+        out = run_kit(
+            "--base-url", mock.url, "--project-id", ids.PRJ_AUTO, "--policy-project-id",
+            ids.PRJ_REVIEW_ALL, "--only", "R8", "--only", "D16", "--only", "R1",
+            "--no-schemathesis", "--poll-interval", "0.08", "--job-timeout", "60",
+            cwd=tmp_path, env={"LAYERS_API_KEY": ids.FULL})
         assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
         assert "✗" not in out.stdout and out.stdout.count("✓") >= 5, out.stdout
         with mock.client() as c:

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import httpx
 
@@ -30,3 +33,12 @@ class MockProcess(RunningMock):
 def start_mock(*args: str, module: str = "layers_kit.mock") -> MockProcess:
     running = _start(*args, module=module)
     return MockProcess(running.proc, running.url, running.output, running.reader)
+
+
+def run_kit(*args: str, timeout: float = 300, cwd: Path | None = None,
+            env: dict | None = None) -> subprocess.CompletedProcess:
+    """`layers-conformance run ARGS` as a user runs it: a process of its own, output captured;
+    `env` is added to this process's environment."""
+    return subprocess.run([sys.executable, "-m", "layers_kit.conformance", "run", *args],
+                          capture_output=True, text=True, timeout=timeout, cwd=cwd,
+                          env={**os.environ, "PYTHONPATH": str(Path.cwd()), **(env or {})})
