@@ -373,3 +373,36 @@ def test_a_redis_batch_that_keeps_meeting_other_writes_is_split_then_answers_503
     finally:
         s.clear()
         s.close()
+
+
+def test_a_split_redis_batch_fails_only_the_item_that_keeps_conflicting(redis_server,
+                                                                        monkeypatch):
+    from layers_kit.mock.store.base import StoreUnavailable
+
+    redis_server.flush(3)
+    s = open_store(redis_server.db_url(3), journal_size=5)
+    real_apply = s._apply
+
+    def busy(read, written, ttls, journal):  # batches of two, and "b", always meet a change
+        if len(written) > 1 or any(k.endswith("b") for k in written):
+            return {next(iter(written)): None}
+        return real_apply(read, written, ttls, journal)
+
+    def put(name: str):
+        def fn(tx):
+            tx.put("doc", name, {"name": name})
+            return name
+        return fn
+
+    try:
+        monkeypatch.setattr(s, "_apply", busy)
+        (ok_a, a), (ok_b, b), (ok_c, c) = s._run_batch(
+            [("tx", put("a")), ("tx", put("b")), ("tx", put("c"))])
+        assert (ok_a, a, ok_c, c) == (True, "a", True, "c")
+        assert not ok_b and isinstance(b, StoreUnavailable) and b.status == 503
+        monkeypatch.setattr(s, "_apply", real_apply)
+        assert s.atomic(lambda tx: [tx.get("doc", n) for n in "abc"]) == [
+            {"name": "a"}, None, {"name": "c"}]
+    finally:
+        s.clear()
+        s.close()

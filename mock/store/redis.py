@@ -149,6 +149,13 @@ class _RedisTx(BufferedTx):
         return None if raw is None else orjson.loads(_document(raw))
 
 
+def _conflicting() -> StoreUnavailable:
+    """A transaction that met other workers' writes on every attempt: a bounded answer the
+    client may retry (503 with Retry-After), not a 500."""
+    return StoreUnavailable(f"a transaction met other workers' writes {_MAX_RETRIES} times "
+                            "in a row")
+
+
 def _bounded(method: Callable[..., T]) -> Callable[..., T]:
     """A timeout or a lost connection becomes StoreUnavailable: a 503 with Retry-After."""
     @functools.wraps(method)
@@ -256,16 +263,17 @@ class RedisStore(Batched):
     def _run_batch(self, items: list[Item]) -> list[Outcome]:
         with self._lock:
             try:
-                outcomes = self._commit(items, _SPLIT_AFTER if len(items) > 1 else _MAX_RETRIES)
+                if len(items) == 1:
+                    outcomes = self._commit(items, _MAX_RETRIES)
+                    if outcomes is None:
+                        raise _conflicting()
+                    return outcomes
+                outcomes = self._commit(items, _SPLIT_AFTER)
                 if outcomes is None:  # kept meeting other workers' commits: one at a time
                     outcomes = []
-                    for item in items:
+                    for item in items:  # one still conflicting fails alone, writing nothing
                         one = self._commit([item], _MAX_RETRIES)
-                        if one is None:  # a bounded answer the client may retry, not a 500
-                            raise StoreUnavailable(
-                                f"a transaction met other workers' writes {_MAX_RETRIES} "
-                                "times in a row")
-                        outcomes += one
+                        outcomes += [(False, _conflicting())] if one is None else one
                 return outcomes
             except BaseException:
                 self._cache.clear()
