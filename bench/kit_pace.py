@@ -51,14 +51,10 @@ def extra_keys(n: int) -> tuple[str, ...]:
 
 def pace_fixtures(n: int, folder: Path) -> Path:
     """The bundled fixtures with `n` more keys of the main org, every scope each."""
-    import yaml
+    from tests.support.fixtures import write_fixtures
 
-    from tests.support.fixtures import with_main_org_keys
-
-    path = folder / f"fixtures-{n}-extra-keys.yaml"
-    path.write_text(yaml.safe_dump(with_main_org_keys(extra_keys(n), prefix="key_pace")),
-                    encoding="utf-8")
-    return path
+    return write_fixtures(folder / f"fixtures-{n}-extra-keys.yaml", extra_keys(n),
+                          prefix="key_pace")
 
 
 def child(url: str, jobs: int | None, out: Path, extra: int = 0) -> None:

@@ -92,9 +92,15 @@ class Ctx:
         self._clients: list[Client] = []
         self._rotation = rotation
         self.roles: dict[int, str] = {}
-        self.api = self.client(self.key, role="api" if self.key == target.api_key else "extra")
+        self.api = self.client(self.key)
 
-    def client(self, key: str | None, *, bearer: bool = False, role: str = "api") -> Client:
+    def client(self, key: str | None, *, bearer: bool = False,
+               role: str | None = None) -> Client:
+        """A client of this check with `key`; `role` names the option that gave the key
+        (KEY_OPTIONS), by default --api-key's, or --extra-api-key's for one of those."""
+        if role is None:
+            role = "extra" if key in self.target.extra_api_keys and key != self.target.api_key \
+                else "api"
         c = Client(self.target.base_url, key, self.contract, self.exchanges,
                    timeout=self.target.request_timeout, bearer=bearer,
                    observations=self.observations, check=self.check,

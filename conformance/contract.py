@@ -67,8 +67,9 @@ class Contract:
         speed_up_spec_walks()
         self._requests = self.openapi.request_validator
         self._responses = self.openapi.response_validator
+        templates = path_templates(doc)
         for validator in (self._requests, self._responses):
-            validator.templates = path_templates(doc)
+            validator.templates = templates
             validator.schema_validators_factory = _one_format_checker(
                 validator.schema_validators_factory)
         self.doc = doc

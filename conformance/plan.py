@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from layers_kit.conformance.registry import NEEDS
-from layers_kit.conformance.runner import select
+from layers_kit.conformance.runner import phase_apart, select
 
 # Measured against the bundled mock, a full default run (reporting.SPEND_NOTE).
 FULL_RUN = {"containers": 36, "job starts": 44, "credits reserved": 5400,
@@ -43,8 +43,8 @@ def plan_lines(opts: Any) -> list[str]:
         for c in skipped:
             missing = [NEEDS[n] for n in c.needs if not target.has(n)]
             lines.append(f"  {c.rule:<6} {c.name}: needs {' and '.join(missing)}")
-    check_keys, phase_keys = target.key_shares(phase=schema and bool(target.project_id))
-    if len(check_keys) > 1 or check_keys != phase_keys:  # more than one key
+    check_keys, phase_keys = target.key_shares(phase=phase_apart(target, schema))
+    if len(target.keys) > 1:
         phase = (f", the Schemathesis phase {len(phase_keys)} (each request of a rate-limit "
                  "class goes with one of its keys whose bucket is open)"
                  if check_keys != phase_keys else "")

@@ -56,7 +56,7 @@ def stand_in_probes(target: Target) -> list[tuple[str, str, str, dict[str, Any]]
     from layers_kit.conformance.client import new_key
     from layers_kit.conformance.schema_phase import future_date
 
-    probes = [("getReviewPolicy", "GET", _policy_path(p), {})
+    probes = [("getReviewPolicy", "GET", policy_path(p), {})
               for p in (target.project_id, target.policy_project_id if target.policy_apart
                         else None) if p]
     if not target.project_id and target.container_ids:
@@ -93,7 +93,7 @@ def stand_in_problem(probes: list[tuple[str, str, str, dict[str, Any]]], expecte
     return None
 
 
-def _policy_path(project_id: str) -> str:
+def policy_path(project_id: str) -> str:
     return f"/v1/projects/{project_id}/content-review-policy"
 
 
@@ -103,12 +103,12 @@ def save_shared_state(client: Client, target: Target) -> Saved:
     if not target.project_id:
         return Saved()
     if target.policy_apart:  # the policy checks' own project must be readable too
-        r = client.request("GET", _policy_path(target.policy_project_id), validate=False)
+        r = client.request("GET", policy_path(target.policy_project_id), validate=False)
         if r.status_code != 200:
             raise Refused(f"--policy-project-id {target.policy_project_id} is not a project "
                           f"of --api-key's organization whose review policy it may read "
                           f"({r.status_code})")
-    r = client.request("GET", _policy_path(target.project_id), validate=False)
+    r = client.request("GET", policy_path(target.project_id), validate=False)
     if r.status_code == 404:
         raise Refused(f"--project-id {target.project_id} is not a project of --api-key's "
                       "organization (404)")
@@ -120,7 +120,7 @@ def save_shared_state(client: Client, target: Target) -> Saved:
 
 def restore_shared_state(client: Client, target: Target, state: Any) -> None:
     """Put back the review policy `save_shared_state` read, if it changed."""
-    path = _policy_path(target.project_id)
+    path = policy_path(target.project_id)
     now = client.request("GET", path, validate=False)
     if now.status_code == 200 and {k: v for k, v in now.json().items()
                                    if k in state} != state:

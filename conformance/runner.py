@@ -329,6 +329,13 @@ def run_check(check: Check, target: Target, contract: Contract,
 JOBS_PER_KEY = 4  # checks at once per key of the checks, when --jobs does not say
 
 
+def phase_apart(target: Target, schema: bool, waived: bool = False) -> bool:
+    """Whether the Schemathesis phase gets keys of its own (Target.key_shares): when it runs
+    (`schema`: selected and enabled; not `waived`) alongside the checks, which needs a
+    container of its own, so --project-id; after them it may as well share them all."""
+    return schema and not waived and bool(target.project_id)
+
+
 def run(target: Target, *, handlers: list[Handler] = (), only: list[str] | None = None,
         profile: str = "default", schemathesis: bool = True,
         schemathesis_examples: int | None = None, seed: int | None = None,
@@ -364,12 +371,9 @@ def run(target: Target, *, handlers: list[Handler] = (), only: list[str] | None 
     # and each check, as it starts, takes the checks' key that the fewest running checks use,
     # of those the one that sent the fewest job starts: a check sends all its requests with
     # one key (an Idempotency-Key is the key's own), and its needs are not known beforehand.
-    # Keys go apart only when the phase runs alongside the checks (with --project-id, not
-    # waived): after them, it may as well use them all.
-    alongside = with_schema and bool(target.project_id)
-    phase_apart = alongside and schemathesis and \
-        find(list(waivers), "SCHEMA", "schemathesis", today) is None
-    check_keys, phase_keys = target.key_shares(phase=phase_apart)
+    check_keys, phase_keys = target.key_shares(phase=phase_apart(
+        target, with_schema and schemathesis,
+        waived=find(list(waivers), "SCHEMA", "schemathesis", today) is not None))
     running: Counter[str] = Counter()
 
     def emit(o: Outcome) -> None:
@@ -409,6 +413,7 @@ def run(target: Target, *, handlers: list[Handler] = (), only: list[str] | None 
     shared = sorted((c for c in checks if not c.exclusive and not c.judge),
                     key=lambda c: not c.burst)
     # Schemathesis has containers of its own only with --project-id: then it runs alongside.
+    alongside = with_schema and bool(target.project_id)
     schema_thread = threading.Thread(target=schema_part, daemon=True) if alongside else None
     if schema_thread is not None:
         schema_thread.start()
@@ -416,9 +421,9 @@ def run(target: Target, *, handlers: list[Handler] = (), only: list[str] | None 
     # in a project of their own (--policy-project-id), alongside the others from the start
     # (unless --jobs 1 asks for one check at a time).
     policy_checks = [c for c in checks if c.exclusive]
-    side = cf.ThreadPoolExecutor(1)
-    policy_run = side.submit(lambda: [emit(one(c)) for c in policy_checks]) \
-        if target.policy_apart and workers > 1 and policy_checks else None
+    side = cf.ThreadPoolExecutor(1) if target.policy_apart and workers > 1 and policy_checks \
+        else None
+    policy_run = side.submit(lambda: [emit(one(c)) for c in policy_checks]) if side else None
     try:
         with cf.ThreadPoolExecutor(workers) as pool:
             for o in pool.map(one, shared):
@@ -433,7 +438,8 @@ def run(target: Target, *, handlers: list[Handler] = (), only: list[str] | None 
             for c in policy_checks:
                 emit(one(c))
     finally:
-        side.shutdown(wait=True)
+        if side is not None:
+            side.shutdown(wait=True)
     for c in checks:
         if c.judge:
             emit(one(c))

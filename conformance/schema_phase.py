@@ -62,6 +62,7 @@ from layers_kit.conformance.contract import Contract, spec_path
 from layers_kit.conformance.observations import Spend, created_by, spend_of
 from layers_kit.conformance.secrets import mask
 from layers_kit.contract import spec
+from layers_kit.contract.operations import template_regex
 
 PROFILES = {
     "quick": {"phases": "fuzzing", "max_examples": 5},
@@ -120,7 +121,8 @@ JOB_STARTS = set(json.loads(os.environ.get("LAYERS_SCHEMA_JOB_STARTS") or "[]"))
 YIELD = os.environ.get("LAYERS_SCHEMA_YIELD")  # the kit's checks wait on a class: hold back
 COVERAGE_POSITIVES = int(os.environ.get("LAYERS_SCHEMA_COVERAGE_POSITIVES") or 0)
 KEYS = json.loads(os.environ.get("LAYERS_SCHEMA_KEYS") or "[]")  # the first is the config's
-CLASSES = json.loads(os.environ.get("LAYERS_SCHEMA_CLASSES") or "{}")  # label -> rate class
+# [METHOD, a pattern matching the end of a URL's path (any path prefix), rate-limit class]
+ROUTES = json.loads(os.environ.get("LAYERS_SCHEMA_CLASSES") or "[]")
 _lock = threading.Lock()
 _blocked = {}   # (key, endpoint class) -> time.monotonic() when its bucket is open again
 _class_of = {}  # operation label -> endpoint class (X-RateLimit-Endpoint-Class)
@@ -129,14 +131,7 @@ _facts = {"keys": 0, "dated": 0, "waited": {}, "waitedSeconds": 0.0, "unwaited":
 _turn = {}  # endpoint class -> the index of the next key to try, round robin
 
 
-def _route(label):
-    """`METHOD /path/{param}` as (METHOD, a pattern matching the end of a URL's path, so that
-    a path prefix does not matter)."""
-    method, template = label.split(" ", 1)
-    return method, re.compile(re.sub(r"\\\{[^}]*\\\}", "[^/]+", re.escape(template)) + "$")
-
-
-_ROUTES = [(*_route(label), cls) for label, cls in CLASSES.items()]
+_ROUTES = [(method, re.compile(pattern), cls) for method, pattern, cls in ROUTES]
 
 
 def _class_for(method, url):
@@ -432,10 +427,12 @@ def job_start_operations(contract: Contract | None) -> list[str]:
         op.operation_id for op in contract.operations if op.rate_class == JOB_START_CLASS]
 
 
-def _classes(contract: Contract | None) -> dict[str, str]:
-    """Schemathesis' label (`METHOD /path`) -> the operation's rate-limit class."""
-    return {} if contract is None else {
-        f"{op.method} {op.path}": op.rate_class for op in contract.operations if op.rate_class}
+def _classes(contract: Contract | None) -> list[tuple[str, str, str]]:
+    """Each operation with a rate-limit class: its method, the pattern of a URL path that ends
+    in its template (contract.operations.template_regex) and the class, for the hooks."""
+    return [] if contract is None else [
+        (op.method, template_regex(op.path, named=False, anchored=False), op.rate_class)
+        for op in contract.operations if op.rate_class]
 
 
 def _labels(contract: Contract | None, operations: list[str]) -> list[str]:
@@ -594,7 +591,7 @@ def run_schemathesis(base_url: str, api_key: str, *, profile: str = "default",
         if seed is not None:
             cmd += ["--seed", str(seed)]
         budget = max(1.0, timeout - (time.time() - started))
-        keys = [api_key, *(k for k in extra_keys if k != api_key)]
+        keys = [api_key, *extra_keys]  # distinct already (Target.keys)
         env = {**os.environ, KEY_ENV: api_key, "SCHEMATHESIS_HOOKS": str(hooks),
                KEYS_ENV: json.dumps(keys), "LAYERS_SCHEMA_CLASSES": json.dumps(_classes(contract)),
                "LAYERS_SCHEMA_DEADLINE": str(time.time() + budget * PACING_SHARE),

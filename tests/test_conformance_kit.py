@@ -91,7 +91,6 @@ def _credits_target(url: str, **overrides) -> Target:
     return target
 
 
-kit = run_kit
 
 
 # The variants that break a rule of the checks that change the review policy run twice: as
@@ -99,8 +98,7 @@ kit = run_kit
 # ALONE, as a run without those options goes (one key, those checks alone at the end in
 # --project-id). Both must fail exactly the rules the variant names.
 ALONE = "@alone"
-POLICY_VARIANTS = ("policy_accepts_invalid", "review_first_n_ignored",
-                   "schedule_pending_accepted")
+POLICY_VARIANTS = tuple(name for name, v in VARIANTS.items() if v.also_alone)
 RUNS = (*VARIANTS, *(name + ALONE for name in POLICY_VARIANTS))
 
 
@@ -120,7 +118,7 @@ def _run_variant(name: str):
         return exc
     try:
         target = _credits_target(mock.url, max_wait=30)
-        if name == "rate_limited":  # its 429s are what it proves: one key, one set of buckets
+        if variant.one_key:
             target = dataclasses.replace(target, extra_api_keys=())
         if name.endswith(ALONE):
             target = dataclasses.replace(target, extra_api_keys=(), policy_project_id=None)
@@ -178,7 +176,8 @@ def _fails_exactly_the_rules_it_names(variant_results: dict, name: str) -> None:
 
 def test_the_two_halves_hold_every_variant_once():
     assert sorted(HALVES[0] + HALVES[1]) == sorted(RUNS)
-    assert set(POLICY_VARIANTS) <= set(VARIANTS)
+    assert set(POLICY_VARIANTS) == {"policy_accepts_invalid", "review_first_n_ignored",
+                                    "schedule_pending_accepted"}
     assert "rate_limited" in HALVES[0] and "stages_too_fast" in HALVES[1]
 
 
@@ -243,7 +242,7 @@ def test_cli_passes_the_correct_mock_with_no_inconclusive_and_keeps_its_reports(
     reports = tmp_path / "reports"
     junit, md, js = reports / "kit.xml", reports / "kit.md", reports / "kit.json"
     page = reports / "kit.html"
-    out = kit("--mock", "--junit-xml", str(junit), "--report", str(js), "--report", str(md),
+    out = run_kit("--mock", "--junit-xml", str(junit), "--report", str(js), "--report", str(md),
               "--report", str(page), cwd=tmp_path)
     assert out.returncode == 0, out.stdout[-4000:] + out.stderr[-2000:]
     suite = ET.parse(junit).getroot()
@@ -320,7 +319,7 @@ def brief_replaced_mock():
 
 def test_a_failure_shows_the_decisive_exchange_and_a_field_diff(brief_replaced_mock, tmp_path):
     junit, report = tmp_path / "kit.xml", tmp_path / "kit.md"
-    out = kit("--base-url", brief_replaced_mock.url, "--api-key", ids.FULL,
+    out = run_kit("--base-url", brief_replaced_mock.url, "--api-key", ids.FULL,
               "--project-id", ids.PRJ_AUTO, "--no-schemathesis", "--poll-interval", "0.05",
               "--only", "R5", "--junit-xml", str(junit), "--report", str(report))
     assert out.returncode == 1, out.stdout[-3000:]
@@ -351,12 +350,12 @@ def test_waivers_report_waived_until_they_expire(brief_replaced_mock, tmp_path):
 def test_waive_file_formats_and_usage_errors(tmp_path, real_clock_mock):
     good = tmp_path / "w.yaml"
     good.write_text("waivers:\n  - id: R12\n    reason: not yet\n    expires: 2999-01-01\n")
-    out = kit("--base-url", real_clock_mock.url, "--api-key", ids.FULL, "--no-schemathesis",
+    out = run_kit("--base-url", real_clock_mock.url, "--api-key", ids.FULL, "--no-schemathesis",
               "--only", "R12", "--waive", str(good))
     assert out.returncode == 0 and "waived" in out.stdout
     bad = tmp_path / "w.json"
     bad.write_text(json.dumps([{"id": "R12"}]))
-    out = kit("--base-url", real_clock_mock.url, "--api-key", ids.FULL, "--waive", str(bad))
+    out = run_kit("--base-url", real_clock_mock.url, "--api-key", ids.FULL, "--waive", str(bad))
     assert out.returncode == 2 and "reason" in out.stderr
 
 
@@ -446,18 +445,18 @@ def _closed_port() -> int:
 
 
 def test_exit_status_2_for_usage_errors_and_unreachable_targets(live):
-    assert kit().returncode == 2
-    assert kit("--base-url", live.url).returncode == 2  # no key
-    out = kit("--base-url", f"http://127.0.0.1:{_closed_port()}", "--api-key", "k")
+    assert run_kit().returncode == 2
+    assert run_kit("--base-url", live.url).returncode == 2  # no key
+    out = run_kit("--base-url", f"http://127.0.0.1:{_closed_port()}", "--api-key", "k")
     assert out.returncode == 2 and "unreachable" in out.stderr
-    out = kit("--base-url", live.url, "--api-key", "lp_test_wrong", "--no-schemathesis")
+    out = run_kit("--base-url", live.url, "--api-key", "lp_test_wrong", "--no-schemathesis")
     assert out.returncode == 2 and "401" in out.stderr
-    assert kit("--mock", "--only", "R99").returncode == 2
-    assert kit("--mock", "--report", "x.pdf").returncode == 2
+    assert run_kit("--mock", "--only", "R99").returncode == 2
+    assert run_kit("--mock", "--report", "x.pdf").returncode == 2
 
 
 def test_help_says_what_a_run_spends_and_the_verdicts():
-    out = kit("--help")
+    out = run_kit("--help")
     assert out.returncode == 0
     for word in ("inconclusive", "waived", "containers", "credits", "scheduled", "--max-wait",
                  "--waive", "--exclude-check", ".json"):
@@ -479,7 +478,7 @@ def test_pytest_plugin_runs_the_checks(pytester, real_clock_mock):
 
 
 def test_keys_can_come_from_the_environment(real_clock_mock):
-    out = kit("--base-url", real_clock_mock.url, "--no-schemathesis", "--only", "R12",
+    out = run_kit("--base-url", real_clock_mock.url, "--no-schemathesis", "--only", "R12",
               env={"LAYERS_API_KEY": ids.FULL})
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-1000:]
 

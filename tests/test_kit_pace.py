@@ -280,14 +280,11 @@ def test_a_run_with_extra_keys_spreads_its_job_starts_and_never_shows_a_key(tmp_
     """The real kit against the real mock, with five more keys of the Demo org: the checks take
     the first two keys in turn, the Schemathesis phase the other four, and the mock's journal
     sees job starts from all six; no report or output holds a key unmasked."""
-    import yaml
-
-    from tests.support.fixtures import with_main_org_keys
+    from tests.support.fixtures import write_fixtures
     from tests.support.process import run_kit, start_mock
 
     extra = [f"pace{i}_extra_key_for_the_kit" for i in range(1, 6)]  # distinct when masked
-    fixtures = tmp_path / "fixtures.yaml"
-    fixtures.write_text(yaml.safe_dump(with_main_org_keys(extra)), encoding="utf-8")
+    fixtures = write_fixtures(tmp_path / "fixtures.yaml", extra)
     mock = start_mock("--stage-seconds", "0.1", "--fixtures", str(fixtures))
     try:
         report = tmp_path / "run.json"

@@ -15,6 +15,7 @@ from typing import Any
 from layers_kit.conformance.client import new_key
 from layers_kit.conformance.context import Ctx
 from layers_kit.conformance.failures import Inconclusive, expect
+from layers_kit.conformance.probes import policy_path
 from layers_kit.conformance.registry import check
 
 FUTURE_DAYS = 400  # every post the kit schedules is dated at least this far ahead
@@ -31,10 +32,6 @@ def _code(r) -> str | None:
         return r.json()["error"]["code"]
     except (ValueError, KeyError, TypeError):
         return None
-
-
-def policy_path(project_id: str) -> str:
-    return f"/v1/projects/{project_id}/content-review-policy"
 
 
 def set_policy(ctx: Ctx, policy: dict[str, Any], project_id: str | None = None) -> None:
@@ -86,8 +83,7 @@ def d16_approve_not_required(ctx: Ctx) -> None:
     """Sets the project's review policy (--project-id's, or
     --policy-project-id's) to auto_approve, generates a container and, once it
     completed with approvalStatus `not_required`, sends approveContent (`{"note":
-    "conformance"}`) for it; then reads it back and restores the policy it read. Runs alone, or
-    alongside the others in --policy-project-id.
+    "conformance"}`) for it; then reads it back and restores the policy it read. Runs alone.
 
     Fails when the approve is not answered 409 with error.code CONFLICT, or when the container's
     approvalStatus is no longer `not_required` afterwards. Inconclusive when the completed
@@ -118,8 +114,7 @@ def d16_schedule_pending(ctx: Ctx) -> None:
     --policy-project-id's) to review_all, generates a container and, once it
     completed with approvalStatus `pending`, sends scheduleContent for it with a scheduledFor
     400 days ahead (new Idempotency-Key); then reads it back and restores the policy it read.
-    Runs alone, or
-    alongside the others in --policy-project-id.
+    Runs alone.
 
     Fails when the schedule is not answered 409 with error.code APPROVAL_REQUIRED, or when the
     container lists a scheduled post afterwards. Inconclusive when the completed container is

@@ -13,15 +13,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from layers_kit.conformance.checks.approval import (
-    future_date,
-    pending_container,
-    policy,
-    policy_path,
-)
+from layers_kit.conformance.checks.approval import future_date, pending_container, policy
 from layers_kit.conformance.client import new_key
 from layers_kit.conformance.context import GENERATE_BODY, Ctx
 from layers_kit.conformance.failures import expect
+from layers_kit.conformance.probes import policy_path
 from layers_kit.conformance.registry import check
 
 FUTURE = "<a year ahead>"  # replaced by future_date() when sent
@@ -125,8 +121,7 @@ def d5_invalid_bodies_approval_and_policy(ctx: Ctx) -> None:
     project with each body of `CASES` (conformance/checks/bodies.py), e.g. a note over 1024
     characters, scheduledFor not a date-time, firstN with review_all, every one with a new
     Idempotency-Key (scheduledFor, where valid, a year ahead); reads the container and the
-    policy; restores the policy it read. Runs alone, or
-    alongside the others in --policy-project-id.
+    policy; restores the policy it read. Runs alone.
 
     Fails when any is answered other than 422 with error.code VALIDATION_FAILED, or when the
     container's approval or scheduled posts or the project's policy changed. Inconclusive when

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import uuid
 
-from layers_kit.conformance.checks.approval import future_date, policy
+from layers_kit.conformance.checks.approval import future_date, policy, set_policy
 from layers_kit.conformance.client import new_key
 from layers_kit.conformance.context import Ctx
 from layers_kit.conformance.failures import (
@@ -192,35 +192,20 @@ def r7_superseded_readable(ctx: Ctx) -> None:
                received=asset)
 
 
-def _set_policy(ctx: Ctx, project_id: str, policy: dict) -> None:
-    r = ctx.api.request("PATCH", f"/v1/projects/{project_id}/content-review-policy",
-                        json=policy)
-    if r.status_code != 200:
-        ctx.refused(r, "changing the project's review policy")
-    expect(r.status_code == 200, "updateReviewPolicy answers 200", expected=200,
-           received=f"{r.status_code} {r.text[:200]}", response=r)
-
-
 @check("R8", "Approval resets to pending when the policy requires review", needs=("project",),
        exclusive=True)
 def r8_approval_reset(ctx: Ctx) -> None:
     """Reads the project's review policy (--project-id's, or
     --policy-project-id's) and sets it to review_all; generates a container,
     approves it and regenerates it (`{}`); sets auto_approve, approves it and regenerates it again;
-    then restores the policy it read. Runs alone, or
-    alongside the others in --policy-project-id.
+    then restores the policy it read. Runs alone.
 
     Fails when getReviewPolicy or updateReviewPolicy is not answered 200, when under review_all the
     new container is not pending or the approve is not answered 200, when the regenerated container
     is not back to pending, or when under auto_approve it is not still approved. Inconclusive when
     a policy change is refused for credits or scope, or a job does not complete.
     """
-    project = ctx.project
-    r = ctx.api.get(f"/v1/projects/{project}/content-review-policy")
-    expect(r.status_code == 200, "getReviewPolicy answers 200", received=r.status_code)
-    original = {k: v for k, v in r.json().items() if k in ("policy", "firstN")}
-    try:
-        _set_policy(ctx, project, {"policy": "review_all"})
+    with policy(ctx, {"policy": "review_all"}):
         cid = ctx.generate()
         expect(ctx.api.content(cid)["approvalStatus"] == "pending",
                "under review_all a completed generation is pending approval",
@@ -232,14 +217,12 @@ def r8_approval_reset(ctx: Ctx) -> None:
         status = ctx.api.content(cid)["approvalStatus"]
         expect(status == "pending", "an approved container goes back to pending",
                expected="pending", received=status)
-        _set_policy(ctx, project, {"policy": "auto_approve"})
+        set_policy(ctx, {"policy": "auto_approve"})
         r = ctx.api.post(f"/v1/content/{cid}/approve", json={})
         ctx.completes(ctx.api.regenerate(cid, {}))
         status = ctx.api.content(cid)["approvalStatus"]
         expect(status == "approved", "without review the approval is left unchanged",
                expected="approved", received=status)
-    finally:
-        _set_policy(ctx, project, original)
 
 
 @check("R9", "Scheduled posts are untouched by a regeneration", needs=("containers",))
@@ -451,8 +434,7 @@ def r8_review_first_n(ctx: Ctx) -> None:
     --policy-project-id's) to `review_first_n` with firstN 2; generates a container
     (the 1st completed generation), approves it, regenerates it (`{}`, the 2nd), approves it,
     and regenerates it again (the 3rd), reading its approvalStatus after each; then restores the
-    policy it read. Runs alone, or
-    alongside the others in --policy-project-id.
+    policy it read. Runs alone.
 
     Fails when the 1st or the 2nd generation does not leave the container `pending` (the count
     is not used up), when an approve is not answered 200, or when after the 3rd (the count used

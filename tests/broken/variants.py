@@ -466,6 +466,11 @@ class Variant:
     fails: frozenset[str]  # the rules the kit must fail: exactly these
     inconclusive: frozenset[str] = frozenset()  # checks that must end inconclusive
     mock_args: tuple[str, ...] = FAST
+    # what its run proves needs one key (its 429s), not the extra keys the others spread over
+    one_key: bool = False
+    # it breaks a rule of the checks that change the review policy: it also runs as a run
+    # without --policy-project-id goes (those checks alone at the end, one key)
+    also_alone: bool = False
 
     @property
     def doc(self) -> str:
@@ -473,8 +478,10 @@ class Variant:
 
 
 def _v(patch, *rules: str, inconclusive: tuple[str, ...] = (),
-       mock_args: tuple[str, ...] = FAST) -> Variant:
-    return Variant(patch, frozenset(rules), frozenset(inconclusive), mock_args)
+       mock_args: tuple[str, ...] = FAST, one_key: bool = False,
+       also_alone: bool = False) -> Variant:
+    return Variant(patch, frozenset(rules), frozenset(inconclusive), mock_args, one_key,
+                   also_alone)
 
 
 # Stage checks judge only stages their polls land in: under the suite's load a poll can take
@@ -516,7 +523,7 @@ VARIANTS: dict[str, Variant] = {
     "constant_etag": _v(constant_etag, "D7"),
     # A re-rendered 202 of a finished job also breaks the 202 envelope's schema.
     "replay_rerendered": _v(replay_rerendered, "D6", "SCHEMA"),
-    "rate_limited": _v(rate_limited, mock_args=("--stage-seconds", "0.6")),
+    "rate_limited": _v(rate_limited, mock_args=("--stage-seconds", "0.6"), one_key=True),
     "extra_fields": _v(extra_fields),
     "stages_too_fast": _v(stages_too_fast, mock_args=("--stage-seconds", "0.001"),
                           inconclusive=("d7_stage_order", "d7_progress_monotonic",
@@ -525,12 +532,12 @@ VARIANTS: dict[str, Variant] = {
                                         "r11_cancel_releases_credits")),
     # The promises the kit once let pass (each a sentence of openapi.yaml).
     "approve_not_required_accepted": _v(approve_not_required_accepted, "D16"),
-    "schedule_pending_accepted": _v(schedule_pending_accepted, "D16"),
+    "schedule_pending_accepted": _v(schedule_pending_accepted, "D16", also_alone=True),
     "cancel_in_finalizing_accepted": _v(cancel_in_finalizing_accepted, "D7"),
-    "review_first_n_ignored": _v(review_first_n_ignored, "R8"),
+    "review_first_n_ignored": _v(review_first_n_ignored, "R8", also_alone=True),
     "bearer_wins": _v(bearer_wins, "D8"),
     "generate_accepts_invalid": _v(generate_accepts_invalid, "D5"),
-    "policy_accepts_invalid": _v(policy_accepts_invalid, "D5"),
+    "policy_accepts_invalid": _v(policy_accepts_invalid, "D5", also_alone=True),
     "cancel_keeps_credits": _v(cancel_keeps_credits, "R11"),
 }
 
