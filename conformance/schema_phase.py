@@ -107,7 +107,7 @@ _TRANSPORT = re.compile(r"Network Error|ConnectionError|Connection refused|Conne
 
 HOOKS = r'''
 """Hooks of the kit's Schemathesis phase (written by layers_kit.conformance.schema_phase)."""
-import atexit, json, os, re, threading, time, urllib.parse, uuid
+import atexit, datetime, json, os, re, threading, time, urllib.parse, uuid
 from email.utils import parsedate_to_datetime
 
 import requests
@@ -218,6 +218,32 @@ def _bump(kind, label):
         _facts[kind][label] = _facts[kind].get(label, 0) + 1
 
 
+_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})")
+
+
+def _dated_safely(case):
+    """Whether to date a scheduleContent body FUTURE: always, unless Schemathesis made the
+    body invalid on purpose (a negative body) and its scheduledFor is not a date-time, which
+    may be the very thing it made invalid: dating it would turn the case into a valid request
+    that the target rightly accepts, and Schemathesis would report ST201 against a correct
+    target (seen: `scheduledFor: null`). Such a body is refused, so it schedules nothing."""
+    meta = case.meta
+    negative = meta is not None and any(
+        getattr(loc, "name", str(loc)).lower() == "body" and
+        str(getattr(info.mode, "value", info.mode)) == "negative"
+        for loc, info in (meta.components or {}).items())
+    if not negative:
+        return True
+    value = case.body.get("scheduledFor")
+    if not (isinstance(value, str) and _DATE_TIME.fullmatch(value)):
+        return False
+    try:
+        datetime.datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return False
+    return True
+
+
 def _printable(value):
     return isinstance(value, str) and 1 <= len(value) <= 255 and \
         all(32 <= ord(ch) < 127 for ch in value)
@@ -265,13 +291,17 @@ def before_call(context, case, kwargs):
                     _facts["keys"] += 1
     media = (case.media_type or "application/json").lower()
     if case.method.upper() == "POST" and case.path.endswith("/schedule") and "json" in media:
+        dated = True
         if isinstance(case.body, dict):
-            case.body["scheduledFor"] = FUTURE
+            dated = _dated_safely(case)
+            if dated:
+                case.body["scheduledFor"] = FUTURE
         else:
             body = case.body if isinstance(case.body, (list, str, int, float, bool)) else None
             case.body = {"scheduledFor": FUTURE, "notAField": body}
-        with _lock:
-            _facts["dated"] += 1
+        if dated:
+            with _lock:
+                _facts["dated"] += 1
     cls = _class_of.get(case.operation.label)
     if cls:
         wait, left = _wait_for(cls), _left()

@@ -465,3 +465,35 @@ def test_the_plan_says_how_the_keys_are_shared():
     assert "the Schemathesis phase 3" in text and "k1" not in text
     alone = "\n".join(plan_lines(options.resolve({**given, "schemathesis": False}, {})))
     assert "Keys: the checks share 4 (" in alone and ", the Schemathesis phase" not in alone
+
+
+def test_a_negative_schedule_body_keeps_its_invalid_date(monkeypatch):
+    """The phase dates every scheduleContent body a year ahead, but a body Schemathesis made
+    invalid keeps a scheduledFor that is not a date-time: dating it made the case valid, the
+    target rightly accepted it, and Schemathesis reported ST201 against a correct target."""
+    from enum import Enum
+    from types import SimpleNamespace as NS
+
+    Location = Enum("Location", "BODY HEADER")  # as schemathesis' ParameterLocation
+    hooks = _hooks(monkeypatch, ["kA"])
+    future = hooks["FUTURE"]
+
+    def sent(body: dict | str, body_mode: str | None) -> object:
+        meta = None if body_mode is None else NS(components={
+            Location.BODY: NS(mode=NS(value=body_mode)),
+            Location.HEADER: NS(mode=NS(value="negative"))})
+        case = NS(headers={}, media_type="application/json", method="POST",
+                  path="/v1/content/{containerId}/schedule", body=body, meta=meta,
+                  operation=NS(label="POST /v1/content/{containerId}/schedule"))
+        hooks["before_call"](None, case, {})
+        return case.body
+
+    near = "2026-12-07T09:00:00Z"
+    assert sent({"scheduledFor": near}, None) == {"scheduledFor": future}
+    assert sent({"scheduledFor": near}, "positive") == {"scheduledFor": future}
+    for invalid in (None, 3, "2020-01-01", "2020-13-01T00:00:00Z", "soon"):
+        assert sent({"scheduledFor": invalid}, "negative") == {"scheduledFor": invalid}
+    # negative elsewhere in the body: a valid date is still moved a year ahead
+    assert sent({"scheduledFor": near, "x": 1}, "negative") == {"scheduledFor": future, "x": 1}
+    assert sent("not an object", "negative") == {"scheduledFor": future,
+                                                 "notAField": "not an object"}
