@@ -22,8 +22,9 @@ same private folder, `HOOKS` below):
   `PACING_SHARE` of it, so Schemathesis finishes on its own and the 429s left are reported);
 - every `scheduleContent` body is dated `FUTURE_DAYS` ahead (a past `scheduledFor` means
   "publish as soon as possible" on a real server): a generated object body gets that
-  `scheduledFor`, anything else is wrapped into one that has it (still refused: the field
-  `notAField` breaks the schema);
+  `scheduledFor` (but a body made invalid on purpose keeps a `scheduledFor` that is not a
+  date-time: it is refused, and dated it would be valid), anything else is wrapped into one
+  that has it (still refused: the field `notAField` breaks the schema);
 - with a project, resources of its own (`prepare_resources`): an approved container for
   `approveContent` and `scheduleContent`, a job for `getJob` and `cancelJob`, a post for
   `getScheduledPost`, so that each operation can reach its 2xx.
